@@ -1,0 +1,177 @@
+"""A `Response` folds a turn's events into a snapshot.
+
+It is what `ask()` returns and what `_kimi` holds in the notebook: the answer text, the
+reasoning trace, the tool calls the model requested and the tool steps that ran, the usage
+and cost, and whether the turn finished, was cut or failed. It never does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    Done,
+    Event,
+    Failed,
+    ReasoningDelta,
+    Retrying,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallRequested,
+    ToolCallStarted,
+    Usage,
+)
+
+__all__ = ["Response", "ToolStep", "CodeBlock", "extract_code_blocks"]
+
+_FENCE = re.compile(r"^(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^\1[ \t]*$", re.M | re.S)
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    language: str
+    code: str
+
+
+def extract_code_blocks(markdown: str) -> list[CodeBlock]:
+    """Fenced code blocks of a Markdown answer, in order."""
+    return [CodeBlock(m.group(2).lower(), m.group(3).rstrip("\n")) for m in _FENCE.finditer(markdown)]
+
+
+@dataclass
+class ToolStep:
+    """One tool call as the user sees it: requested, maybe approved, run, finished."""
+
+    id: str
+    name: str
+    arguments: str
+    state: str = "requested"  # requested | awaiting approval | running | denied | done | error
+    result: str | None = None
+    error: str | None = None
+    seconds: float | None = None
+    approved: bool | None = None
+
+
+@dataclass
+class Response:
+    """Snapshot of one turn (or one agent loop of several requests)."""
+
+    model: str | None = None
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCallRequested] = field(default_factory=list)
+    tool_steps: list[ToolStep] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage.not_reported)
+    finish_reason: str | None = None
+    cut: bool = False
+    error: str | None = None
+    error_kind: str | None = None
+    retries: int = 0
+    done: bool = False
+    events: list[Event] = field(default_factory=list, repr=False)
+    keep_events: bool = field(default=True, repr=False)
+    _usage_seen: bool = field(default=False, repr=False)
+
+    def feed(self, event: Event) -> None:
+        """Fold one event into the snapshot."""
+        if self.keep_events:
+            self.events.append(event)
+        if isinstance(event, TextDelta):
+            self.text += event.text
+        elif isinstance(event, ReasoningDelta):
+            self.reasoning += event.text
+        elif isinstance(event, ToolCallRequested):
+            self.tool_calls.append(event)
+        elif isinstance(event, ToolCallStarted):
+            step = self._step(event.id)
+            if step is None:
+                self.tool_steps.append(ToolStep(event.id, event.name, event.arguments, state="running"))
+            else:
+                step.state = "running"
+        elif isinstance(event, ApprovalRequested):
+            step = self._step(event.id)
+            if step is None:
+                self.tool_steps.append(ToolStep(event.id, event.name, event.code, state="awaiting approval"))
+            else:
+                step.state = "awaiting approval"
+        elif isinstance(event, ApprovalResolved):
+            step = self._step(event.id)
+            if step is not None:
+                step.approved = event.approved
+                step.state = "approved" if event.approved else "denied"
+        elif isinstance(event, ToolCallFinished):
+            step = self._step(event.id)
+            if step is not None:
+                step.result = event.result
+                step.error = event.error
+                step.seconds = event.seconds
+                if step.state != "denied":
+                    step.state = "error" if event.error else "done"
+        elif isinstance(event, Usage):
+            # Several requests in one agent turn add up; one request reports once.
+            self.usage = (self.usage + event) if self._usage_seen else event
+            self._usage_seen = True
+        elif isinstance(event, Retrying):
+            self.retries += 1
+        elif isinstance(event, Done):
+            self.finish_reason = event.finish_reason
+            self.cut = self.cut or event.cut
+            self.done = True
+        elif isinstance(event, Failed):
+            self.error = event.error
+            self.error_kind = event.kind
+            self.cut = self.cut or event.partial
+            self.done = True
+
+    def feed_all(self, events: Iterable[Event]) -> Response:
+        for event in events:
+            self.feed(event)
+        return self
+
+    def _step(self, step_id: str) -> ToolStep | None:
+        for step in self.tool_steps:
+            if step.id == step_id:
+                return step
+        return None
+
+    @property
+    def code_blocks(self) -> list[CodeBlock]:
+        return extract_code_blocks(self.text)
+
+    @property
+    def code(self) -> str:
+        """All code blocks joined, the thing `-f code` puts into a cell."""
+        return "\n\n".join(block.code for block in self.code_blocks)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def __str__(self) -> str:
+        return self.text
+
+    def raise_for_error(self) -> Response:
+        """Raise the turn's failure as a `KimiError` (for scripts that prefer exceptions)."""
+        if self.error is not None:
+            from .errors import KimiError
+
+            raise KimiError(self.error)
+        return self
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready snapshot (used by the saved bundle and the sidebar renderer)."""
+        return {
+            "model": self.model,
+            "text": self.text,
+            "reasoning": self.reasoning,
+            "tool_steps": [vars(step).copy() for step in self.tool_steps],
+            "usage": vars(self.usage).copy(),
+            "finish_reason": self.finish_reason,
+            "cut": self.cut,
+            "error": self.error,
+        }

@@ -1,0 +1,244 @@
+"""Effective settings, and where each one came from.
+
+Resolution order, highest first: explicit arguments (``ask(model=...)``, magic options) >
+``%config Kimi.<name>`` > environment (``MOONSHOT_API_KEY``/``KIMI_API_KEY``,
+``KIMI_BASE_URL``, ``KIMI_MODEL``, ``KIMI_PROVIDER``, ``KIMI_ENDPOINT``) > a ``.env`` file in
+the working directory > the provider preset's defaults > built-in defaults.
+
+The key is held in a `Secret`, whose repr and str never show it; `%kimi config` shows the
+``sources`` so a user can see why a value is what it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, MissingKeyError
+from .providers import Prices, Provider, get_provider, infer_provider
+
+__all__ = ["Secret", "Settings", "resolve_settings", "read_dotenv", "ENV_VARS"]
+
+
+class Secret:
+    """A string that does not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def masked(self) -> str:
+        v = self._value
+        return f"{v[:3]}…{v[-4:]}" if len(v) >= 16 else "***"
+
+    def __repr__(self) -> str:
+        return f"Secret({self.masked()!r})"
+
+    __str__ = masked
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> Any:  # never pickled in clear by accident
+        raise TypeError("Secret values cannot be pickled")
+
+
+# Environment variables for each setting, in priority order.
+ENV_VARS: dict[str, tuple[str, ...]] = {
+    "api_key": ("MOONSHOT_API_KEY", "KIMI_API_KEY"),
+    "base_url": ("KIMI_BASE_URL",),
+    "model": ("KIMI_MODEL",),
+    "provider": ("KIMI_PROVIDER",),
+    "endpoint": ("KIMI_ENDPOINT",),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: Secret | None = None
+    base_url: str = ""
+    model: str = ""
+    provider: str = "moonshot"
+    endpoint: str | None = None
+    thinking: bool | None = True
+    max_tokens: int | None = None
+    system: str | None = None
+    stream: bool = True
+    timeout_connect: float = 10.0
+    timeout_read: float = 300.0
+    max_retries: int = 3
+    retry_backoff: float = 1.0
+    retry_max_wait: float = 60.0
+    frame_budget: int = 1500
+    image_max_size: tuple[int, int] = (4096, 2160)
+    history_budget: int = 100_000
+    display: str = "auto"
+    auto_approve: bool = False
+    max_steps: int = 10
+    max_turn_cost: float | None = None
+    agent_timeout: float = 300.0
+    prices: Prices | None = None
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def preset(self) -> Provider:
+        return get_provider(self.provider)
+
+    @property
+    def chat_url(self) -> str:
+        return self.api_base.rstrip("/") + "/chat/completions"
+
+    @property
+    def api_base(self) -> str:
+        base = self.base_url.rstrip("/")
+        if base.endswith("/chat/completions"):
+            base = base[: -len("/chat/completions")]
+        if "{endpoint}" in base:
+            if not self.endpoint:
+                raise ConfigError(
+                    f"The {self.provider} base URL needs your endpoint path: set KIMI_ENDPOINT "
+                    "(or %config Kimi.endpoint = '...'), or put the full URL in KIMI_BASE_URL."
+                )
+            base = base.replace("{endpoint}", self.endpoint.strip("/"))
+        return base
+
+    def price(self) -> Prices | None:
+        return self.prices or self.preset.price_for(self.model)
+
+    def require_key(self) -> str:
+        if not self.api_key:
+            raise MissingKeyError(
+                "No API key is set. Put it in the environment before starting Jupyter "
+                "(export MOONSHOT_API_KEY=...), in a .env file next to the notebook "
+                "(MOONSHOT_API_KEY=...), or for this session with %config Kimi.api_key = '...'. "
+                "Keys come from platform.moonshot.cn (or .ai) or from your gateway."
+            )
+        return self.api_key.get()
+
+    def with_options(self, **options: Any) -> Settings:
+        """A copy with explicit options applied (None values are ignored)."""
+        changes = {k: v for k, v in options.items() if v is not None}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"Unknown option(s): {', '.join(sorted(unknown))}.")
+        if "api_key" in changes and isinstance(changes["api_key"], str):
+            changes["api_key"] = Secret(changes["api_key"])
+        sources = dict(self.sources)
+        sources.update({k: "argument" for k in changes})
+        return dataclasses.replace(self, sources=sources, **changes)
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, shown value, source) rows for `%kimi config`; the key is masked."""
+        rows = []
+        for f in dataclasses.fields(self):
+            if f.name == "sources":
+                continue
+            value = getattr(self, f.name)
+            if f.name == "api_key":
+                shown = value.masked() if value else "(not set)"
+            else:
+                shown = repr(value) if not isinstance(value, str) else (value or "''")
+            rows.append((f.name, shown, self.sources.get(f.name, "default")))
+        return rows
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """A minimal .env reader: KEY=VALUE lines, `export`, quotes and comments."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return values
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+_COERCE = {f.name: f.type for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name == "api_key" and isinstance(value, str):
+        return Secret(value.strip())
+    if name == "image_max_size" and isinstance(value, (int, float)):
+        return (int(value), int(value))
+    if name == "image_max_size" and isinstance(value, (list, tuple)):
+        return (int(value[0]), int(value[1]))
+    if name == "prices" and isinstance(value, Mapping):
+        return Prices(**dict(value))
+    return value
+
+
+def resolve_settings(
+    explicit: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Compute the effective settings from every layer, recording each value's source."""
+    environ = os.environ if environ is None else environ
+    dotenv = read_dotenv(Path(cwd or os.getcwd()) / ".env")
+    names = {f.name for f in dataclasses.fields(Settings)} - {"sources"}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    for layer_name, layer in ((".env", dotenv), ("environment", environ)):
+        for name, env_names in ENV_VARS.items():
+            for env_name in env_names:
+                if layer.get(env_name):
+                    values[name] = layer[env_name]
+                    sources[name] = f"{layer_name} ({env_name})"
+                    break
+    for layer_name, layer in (("%config", config or {}), ("argument", explicit or {})):
+        for name, value in layer.items():
+            if value is None:
+                continue
+            if name not in names:
+                raise ConfigError(
+                    f"Unknown setting {name!r}. Known settings: {', '.join(sorted(names))}."
+                )
+            values[name] = value
+            sources[name] = layer_name
+
+    provider_name = values.get("provider")
+    if provider_name:
+        preset = get_provider(str(provider_name))
+        values["provider"] = preset.name
+    else:
+        preset = infer_provider(values.get("base_url"))
+        values["provider"] = preset.name
+        sources["provider"] = "inferred from base URL" if values.get("base_url") else "default"
+    if not values.get("base_url"):
+        values["base_url"] = preset.base_url
+        sources["base_url"] = f"provider default ({preset.name})"
+    if not values.get("model"):
+        values["model"] = preset.default_model
+        sources["model"] = f"provider default ({preset.name})"
+
+    coerced = {name: _coerce(name, value) for name, value in values.items()}
+    return Settings(sources=sources, **coerced)
