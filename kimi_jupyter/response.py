@@ -62,8 +62,6 @@ class Response:
     """Snapshot of one turn (or one agent loop of several requests)."""
 
     model: str | None = None
-    text: str = ""
-    reasoning: str = ""
     tool_calls: list[ToolCallRequested] = field(default_factory=list)
     tool_steps: list[ToolStep] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage.not_reported)
@@ -76,15 +74,32 @@ class Response:
     events: list[Event] = field(default_factory=list, repr=False)
     keep_events: bool = field(default=True, repr=False)
     _usage_seen: bool = field(default=False, repr=False)
+    # Deltas are buffered and joined on demand: `self.text += delta` would be quadratic.
+    _text: list[str] = field(default_factory=list, repr=False)
+    _reasoning: list[str] = field(default_factory=list, repr=False)
+
+    @staticmethod
+    def _joined(parts: list[str]) -> str:
+        if len(parts) > 1:
+            parts[:] = ["".join(parts)]
+        return parts[0] if parts else ""
+
+    @property
+    def text(self) -> str:
+        return self._joined(self._text)
+
+    @property
+    def reasoning(self) -> str:
+        return self._joined(self._reasoning)
 
     def feed(self, event: Event) -> None:
         """Fold one event into the snapshot."""
         if self.keep_events:
             self.events.append(event)
         if isinstance(event, TextDelta):
-            self.text += event.text
+            self._text.append(event.text)
         elif isinstance(event, ReasoningDelta):
-            self.reasoning += event.text
+            self._reasoning.append(event.text)
         elif isinstance(event, ToolCallRequested):
             self.tool_calls.append(event)
         elif isinstance(event, ToolCallStarted):
@@ -148,12 +163,32 @@ class Response:
         """All code blocks joined, the thing `-f code` puts into a cell."""
         return "\n\n".join(block.code for block in self.code_blocks)
 
+    def json(self) -> Any:
+        """The answer parsed as JSON (JSON mode); a fenced ```json block is accepted too."""
+        import json
+
+        text = self.text.strip()
+        blocks = self.code_blocks
+        if not text.startswith(("{", "[")) and blocks:
+            text = blocks[0].code
+        return json.loads(text)
+
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:
+        text = self.text
+        preview = text if len(text) <= 60 else text[:57] + "..."
+        state = f"error={self.error!r}" if self.error else f"finish_reason={self.finish_reason!r}"
+        return (f"Response(model={self.model!r}, text={preview!r}, reasoning={len(self.reasoning)} chars, "
+                f"tool_steps={len(self.tool_steps)}, {state})")
+
+    def _repr_markdown_(self) -> str:
+        return self.text or f"*({self.error or 'empty response'})*"
 
     def raise_for_error(self) -> Response:
         """Raise the turn's failure as a `KimiError` (for scripts that prefer exceptions)."""

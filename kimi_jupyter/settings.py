@@ -21,7 +21,34 @@ from typing import Any
 from .errors import ConfigError, MissingKeyError
 from .providers import Prices, Provider, get_provider, infer_provider
 
-__all__ = ["Secret", "Settings", "resolve_settings", "read_dotenv", "ENV_VARS"]
+__all__ = ["Secret", "Settings", "resolve_settings", "read_dotenv", "ENV_VARS", "SETTING_HELP"]
+
+# One line per setting: shown by `%config Kimi`, `%kimi config` and the README.
+SETTING_HELP: dict[str, str] = {
+    "api_key": "API key (prefer MOONSHOT_API_KEY in the environment or .env; never saved in notebooks)",
+    "base_url": "OpenAI-compatible base URL, e.g. https://api.moonshot.cn/v1",
+    "model": "model id, e.g. kimi-k2.5 (see %kimi models)",
+    "provider": "dialect preset: moonshot, moonshot-intl, openrouter, wcode, cometapi, cloudsway, openai",
+    "endpoint": "endpoint path for providers that put it in the URL (cloudsway)",
+    "thinking": "ask for the reasoning trace (True), switch it off (False), or server default (None)",
+    "max_tokens": "limit on generated tokens, reasoning included (None: server default)",
+    "system": "system prompt sent before the conversation",
+    "stream": "stream the answer (True) or wait for the whole reply (False)",
+    "timeout_connect": "seconds to wait for a connection",
+    "timeout_read": "seconds to wait for the next piece of a streamed answer",
+    "max_retries": "retries for 5xx, connection faults and rate limits",
+    "retry_backoff": "first backoff in seconds (doubles each retry, with jitter)",
+    "retry_max_wait": "longest wait between retries; a longer rate-limit wait fails at once",
+    "frame_budget": "token budget of one DataFrame summary",
+    "image_max_size": "images are downscaled to fit this (width, height) box",
+    "history_budget": "token budget of the conversation sent with each request",
+    "display": "auto, widget, markdown, text or none",
+    "auto_approve": "run model-proposed code without asking (agent mode)",
+    "max_steps": "most tool-call steps in one agent turn",
+    "max_turn_cost": "most one turn may cost, in the provider's currency",
+    "agent_timeout": "wall-clock seconds one agent turn may take",
+    "prices": "price override: {'input': .., 'output': .., 'input_cached': .., 'currency': 'USD'} per 1M tokens",
+}
 
 
 class Secret:

@@ -1,0 +1,99 @@
+"""`ask()` and `aask()`: the Python face of the same engine the magics use.
+
+``ask("What is wrong with this chart?", fig)`` sends the text and the figure as one
+multimodal message and returns a `Response`. Attachments are converted exactly as ``{name}``
+references in a ``%%kimi`` cell are (DataFrames summarised, figures/images as image parts,
+video paths as video parts). By default each call is independent; ``history=True`` continues
+the kernel's ``%%kimi`` conversation instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import KimiError
+from .events import Failed
+from .response import Response
+from .session import get_session
+from .turn import TurnRequest, arun_turn, flatten, run_turn
+
+__all__ = ["ask", "aask", "build_user_content"]
+
+# Options that belong to the call rather than to Settings.
+_CALL_OPTIONS = ("history", "namespace", "display", "tools", "response_format", "source")
+
+
+def build_user_content(prompt: str, attachments: tuple[Any, ...], namespace: Mapping[str, Any] | None,
+                       frame_budget: int, image_max_size: tuple[int, int]) -> list[dict[str, Any]]:
+    """Content parts for ``prompt`` (``{name}`` interpolated when a namespace is given)."""
+    from .context import build_content
+
+    names: dict[str, Any] = dict(namespace or {})
+    template = prompt if namespace is not None else prompt.replace("{", "{{").replace("}", "}}")
+    for number, obj in enumerate(attachments, 1):
+        key = f"attachment_{number}"
+        names[key] = obj
+        template += f"\n{{{key}}}"
+    return build_content(template, names, frame_budget=frame_budget, image_max_size=image_max_size)
+
+
+def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any]) -> tuple[Any, TurnRequest | None, Response | None]:
+    session = get_session()
+    call = {k: options.pop(k) for k in _CALL_OPTIONS if k in options}
+    try:
+        settings = session.settings(**options)
+        content = build_user_content(prompt, attachments, call.get("namespace"), settings.frame_budget,
+                                     settings.image_max_size)
+    except (KimiError, ValueError) as error:  # ContextError is a ValueError with a user message
+        response = Response()
+        response.feed(Failed(str(error), type(error).__name__))
+        return session, None, response
+    request = TurnRequest(content=flatten(content), settings=settings, history=bool(call.get("history", False)),
+                          tools=call.get("tools"), response_format=call.get("response_format"),
+                          source=call.get("source", "ask"))
+    return session, request, None
+
+
+def _renderer(display: str | None, settings_display: str) -> Any:
+    from .display import choose_renderer
+
+    return choose_renderer(display or settings_display)
+
+
+def ask(prompt: str, *attachments: Any, **options: Any) -> Response:
+    """Send ``prompt`` (plus attachments) to Kimi, stream it into the output, return a Response.
+
+    Options: any setting (``model``, ``thinking``, ``max_tokens``, ``system``, ``base_url``,
+    ``api_key``, ``provider``, ...), plus ``history`` (continue the ``%%kimi`` conversation),
+    ``namespace`` (interpolate ``{name}`` from this mapping), ``display`` ("auto", "widget",
+    "markdown", "text", "none"), ``tools`` and ``response_format``. Errors do not raise: the
+    returned Response has ``.error`` (use ``.raise_for_error()`` to raise instead).
+    """
+    display = options.get("display")
+    session, request, failed = _prepare(prompt, attachments, options)
+    renderer = _renderer(display, request.settings.display if request else "auto")
+    if request is None:
+        assert failed is not None
+        _show_failure(renderer, failed)
+        return failed
+    return run_turn(session, request, renderer)
+
+
+async def aask(prompt: str, *attachments: Any, **options: Any) -> Response:
+    """The async twin of `ask` (defaults to no display; pass display="text" to stream)."""
+    display = options.setdefault("display", "none")
+    session, request, failed = _prepare(prompt, attachments, options)
+    if request is None:
+        assert failed is not None
+        return failed
+    return await arun_turn(session, request, _renderer(display, request.settings.display))
+
+
+def _show_failure(renderer: Any, response: Response) -> None:
+    from .display.base import TurnMeta
+
+    renderer.start(TurnMeta(model="", thinking=False))
+    for event in response.events:
+        renderer.handle(event)
+    renderer.finish(response)

@@ -1,0 +1,217 @@
+"""Remember the plots each cell displayed, so a later prompt can attach them.
+
+With matplotlib's inline backend a figure is rendered to PNG, published as display data and
+closed when its cell ends, so by the time ``%%kimi --plot`` runs there is no Figure left to
+save. :class:`PlotCapture` wraps ``shell.display_pub.publish`` and keeps the ``image/png`` /
+``image/jpeg`` payloads of the last few execution counts, keeping memory bounded.
+
+Attribution: IPython increments ``execution_count`` *before* the ``post_execute`` event in
+which the inline backend flushes figures, so the count is recorded at ``pre_execute`` instead
+of being read at publish time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["PlotCapture", "get_plot_capture"]
+
+_IMAGE_MIMES = ("image/png", "image/jpeg")
+_SHELL_ATTR = "_kimi_plot_capture"
+
+
+def _decode(value: Any) -> bytes | None:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        if raw.startswith((b"\x89PNG", b"\xff\xd8\xff")):
+            return raw
+        value = raw.decode("ascii", "ignore")
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode("".join(value.split()), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return raw or None
+    return None
+
+
+class PlotCapture:
+    """Records images published through an IPython shell, per execution count.
+
+    ``install(shell)`` is idempotent; ``uninstall()`` restores the publisher. Keeps at most
+    ``max_cells`` execution counts, ``max_per_cell`` images per count (the latest) and about
+    ``max_bytes`` in all (oldest counts are dropped first).
+    """
+
+    def __init__(self, max_cells: int = 20, max_per_cell: int = 8, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_cells = max(1, int(max_cells))
+        self.max_per_cell = max(1, int(max_per_cell))
+        self.max_bytes = max(1, int(max_bytes))
+        self._store: OrderedDict[int, list[bytes]] = OrderedDict()
+        self._total = 0
+        self._lock = threading.RLock()
+        self._shell: Any = None
+        self._hooked_pub: Any = None
+        self._wrapper: Any = None
+        self._previous: Any = None
+        self._had_instance_attr = False
+        self._current: int | None = None
+
+    # -- installation ---------------------------------------------------------------------
+
+    @property
+    def installed(self) -> bool:
+        return self._shell is not None
+
+    def install(self, shell: Any) -> PlotCapture:
+        """Start capturing on ``shell`` (re-hooks if its ``display_pub`` was replaced)."""
+        if self._shell is not None and self._shell is not shell:
+            self.uninstall()
+        if self._shell is None:
+            self._shell = shell
+            self._current = _count(shell)
+            try:
+                shell.events.register("pre_execute", self._on_pre_execute)
+            except Exception:
+                pass
+        self._ensure_hook()
+        return self
+
+    def uninstall(self) -> None:
+        """Stop capturing and restore the publisher; recorded plots are kept."""
+        shell = self._shell
+        if shell is None:
+            return
+        try:
+            shell.events.unregister("pre_execute", self._on_pre_execute)
+        except Exception:
+            pass
+        self._unhook()
+        self._shell = None
+
+    def _on_pre_execute(self) -> None:
+        shell = self._shell
+        if shell is None:
+            return
+        self._current = _count(shell)
+        self._ensure_hook()
+
+    def _ensure_hook(self) -> None:
+        pub = getattr(self._shell, "display_pub", None)
+        if pub is None:
+            return
+        current = getattr(pub, "publish", None)
+        if getattr(current, "_kimi_plot_capture", None) is self and pub is self._hooked_pub:
+            return
+        if self._hooked_pub is not None and self._hooked_pub is not pub:
+            self._unhook()
+        if current is None:
+            return
+        self._had_instance_attr = "publish" in getattr(pub, "__dict__", {})
+        self._previous = pub.__dict__.get("publish") if self._had_instance_attr else None
+        capture = self
+
+        def publish(*args: Any, **kwargs: Any) -> Any:
+            if capture._wrapper is publish:
+                try:
+                    capture.record(kwargs["data"] if "data" in kwargs else args[0] if args else None)
+                except Exception:
+                    pass
+            return current(*args, **kwargs)
+
+        publish._kimi_plot_capture = self  # type: ignore[attr-defined]
+        publish.__wrapped__ = current  # type: ignore[attr-defined]
+        try:
+            pub.publish = publish
+        except Exception:
+            return
+        self._wrapper = publish
+        self._hooked_pub = pub
+
+    def _unhook(self) -> None:
+        pub, wrapper = self._hooked_pub, self._wrapper
+        self._hooked_pub = self._wrapper = None  # an orphaned wrapper now only passes through
+        if pub is None or wrapper is None:
+            return
+        try:
+            if pub.__dict__.get("publish") is wrapper:
+                if self._had_instance_attr:
+                    pub.publish = self._previous
+                else:
+                    del pub.publish
+        except Exception:
+            pass
+
+    # -- recording ------------------------------------------------------------------------
+
+    def record(self, data: Any, count: int | None = None) -> None:
+        """Store the first image in a display-data bundle under ``count`` (default: current)."""
+        if not isinstance(data, Mapping):
+            return
+        image = None
+        for mime in _IMAGE_MIMES:
+            if mime in data:
+                image = _decode(data[mime])
+                if image:
+                    break
+        if not image:
+            return
+        if count is None:
+            count = self._current if self._current is not None else _count(self._shell)
+        if count is None:
+            return
+        with self._lock:
+            images = self._store.pop(count, [])
+            images.append(image)
+            self._total += len(image)
+            while len(images) > self.max_per_cell:
+                self._total -= len(images.pop(0))
+            self._store[count] = images
+            while len(self._store) > self.max_cells or (
+                self._total > self.max_bytes and len(self._store) > 1
+            ):
+                _old, dropped = self._store.popitem(last=False)
+                self._total -= sum(len(x) for x in dropped)
+
+    def plots_for(self, count: int) -> list[bytes]:
+        """Images (PNG or JPEG bytes) displayed while cell ``count`` ran, oldest first."""
+        with self._lock:
+            return list(self._store.get(count, ()))
+
+    def last_plots(self, before_count: int | None = None) -> list[bytes]:
+        """Images of the latest cell before ``before_count`` that displayed any (for ``--plot``)."""
+        with self._lock:
+            counts = [c for c in self._store if before_count is None or c < before_count]
+            return list(self._store[max(counts)]) if counts else []
+
+    def counts(self) -> list[int]:
+        """Execution counts with captured images, ascending."""
+        with self._lock:
+            return sorted(self._store)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._store.clear()
+            self._total = 0
+
+
+def _count(shell: Any) -> int | None:
+    value = getattr(shell, "execution_count", None)
+    return value if isinstance(value, int) else None
+
+
+def get_plot_capture(shell: Any) -> PlotCapture:
+    """The shell's shared :class:`PlotCapture`, created and installed on first use."""
+    capture = getattr(shell, _SHELL_ATTR, None)
+    if not isinstance(capture, PlotCapture):
+        capture = PlotCapture()
+        try:
+            setattr(shell, _SHELL_ATTR, capture)
+        except Exception:
+            pass
+    return capture.install(shell)

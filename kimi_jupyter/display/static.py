@@ -1,0 +1,160 @@
+"""The saved form of a turn: what stays in the notebook after the live view is gone.
+
+``final_bundle`` turns a finished :class:`Response` into ``text/html`` (no JavaScript, a few
+inline styles that read in light and dark themes, reasoning and tool steps folded in
+``<details>``, a usage table), ``text/markdown`` and ``text/plain``. The notebook then
+renders after a reload, in nbconvert, on GitHub and with no widget state.
+
+Every part is a function of the response's content alone, never of timings, ids or
+addresses: nbval compares ``text/plain`` (and, by default, the HTML and Markdown too) of
+saved outputs against a fresh run, so two identical turns must give identical bundles.
+Model text is always escaped: an answer or reasoning trace is data, never markup.
+"""
+
+from __future__ import annotations
+
+import html
+
+from ..response import Response, ToolStep
+from .base import TurnMeta
+from .fmt import final_state, preview, reasoning_title, step_summary, usage_cells, usage_line
+from .md2html import markdown_to_html, safe_markdown
+
+__all__ = ["final_bundle", "html_bundle", "markdown_bundle", "plain_text"]
+
+_MUTED = "opacity:.75;font-size:88%"
+_BOX = "border-left:3px solid rgba(127,127,127,.45);padding:2px 0 2px 10px;margin:4px 0"
+_FOLD = "margin:4px 0"
+_TRACE = (
+    "white-space:pre-wrap;word-break:break-word;font-size:90%;opacity:.85;margin:4px 0 4px 2px;"
+    "padding-left:8px;border-left:2px solid rgba(127,127,127,.3)"
+)
+_PRE = (
+    "white-space:pre-wrap;word-break:break-word;background:rgba(127,127,127,.12);padding:4px 6px;margin:2px 0"
+)
+_ALERT = {"failed": "color:#d9534f;font-weight:600", "cut": "color:#c98a00;font-weight:600"}
+_CELL = "padding:1px 8px;text-align:right"
+
+
+def final_bundle(response: Response, meta: TurnMeta) -> dict[str, str]:
+    """``text/html``, ``text/markdown`` and ``text/plain`` for a finished turn."""
+    return {
+        "text/html": html_bundle(response, meta),
+        "text/markdown": markdown_bundle(response, meta),
+        "text/plain": plain_text(response, meta),
+    }
+
+
+def _ending(response: Response) -> tuple[str, str] | None:
+    """(state, sentence) for turns that did not end normally."""
+    state = final_state(response)
+    if state == "failed":
+        kind = (
+            f" ({response.error_kind})" if response.error_kind and response.error_kind != "KimiError" else ""
+        )
+        return state, f"failed{kind}: {response.error}"
+    if state == "cut":
+        return state, "the stream was cut before the end; the answer is partial"
+    if state == "interrupted":
+        return state, "interrupted; the answer is partial"
+    return None
+
+
+def plain_text(response: Response, meta: TurnMeta) -> str:
+    """The deterministic text form: answer, notes, tool steps, usage."""
+    lines: list[str] = []
+    if response.text.strip():
+        lines += [response.text.strip(), ""]
+    ending = _ending(response)
+    if ending:
+        lines.append(f"[{ending[1]}]")
+    if response.reasoning:
+        lines.append(f"[reasoning: {len(response.reasoning):,} chars]")
+    for step in response.tool_steps:
+        args = preview(step.arguments.replace("\n", " "), 60)
+        lines.append(f"[tool {step_summary(step)}] {args}".rstrip())
+    lines.append(usage_line(response.usage, meta.context_window))
+    return "\n".join(lines)
+
+
+def markdown_bundle(response: Response, meta: TurnMeta) -> str:
+    """The answer as Markdown (raw HTML neutralised), then reasoning, steps and usage."""
+    parts: list[str] = []
+    if response.text.strip():
+        parts.append(safe_markdown(response.text.strip()))
+    ending = _ending(response)
+    if ending:
+        parts.append("**" + html.escape(" ".join(ending[1].split()), quote=False) + "**")
+    if response.reasoning:
+        parts.append(
+            f"<details><summary>{html.escape(reasoning_title(response))}</summary>\n\n"
+            f'<pre style="white-space:pre-wrap">{html.escape(response.reasoning.strip())}</pre>\n\n</details>'
+        )
+    for step in response.tool_steps:
+        parts.append(
+            f"<details><summary>tool: {html.escape(step_summary(step))}</summary>\n\n"
+            f"{_step_body(step)}\n\n</details>"
+        )
+    parts.append(f"*{html.escape(usage_line(response.usage, meta.context_window))}*")
+    return "\n\n".join(parts)
+
+
+def html_bundle(response: Response, meta: TurnMeta) -> str:
+    """Self-contained HTML: header, folded reasoning and steps, the answer, a usage table."""
+    state = final_state(response)
+    out = [f'<div class="kimi-turn" style="{_BOX}">']
+    out.append(f'<div class="kimi-head" style="{_MUTED}">{html.escape(meta.headline(state))}</div>')
+    ending = _ending(response)
+    if ending:
+        style = _ALERT.get(ending[0], _ALERT["cut"])
+        out.append(f'<div class="kimi-alert" style="{style}">{html.escape(ending[1])}</div>')
+    if response.reasoning:
+        out.append(
+            f'<details class="kimi-reasoning" style="{_FOLD}"><summary style="cursor:pointer;{_MUTED}">'
+            f"{html.escape(reasoning_title(response))}</summary>"
+            f'<div style="{_TRACE}">{html.escape(response.reasoning.strip())}</div></details>'
+        )
+    for step in response.tool_steps:
+        out.append(
+            f'<details class="kimi-step" style="{_FOLD}"><summary style="cursor:pointer;{_MUTED}">'
+            f"tool: {html.escape(step_summary(step))}</summary>{_step_body(step)}</details>"
+        )
+    if response.text.strip():
+        out.append(f'<div class="kimi-answer">{styled_answer(response.text)}</div>')
+    out.append(usage_html(response, meta))
+    out.append("</div>")
+    return "\n".join(out)
+
+
+def styled_answer(markdown: str) -> str:
+    """The answer as escaped HTML with code blocks shaded for both themes."""
+    return markdown_to_html(markdown).replace("<pre>", f'<pre style="{_PRE}">')
+
+
+def usage_html(response: Response, meta: TurnMeta) -> str:
+    cells = usage_cells(response.usage, meta.context_window)
+    if not cells:
+        line = html.escape(usage_line(response.usage, meta.context_window))
+        return f'<div class="kimi-usage" style="{_MUTED}">{line}</div>'
+    head = "".join(f'<th style="{_CELL}">{label}</th>' for label, _ in cells)
+    row = "".join(f'<td style="{_CELL}">{html.escape(value)}</td>' for _, value in cells)
+    return (
+        f'<table class="kimi-usage" style="border-collapse:collapse;margin-top:6px;{_MUTED}">'
+        f"<tr>{head}</tr><tr>{row}</tr></table>"
+    )
+
+
+def _step_body(step: ToolStep) -> str:
+    """Arguments and result of a step as escaped preformatted blocks (no timings).
+
+    Each ``<pre>`` starts a line so Markdown renderers keep blank lines inside it.
+    """
+    parts = [("arguments", step.arguments)]
+    if step.error:
+        parts.append(("error", step.error))
+    elif step.result is not None:
+        parts.append(("result", step.result))
+    return "\n".join(
+        f'<div style="{_MUTED}">{label}</div>\n<pre style="{_PRE}">{html.escape(preview(text, 2000))}</pre>'
+        for label, text in parts
+    )

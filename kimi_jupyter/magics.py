@@ -1,0 +1,342 @@
+"""`%%kimi` and `%kimi`: the front door in a notebook.
+
+The cell magic turns the cell into one multimodal user message (``{name}`` references become
+text, DataFrame summaries, images or videos in place), runs it through the same turn engine
+as `ask()` and the sidebar, and streams the answer into the cell's output. Everything a user
+can get wrong (an unknown option, a name that does not exist, a missing key) ends in one
+short message and nothing is sent.
+
+Loading must stay cheap: only IPython, traitlets and our light modules are imported here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import Any
+
+from IPython.core import magic_arguments
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import cell_magic as _cell_magic
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Float, Int, Unicode
+from traitlets.config import Configurable
+
+from .errors import KimiError
+from .session import Session, get_session
+from .settings import SETTING_HELP, Settings
+from .turn import flatten
+
+__all__ = ["KimiMagics", "Kimi", "load_ipython_extension", "unload_ipython_extension"]
+
+FORMAT_HINTS = {
+    "code": ("Answer with one short explanation and then the complete Python code in a single "
+             "```python fenced block."),
+    "json": "Answer with a single JSON object and nothing else.",
+}
+
+
+def _trait_for(field: dataclasses.Field[Any]) -> Any:
+    default = field.default if field.default is not dataclasses.MISSING else None
+    help_text = SETTING_HELP.get(field.name, "")
+    kind = str(field.type)
+    if field.name == "api_key":
+        return Unicode(None, allow_none=True, help=help_text).tag(config=True)
+    if kind.startswith("bool"):
+        return Bool(default, allow_none="None" in kind, help=help_text).tag(config=True)
+    if kind.startswith("int"):
+        return Int(default, allow_none="None" in kind, help=help_text).tag(config=True)
+    if kind.startswith("float"):
+        return Float(default, allow_none="None" in kind, help=help_text).tag(config=True)
+    if kind.startswith("str"):
+        return Unicode(default, allow_none="None" in kind, help=help_text).tag(config=True)
+    return AnyTrait(default, allow_none=True, help=help_text).tag(config=True)
+
+
+# `%config Kimi.<name> = value`: one trait per Settings field, generated so they never drift.
+Kimi = type(
+    "Kimi",
+    (Configurable,),
+    {
+        "__doc__": "Settings of kimi_jupyter (see `%kimi config` for the effective values).",
+        **{f.name: _trait_for(f) for f in dataclasses.fields(Settings) if f.name != "sources"},
+    },
+)
+
+
+def _say(message: str) -> None:
+    """One short line for the user (stderr, so it stands out and is never mistaken for an answer)."""
+    print(message, file=sys.stderr)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+_positive_int.__name__ = "positive integer"  # argparse names the type in its message
+
+
+def _text(value: str) -> str:
+    """IPython keeps quotes in magic arguments: `--system 'Be brief.'` means Be brief."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _usage(parser: Any) -> str:
+    text = parser.format_usage().replace("::", "").strip()
+    return " ".join(text.split()).replace("%kimi", "%%kimi", 1)
+
+
+@magics_class
+class KimiMagics(Magics):
+    def __init__(self, shell: Any, session: Session | None = None):
+        super().__init__(shell)
+        self._session = session
+        self.configurable = Kimi(parent=shell)
+        from .context.plots import get_plot_capture
+
+        self.plots = get_plot_capture(shell)  # installed once per shell; records displayed plots
+
+    @property
+    def session(self) -> Session:
+        session = self._session or get_session()
+        session.config_source = self._config_overrides
+        return session
+
+    def _config_overrides(self) -> dict[str, Any]:
+        config = self.shell.config
+        return dict(config["Kimi"]) if "Kimi" in config else {}
+
+    # -- %%kimi --------------------------------------------------------------------------
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("-m", "--model", type=_text, help="model id for this cell (see %%kimi models)")
+    @magic_arguments.argument("--think", dest="thinking", action="store_const", const=True, default=None,
+                              help="ask for the reasoning trace (default for kimi-k2.5)")
+    @magic_arguments.argument("--no-think", dest="thinking", action="store_const", const=False,
+                              help="answer without reasoning (faster, cheaper)")
+    @magic_arguments.argument("-f", "--format", default="markdown", choices=["markdown", "code", "text", "json"],
+                              help="markdown (default); code: put the generated code in a new cell below; "
+                                   "text: plain text; json: JSON mode, shows the parsed value")
+    @magic_arguments.argument("--new", action="store_true", help="start a fresh conversation")
+    @magic_arguments.argument("--agent", action="store_true",
+                              help="let Kimi call tools in this kernel (run_python asks before running)")
+    @magic_arguments.argument("--yes", action="store_true",
+                              help="with --agent: run the model's code without asking, for this cell")
+    @magic_arguments.argument("--web", action="store_true", help="with --agent: allow Kimi's builtin web search")
+    @magic_arguments.argument("--max-tokens", type=_positive_int, help="limit on generated tokens")
+    @magic_arguments.argument("--system", type=_text, help="system prompt for this conversation")
+    @magic_arguments.argument("--cells", type=_positive_int, metavar="N",
+                              help="attach the last N cells' source and outputs")
+    @magic_arguments.argument("--plot", action="store_true", help="attach the plot(s) the previous cell displayed")
+    @magic_arguments.argument("--display", choices=["auto", "widget", "markdown", "text", "none"],
+                              help="how to show the answer (default: auto)")
+    @_cell_magic
+    def kimi(self, line: str, cell: str) -> None:
+        """Send the cell to Kimi and stream the answer here.
+
+        ``{name}`` inserts a variable: text stays text, DataFrames become a compact summary,
+        figures, images and image paths become images, video paths become video; ``{In[3]}``
+        and ``{Out[3]}`` insert an earlier cell. ``{{`` and ``}}`` are literal braces, and any
+        ``{...}`` that is not a plain name is left as typed. The last response is ``_kimi``.
+        """
+        try:
+            args = magic_arguments.parse_argstring(self.kimi, line)
+        except UsageError as error:
+            _say(f"%%kimi: {error}. Nothing was sent.\n{_usage(self.kimi.parser)}\n(%%kimi? shows every option)")
+            return
+        if not cell.strip():
+            _say("The cell is empty: write your question below %%kimi.")
+            return
+        if (args.yes or args.web) and not args.agent:
+            _say("--yes and --web only apply with --agent; nothing was sent.")
+            return
+        try:
+            settings = self.session.settings(model=args.model, thinking=args.thinking,
+                                             max_tokens=args.max_tokens, system=args.system)
+            content = self._content(cell.rstrip(), args, settings)
+        except (KimiError, ValueError) as error:
+            _say(str(error))
+            return
+        if args.new:
+            self.session.reset()
+        from .turn import TurnRequest, run_turn
+
+        request = TurnRequest(
+            content=content,
+            settings=settings,
+            response_format={"type": "json_object"} if args.format == "json" else None,
+            source="magic",
+        )
+        from .display import choose_renderer
+
+        renderer = choose_renderer("text" if args.format == "text" and not args.display else
+                                   (args.display or settings.display), shell=self.shell)
+        try:
+            if args.agent:
+                response = self._run_agent(request, renderer, args, settings)
+            else:
+                response = run_turn(self.session, request, renderer)
+        finally:
+            if self.session.last is not None:
+                self.shell.user_ns["_kimi"] = self.session.last
+        if response.error is None:
+            self._after(response, args.format)
+
+    def _run_agent(self, request: Any, renderer: Any, args: Any, settings: Settings) -> Any:
+        from .agent.approval import choose_approver
+        from .agent.loop import run_agent_turn
+
+        approver = choose_approver(self.shell, auto=bool(args.yes or settings.auto_approve))
+        return run_agent_turn(self.session, request, renderer, shell=self.shell, approver=approver, web=args.web)
+
+    def _content(self, cell: str, args: Any, settings: Settings) -> str | list[dict[str, Any]]:
+        from .context import build_content, recent_cells
+        from .context.errors import ContextError
+
+        parts: list[dict[str, Any]] = []
+        if args.cells:
+            parts.append({"type": "text", "text": "Context: the notebook's recent cells\n"
+                          + recent_cells(self.shell, args.cells, plots=self.plots)})
+        parts.extend(build_content(cell, self.shell.user_ns, frame_budget=settings.frame_budget,
+                                   image_max_size=settings.image_max_size, history=self.plots))
+        if args.plot:
+            images = self.plots.last_plots(self.shell.execution_count)
+            if not images:
+                raise ContextError("--plot: the previous cell displayed no plot. Run the plotting cell "
+                                   "right before this one, or reference it as {Out[n]}.")
+            from .context import image_part
+
+            parts.append({"type": "text", "text": "[plot displayed by the previous cell]"})
+            parts.extend(image_part(png, max_size=settings.image_max_size) for png in images)
+        hint = FORMAT_HINTS.get(args.format)
+        if hint:
+            parts.append({"type": "text", "text": "\n\n" + hint})
+        return flatten(_merge_text(parts))
+
+    def _after(self, response: Any, fmt: str) -> None:
+        if fmt == "code":
+            code = response.code
+            if code:
+                self.shell.set_next_input(code, replace=False)
+            else:
+                _say("The answer contained no code block, so no cell was added.")
+        elif fmt == "json":
+            from IPython.display import display
+
+            try:
+                value = response.json()
+            except ValueError:
+                _say("The answer was not valid JSON; its text is kept in _kimi.text.")
+                return
+            display({"application/json": value, "text/plain": json.dumps(value, indent=2, ensure_ascii=False)},
+                    raw=True)
+
+    # -- %kimi ---------------------------------------------------------------------------
+    @line_magic("kimi")
+    def kimi_line(self, line: str) -> Any:
+        """%kimi help | reset | history | usage | config | models"""
+        command, _, rest = line.strip().partition(" ")
+        handler = {
+            "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
+            "usage": self._usage, "config": self._config, "models": self._models,
+        }.get(command)
+        if handler is None:
+            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models")
+            return None
+        return handler(rest.strip())
+
+    def _help(self, _: str) -> None:
+        print(HELP)
+
+    def _reset(self, _: str) -> None:
+        self.session.reset()
+        print("Conversation cleared: the next %%kimi starts fresh.")
+
+    def _history(self, _: str) -> None:
+        print(self.session.conversation.history_text())
+
+    def _usage(self, _: str) -> None:
+        from IPython.display import display
+
+        from .display.tables import usage_table
+
+        display(usage_table(self.session.ledger), raw=True)
+
+    def _config(self, _: str) -> None:
+        try:
+            rows = self.session.settings().describe()
+        except KimiError as error:
+            _say(str(error))
+            return
+        width = max(len(name) for name, _, _ in rows)
+        lines = [f"{name:<{width}}  {value}    [{source}]" for name, value, source in rows]
+        print("Effective settings (highest wins: argument > %config > environment > .env > default)\n")
+        print("\n".join(lines))
+
+    def _models(self, _: str) -> None:
+        try:
+            settings = self.session.settings()
+            models = self.session.client(settings).list_models()
+        except KimiError as error:
+            _say(str(error))
+            return
+        if not models:
+            print(f"{settings.base_url} lists no models.")
+            return
+        print(f"Models at {settings.base_url} (current: {settings.model}):")
+        for model in models:
+            print(("* " if model == settings.model else "  ") + model)
+
+
+def _merge_text(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged: list[dict[str, Any]] = []
+    for part in parts:
+        if part.get("type") == "text" and merged and merged[-1].get("type") == "text":
+            merged[-1] = {"type": "text", "text": merged[-1]["text"] + part["text"]}
+        else:
+            merged.append(part)
+    return merged
+
+
+HELP = """\
+kimi_jupyter: Kimi K2.5 in this notebook.
+
+%%kimi [options]          the cell is the prompt; the answer streams below it
+  -m MODEL                model for this cell            --think / --no-think
+  -f markdown|code|text|json  code: the generated code goes into a new cell below
+  --new                   start a fresh conversation     --max-tokens N
+  --system TEXT           system prompt                  --cells N  attach the last N cells
+  --plot                  attach the previous cell's plot(s)
+  --agent                 Kimi may call run_python / get_variable / list_variables here;
+                          code runs only after you approve it (--yes: without asking; --web: web search)
+  {name}                  insert a variable (DataFrame summary, figure/image, video path, text)
+  {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
+
+%kimi reset | history | usage | config | models | help
+_kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
+%config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
+Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    magics = KimiMagics(ipython)
+    ipython.register_magics(magics)
+    if magics.configurable not in ipython.configurables:
+        ipython.configurables.append(magics.configurable)
+    from .comm import register as register_sidebar_comm
+
+    register_sidebar_comm(ipython)  # the JupyterLab sidebar's comm target; no-op outside a kernel
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    for magics in list(ipython.magics_manager.registry.values()):
+        if isinstance(magics, KimiMagics):
+            magics.plots.uninstall()
+            if magics.configurable in ipython.configurables:
+                ipython.configurables.remove(magics.configurable)

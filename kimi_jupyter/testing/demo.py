@@ -1,0 +1,127 @@
+"""The reply the simulator gives when nothing was queued or matched.
+
+It powers the demo mode (``python -m kimi_jupyter.testing`` with no script), so it is
+pleasant to read and fully deterministic: it says plainly that no model was called,
+restates the start of the question, lists the attachments it received (images with MIME
+type and pixel size, videos with their size, text length), and when the prompt asks for
+code it adds a small fenced Python block that is valid Python. In JSON mode
+(``response_format: {"type": "json_object"}``) the answer is a JSON object instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .replies import Conversation, Reply
+from .tokens import Media
+
+BANNER = "*(Simulated reply - no real model was called.)*"
+_CODE_WORDS = re.compile(r"(?i)\b(code|plot|chart|graph|function|fix|script|python|implement|write a)\b")
+_EXAMPLE_CODE = '''def summarize(values):
+    """Return the count, mean and maximum of a list of numbers."""
+    values = list(values)
+    if not values:
+        return {"count": 0, "mean": None, "max": None}
+    return {"count": len(values), "mean": sum(values) / len(values), "max": max(values)}
+
+
+print(summarize([3, 1, 4, 1, 5, 9, 2, 6]))'''
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _size(nbytes: int) -> str:
+    if nbytes >= 1024 * 1024:
+        return f"{nbytes / (1024 * 1024):.1f} MB"
+    if nbytes >= 1024:
+        return f"{nbytes / 1024:.1f} KB"
+    return f"{nbytes} bytes"
+
+
+def describe_media(item: Media) -> str:
+    """One line about an attachment, e.g. ``image/png, 640×480 px (12.3 KB)``."""
+    mime = item.mime or (f"{item.kind}/{item.format}" if item.format else item.kind)
+    if item.source == "file":
+        return f"{item.kind} uploaded as a file ({item.url_start})"
+    if item.kind == "image":
+        size = f"{item.width}×{item.height} px" if item.width and item.height else "unknown size"
+        return f"{mime}, {size} ({_size(item.nbytes)})"
+    return f"{mime}, {_size(item.nbytes)}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _tool_names(tools: Sequence[Any] | None) -> list[str]:
+    names = []
+    for tool in tools or ():
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
+            names.append(function["name"])
+    return names
+
+
+def demo_reply(
+    conv: Conversation,
+    media: Sequence[Media],
+    *,
+    thinking: bool,
+    tools: Sequence[Any] | None = None,
+    json_mode: bool = False,
+) -> Reply:
+    """The default answer to ``conv``; ``media`` are the attachments of the prompt."""
+    question = conv.last_user_text
+    user_media = [m for m in media if conv.messages[m.message_index].get("role") == "user"]
+    images = [m for m in user_media if m.kind == "image"]
+    videos = [m for m in user_media if m.kind == "video"]
+    wants_code = bool(_CODE_WORDS.search(question))
+    media_counts = [_plural(n, noun) for n, noun in ((len(images), "image"), (len(videos), "video")) if n]
+    attached = f" and look at what is attached ({', '.join(media_counts)})" if media_counts else ""
+    asked = f"The user asked: “{_excerpt(question, 80)}”." if question else "The user sent no text."
+    reasoning = (
+        f"{asked} This is the loopback simulator, so I will restate the question{attached} "
+        "and answer with a short, deterministic example."
+        if thinking
+        else ""
+    )
+    if json_mode:
+        answer = {
+            "simulated": True,
+            "question": _excerpt(question),
+            "images": [describe_media(m) for m in images],
+            "videos": [describe_media(m) for m in videos],
+            "text_characters": len(question),
+        }
+        return Reply(text=json.dumps(answer, ensure_ascii=False), reasoning=reasoning)
+    lines = [BANNER, "", f"You asked: “{_excerpt(question)}”" if question else "You sent no text.", ""]
+    counts = [
+        f"{len(question)} characters of text",
+        _plural(len(images), "image"),
+        _plural(len(videos), "video"),
+    ]
+    lines.append(f"**What I received:** {', '.join(counts)}.")
+    lines += [f"- image {i}: {describe_media(m)}" for i, m in enumerate(images, 1)]
+    lines += [f"- video {i}: {describe_media(m)}" for i, m in enumerate(videos, 1)]
+    names = _tool_names(tools)
+    if names:
+        lines.append(f"- tools offered: {', '.join(names)}")
+    if conv.tool_result_name is not None:
+        lines.append(f"- a result from the `{conv.tool_result_name or 'unknown'}` tool")
+    if wants_code:
+        lines += [
+            "",
+            "Here is a small example in place of real generated code:",
+            "",
+            "```python",
+            _EXAMPLE_CODE,
+            "```",
+        ]
+    lines += ["", "Point `KIMI_BASE_URL` at a real Kimi endpoint to get real answers."]
+    return Reply(text="\n".join(lines), reasoning=reasoning)
