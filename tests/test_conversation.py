@@ -49,7 +49,7 @@ def test_trimming_ages_out_images_before_dropping_turns():
 
 def test_trimming_drops_oldest_exchanges_but_never_the_latest():
     conv = Conversation()
-    for i in range(20):
+    for _ in range(20):
         conv.add_user("question " + "x" * 400)
         conv.add_assistant(response("answer " + "y" * 400))
     trimmed = conv.for_request(budget_tokens=500, system="be brief")
