@@ -33,7 +33,15 @@ def shell() -> Iterator[Any]:
         sh.enable_matplotlib("inline")
     except NotImplementedError:
         pass  # the base shell has no GUI hook; the inline backend is configured all the same
+    # Other tests share this process-wide shell and may have installed the shared capture
+    # (the extension does): take it out while these tests count hooks, put it back after.
+    shared = vars(sh).get("_kimi_plot_capture")
+    if shared is not None:
+        shared.uninstall()
+        del sh._kimi_plot_capture
     yield sh
+    if shared is not None:
+        get_plot_capture(sh)
     from matplotlib import pyplot as plt
     from matplotlib_inline.backend_inline import flush_figures
 
@@ -59,6 +67,7 @@ def is_png(data: bytes) -> tuple[int, int]:
 
 
 def test_inline_plots_are_captured_after_the_figure_is_closed(shell: Any):
+    before = vars(shell.display_pub).get("publish")  # another capture may be installed already
     capture = PlotCapture()
     capture.install(shell)
     capture.install(shell)  # idempotent: a second install must not double-record
@@ -89,7 +98,7 @@ def test_inline_plots_are_captured_after_the_figure_is_closed(shell: Any):
         assert base64.b64decode(url.split(",", 1)[1]) == capture.plots_for(flushed)[0]
     finally:
         capture.uninstall()
-    assert "publish" not in vars(shell.display_pub)  # the class method is back
+    assert vars(shell.display_pub).get("publish") is before  # what was there before is back
     after = run(shell, "plt.plot([1]); plt.show()")
     assert capture.plots_for(after) == []
 

@@ -106,6 +106,9 @@ def test_format_json_uses_json_mode_and_shows_the_value(ip, kimi_sim_env):
     ("-m", "x", "expected one argument"),
 ])
 def test_bad_input_says_what_to_do_and_sends_nothing(ip, kimi_sim_env, capsys, line, body, message):
+    from kimi_jupyter.context import get_plot_capture
+
+    get_plot_capture(ip).clear()  # plots from other tests in this shared shell
     cell(ip, line, body)
     captured = capsys.readouterr()
     assert message in captured.err

@@ -41,6 +41,9 @@ def _timeout(settings: Settings) -> httpx.Timeout:
                          write=settings.timeout_read, pool=settings.timeout_connect)
 
 
+SIMULATED = Notice("Simulated reply: this answer comes from the bundled Kimi simulator, not from Kimi.", "info")
+
+
 def _failed(error: KimiError, partial: bool) -> Failed:
     return Failed(str(error), type(error).__name__, partial=partial)
 
@@ -230,6 +233,8 @@ class KimiClient(_Base):
             if resp.status_code >= 400:
                 resp.read()
                 raise self._http_error(resp.status_code, resp.text, resp.headers)
+            if "x-kimi-simulator" in resp.headers:
+                yield SIMULATED
             if not stream:
                 resp.read()
                 try:
@@ -341,6 +346,8 @@ class AsyncKimiClient(_Base):
             if resp.status_code >= 400:
                 await resp.aread()
                 raise self._http_error(resp.status_code, resp.text, resp.headers)
+            if "x-kimi-simulator" in resp.headers:
+                yield SIMULATED
             if not stream:
                 await resp.aread()
                 try:

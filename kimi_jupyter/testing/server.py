@@ -61,6 +61,9 @@ class HttpResponse:
 Handler = Callable[[HttpRequest], HttpResponse]
 
 
+SIMULATOR_HEADER = "X-Kimi-Simulator"
+
+
 class _Aborted(Exception):
     """The simulator is stopping; drop this connection."""
 
@@ -205,6 +208,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _start(self, response: HttpResponse, extra: dict[str, str]) -> None:
         self.send_response(response.status)
+        # Lets a client say honestly that an answer came from the simulator (demo mode).
+        self.send_header(SIMULATOR_HEADER, "kimi-jupyter")
         for name, value in {**response.headers, **extra}.items():
             self.send_header(name, value)
         self.end_headers()
