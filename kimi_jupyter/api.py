@@ -16,12 +16,13 @@ from .errors import KimiError
 from .events import Failed
 from .response import Response
 from .session import get_session
-from .turn import TurnRequest, arun_turn, flatten, run_turn
+from .turn import TurnRequest, arun_turn, execute_turn, flatten
 
 __all__ = ["ask", "aask", "build_user_content"]
 
 # Options that belong to the call rather than to Settings.
-_CALL_OPTIONS = ("history", "namespace", "display", "tools", "response_format", "source")
+_CALL_OPTIONS = ("history", "namespace", "display", "tools", "response_format", "source", "agent", "yes", "web",
+                 "use_cache")
 
 
 def build_user_content(prompt: str, attachments: tuple[Any, ...], namespace: Mapping[str, Any] | None,
@@ -49,10 +50,33 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
         response = Response()
         response.feed(Failed(str(error), type(error).__name__))
         return session, None, response
+    agent = bool(call.get("agent"))
     request = TurnRequest(content=flatten(content), settings=settings, history=bool(call.get("history", False)),
                           tools=call.get("tools"), response_format=call.get("response_format"),
-                          source=call.get("source", "ask"))
+                          source=call.get("source", "ask"),
+                          mode={"agent": True, "web": bool(call.get("web"))} if agent else {},
+                          cache=call.get("use_cache"))
+    if agent:
+        request.mode["yes"] = bool(call.get("yes"))
     return session, request, None
+
+
+def _agent_runner(request: TurnRequest) -> Any:
+    """Agent mode from Python: the tools act on the running IPython shell."""
+    from IPython import get_ipython
+
+    from .agent.approval import choose_approver
+    from .agent.loop import run_agent_turn
+
+    shell = get_ipython()
+    if shell is None:
+        raise KimiError("agent=True needs IPython or Jupyter: the tools run in the notebook's kernel.")
+    approver = choose_approver(shell, auto=bool(request.mode.get("yes") or request.settings.auto_approve))
+
+    def runner(session: Any, req: TurnRequest, renderer: Any) -> Response:
+        return run_agent_turn(session, req, renderer, shell=shell, approver=approver, web=bool(req.mode.get("web")))
+
+    return runner
 
 
 def _renderer(display: str | None, settings_display: str) -> Any:
@@ -67,7 +91,9 @@ def ask(prompt: str, *attachments: Any, **options: Any) -> Response:
     Options: any setting (``model``, ``thinking``, ``max_tokens``, ``system``, ``base_url``,
     ``api_key``, ``provider``, ...), plus ``history`` (continue the ``%%kimi`` conversation),
     ``namespace`` (interpolate ``{name}`` from this mapping), ``display`` ("auto", "widget",
-    "markdown", "text", "none"), ``tools`` and ``response_format``. Errors do not raise: the
+    "markdown", "text", "none"), ``agent`` (tool calls in this kernel; ``yes`` to approve
+    without asking, ``web`` for web search), ``use_cache`` (replay unchanged requests),
+    ``tools`` and ``response_format``. Errors do not raise: the
     returned Response has ``.error`` (use ``.raise_for_error()`` to raise instead).
     """
     display = options.get("display")
@@ -77,7 +103,14 @@ def ask(prompt: str, *attachments: Any, **options: Any) -> Response:
         assert failed is not None
         _show_failure(renderer, failed)
         return failed
-    return run_turn(session, request, renderer)
+    try:
+        runner = _agent_runner(request) if request.mode.get("agent") else None
+    except KimiError as error:
+        failed = Response()
+        failed.feed(Failed(str(error), type(error).__name__))
+        _show_failure(renderer, failed)
+        return failed
+    return execute_turn(session, request, renderer, runner)
 
 
 async def aask(prompt: str, *attachments: Any, **options: Any) -> Response:

@@ -134,6 +134,8 @@ class KimiMagics(Magics):
     @magic_arguments.argument("--cells", type=_positive_int, metavar="N",
                               help="attach the last N cells' source and outputs")
     @magic_arguments.argument("--plot", action="store_true", help="attach the plot(s) the previous cell displayed")
+    @magic_arguments.argument("--cache", action="store_true",
+                              help="replay this cell's answer from the on-disk cache when the request is unchanged")
     @magic_arguments.argument("--display", choices=["auto", "widget", "markdown", "text", "none"],
                               help="how to show the answer (default: auto)")
     @_cell_magic
@@ -165,35 +167,39 @@ class KimiMagics(Magics):
             return
         if args.new:
             self.session.reset()
-        from .turn import TurnRequest, run_turn
+        from .turn import TurnRequest, execute_turn
 
         request = TurnRequest(
             content=content,
             settings=settings,
             response_format={"type": "json_object"} if args.format == "json" else None,
             source="magic",
+            mode={"agent": True, "web": args.web} if args.agent else {},
+            cache=True if args.cache else None,
         )
         from .display import choose_renderer
 
         renderer = choose_renderer("text" if args.format == "text" and not args.display else
                                    (args.display or settings.display), shell=self.shell)
+        runner = self._agent_runner(args, settings) if args.agent else None
         try:
-            if args.agent:
-                response = self._run_agent(request, renderer, args, settings)
-            else:
-                response = run_turn(self.session, request, renderer)
+            response = execute_turn(self.session, request, renderer, runner)
         finally:
             if self.session.last is not None:
                 self.shell.user_ns["_kimi"] = self.session.last
         if response.error is None:
             self._after(response, args.format)
 
-    def _run_agent(self, request: Any, renderer: Any, args: Any, settings: Settings) -> Any:
+    def _agent_runner(self, args: Any, settings: Settings) -> Any:
         from .agent.approval import choose_approver
         from .agent.loop import run_agent_turn
 
         approver = choose_approver(self.shell, auto=bool(args.yes or settings.auto_approve))
-        return run_agent_turn(self.session, request, renderer, shell=self.shell, approver=approver, web=args.web)
+
+        def runner(session: Session, request: Any, renderer: Any) -> Any:
+            return run_agent_turn(session, request, renderer, shell=self.shell, approver=approver, web=args.web)
+
+        return runner
 
     def _content(self, cell: str, args: Any, settings: Settings) -> str | list[dict[str, Any]]:
         from .context import build_content, recent_cells
@@ -240,14 +246,14 @@ class KimiMagics(Magics):
     # -- %kimi ---------------------------------------------------------------------------
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
-        """%kimi help | reset | history | usage | config | models"""
+        """%kimi help | reset | history | usage | config | models | cache [info|clear]"""
         command, _, rest = line.strip().partition(" ")
         handler = {
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
-            "usage": self._usage, "config": self._config, "models": self._models,
+            "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
         }.get(command)
         if handler is None:
-            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models")
+            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models | cache")
             return None
         return handler(rest.strip())
 
@@ -267,6 +273,20 @@ class KimiMagics(Magics):
         from .display.tables import usage_table
 
         display(usage_table(self.session.ledger), raw=True)
+
+    def _cache(self, rest: str) -> None:
+        from .cache import ResponseCache
+
+        settings = self.session.settings()
+        cache = ResponseCache(settings.cache_dir)
+        if rest in ("", "info"):
+            entries, size = cache.info()
+            state = "on" if settings.cache else "off (%config Kimi.cache = True, or %%kimi --cache)"
+            print(f"Response cache: {state}; {entries} entries, {size / 1024:.1f} KiB in {cache.directory}/")
+        elif rest == "clear":
+            print(f"Removed {cache.clear()} cached responses from {cache.directory}/.")
+        else:
+            _say("Use: %kimi cache info | %kimi cache clear")
 
     def _config(self, _: str) -> None:
         try:
@@ -318,7 +338,9 @@ kimi_jupyter: Kimi K2.5 in this notebook.
   {name}                  insert a variable (DataFrame summary, figure/image, video path, text)
   {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
 
-%kimi reset | history | usage | config | models | help
+  --cache                 replay an unchanged request from the on-disk cache (no request, no bill)
+
+%kimi reset | history | usage | config | models | cache [info|clear] | help
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""

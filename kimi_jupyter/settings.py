@@ -47,6 +47,10 @@ SETTING_HELP: dict[str, str] = {
     "max_steps": "most tool-call steps in one agent turn",
     "max_turn_cost": "most one turn may cost, in the provider's currency",
     "agent_timeout": "wall-clock seconds one agent turn may take",
+    "cache": "replay identical requests from the on-disk cache instead of sending (and billing) them again",
+    "cache_dir": "folder of the response cache (relative to the working directory)",
+    "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
+    "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
     "prices": "price override: {'input': .., 'output': .., 'input_cached': .., 'currency': 'USD'} per 1M tokens",
 }
 
@@ -119,6 +123,10 @@ class Settings:
     max_turn_cost: float | None = None
     agent_timeout: float = 300.0
     prices: Prices | None = None
+    cache: bool = False
+    cache_dir: str = ".kimi-cache"
+    budget: float | None = None
+    preflight_tokens: int = 20_000
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property

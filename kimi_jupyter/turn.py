@@ -8,10 +8,11 @@ the partial answer, leave the memory consistent, then let KeyboardInterrupt go o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .events import Event, Failed, Usage
+from .events import Event, Failed, Notice, Usage, format_cost
 from .response import Response
 from .session import Session
 from .settings import Settings
@@ -19,7 +20,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .display.base import TurnMeta
 
-__all__ = ["Renderer", "TurnRequest", "run_turn", "arun_turn", "flatten", "INTERRUPTED"]
+__all__ = ["Renderer", "TurnRequest", "execute_turn", "run_turn", "arun_turn", "flatten", "INTERRUPTED"]
 
 INTERRUPTED = "Interrupted: the request was stopped and the partial answer is kept."
 
@@ -40,6 +41,9 @@ class TurnRequest:
     tools: list[dict[str, Any]] | None = None
     response_format: dict[str, Any] | None = None
     source: str = "magic"
+    # What else shapes the answer (agent mode, web search): part of the cache key.
+    mode: dict[str, Any] = field(default_factory=dict)
+    cache: bool | None = None  # None: the `cache` setting decides
 
     def messages(self, session: Session) -> list[dict[str, Any]]:
         user = {"role": "user", "content": self.content}
@@ -125,4 +129,132 @@ async def arun_turn(session: Session, request: TurnRequest, renderer: Renderer) 
         finally:
             renderer.finish(response)
             _finish(session, request, response)
+    return response
+
+
+# -- budget, pre-flight and cache: the same for plain and agent turns ------------------------
+
+Runner = Callable[[Session, TurnRequest, Renderer], Response]
+
+
+class _Recorder:
+    """Passes events through to the real renderer and keeps them for the cache."""
+
+    def __init__(self, inner: Renderer, before: list[Event]):
+        self.inner = inner
+        self.before = before
+        self.events: list[Event] = []
+
+    def start(self, meta: TurnMeta) -> None:
+        self.inner.start(meta)
+        for event in self.before:
+            self.inner.handle(event)
+
+    def handle(self, event: Event) -> None:
+        self.events.append(event)
+        self.inner.handle(event)
+
+    def finish(self, response: Response) -> None:
+        self.inner.finish(response)
+
+
+def _refuse(renderer: Renderer, request: TurnRequest, session: Session, message: str) -> Response:
+    response = Response(model=request.settings.model)
+    event = Failed(message, "BudgetExceeded")
+    renderer.start(request.meta())
+    response.feed(event)
+    renderer.handle(event)
+    renderer.finish(response)
+    session.last = response
+    return response
+
+
+def _guard(session: Session, request: TurnRequest, messages: list[dict[str, Any]]) -> tuple[str | None, list[Event]]:
+    """A refusal message (nothing is sent) or notices to show before sending."""
+    from .conversation import estimate_message_tokens
+
+    s = request.settings
+    notices: list[Event] = []
+    price = s.price()
+    currency = price.currency if price else None
+    spent = session.ledger.total.usage.cost or 0.0
+    if s.budget is not None:
+        if spent >= s.budget:
+            return (f"Refused: this session has spent {format_cost(spent, currency)} of its "
+                    f"{format_cost(s.budget, currency)} budget. Raise %config Kimi.budget to go on."), []
+        if spent >= 0.8 * s.budget:
+            notices.append(Notice(f"{spent / s.budget:.0%} of the session budget "
+                                  f"({format_cost(s.budget, currency)}) is spent.", "warning"))
+    tokens = sum(estimate_message_tokens(m) for m in messages)
+    content = messages[-1].get("content") if messages else None
+    has_media = isinstance(content, list) and any(p.get("type") in ("image_url", "video_url") for p in content)
+    estimated_by = "estimated locally"
+    if tokens >= s.preflight_tokens and has_media:
+        try:  # the server's own count, where the provider offers it
+            tokens = session.client(s).estimate_tokens(messages)
+            estimated_by = "counted by the server"
+        except Exception:  # any failure: keep the local estimate
+            pass
+    cost = price.cost(tokens, 0) if price else None
+    if s.max_turn_cost is not None and cost is not None and cost > s.max_turn_cost:
+        return (f"Refused: the prompt alone is about {tokens:,} tokens ({format_cost(cost, currency)}), over the "
+                f"per-turn limit of {format_cost(s.max_turn_cost, currency)} (%config Kimi.max_turn_cost)."), []
+    if s.budget is not None and cost is not None and spent + cost > s.budget:
+        return (f"Refused: the prompt alone is about {tokens:,} tokens ({format_cost(cost, currency)}), which would "
+                f"pass the session budget of {format_cost(s.budget, currency)} ({format_cost(spent, currency)} "
+                "spent). Raise %config Kimi.budget or send less."), []
+    if tokens >= s.preflight_tokens:
+        priced = f", about {format_cost(cost, currency)} before the answer" if cost is not None else ""
+        notices.append(Notice(f"Pre-flight: this prompt is about {tokens:,} tokens ({estimated_by}){priced}.", "info"))
+    return None, notices
+
+
+def _cache_key(request: TurnRequest, messages: list[dict[str, Any]]) -> str:
+    from .cache import request_key
+
+    s = request.settings
+    return request_key({
+        "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
+        "messages": messages, "tools": request.tools, "response_format": request.response_format,
+        "mode": request.mode,
+    })
+
+
+def execute_turn(session: Session, request: TurnRequest, renderer: Renderer, runner: Runner | None = None) -> Response:
+    """Budget check, pre-flight, cache replay or a real run (``runner``, default `run_turn`)."""
+    from .cache import ResponseCache
+
+    runner = runner or run_turn
+    messages = request.messages(session)
+    refusal, notices = _guard(session, request, messages)
+    if refusal is not None:
+        return _refuse(renderer, request, session, refusal)
+    use_cache = request.settings.cache if request.cache is None else request.cache
+    cache = ResponseCache(request.settings.cache_dir) if use_cache else None
+    key = _cache_key(request, messages) if cache else ""
+    hit = cache.load(key) if cache else None
+    if hit is not None:
+        return _replay(session, request, renderer, hit)
+    recorder = _Recorder(renderer, notices)
+    before = len(session.conversation)
+    response = runner(session, request, recorder)
+    if cache is not None and response.error is None and response.done:
+        cache.store(key, recorder.events, session.conversation.messages[before:])
+    return response
+
+
+REPLAYED = Notice("Replayed from the response cache: no request was sent and nothing was billed.", "info")
+
+
+def _replay(session: Session, request: TurnRequest, renderer: Renderer, hit: Any) -> Response:
+    response = Response(model=request.settings.model)
+    renderer.start(request.meta())
+    for event in (REPLAYED, *hit.events):
+        response.feed(event)
+        renderer.handle(event)
+    renderer.finish(response)
+    if request.history:
+        session.conversation.messages.extend(hit.conversation)
+    session.ledger.add("replayed", Usage.not_reported())
+    session.last = response
     return response

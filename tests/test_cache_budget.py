@@ -1,0 +1,116 @@
+"""Response cache and replay, spend limits and token pre-flight, through the real magic."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.testing.globalipapp import start_ipython
+
+from kimi_jupyter.session import get_session
+from kimi_jupyter.testing import Reply, ToolCall
+
+KEY = "sk-test-simulator"
+
+
+@pytest.fixture
+def ip(kimi_sim_env, tmp_path):
+    start_ipython()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kimi_jupyter")
+    shell.config.pop("Kimi", None)
+    shell.run_line_magic("config", f"Kimi.cache_dir = {str(tmp_path / 'cache')!r}")
+    shell.user_ns.pop("agent_ran", None)
+    yield shell
+    shell.config.pop("Kimi", None)
+
+
+def kimi(ip, line, body):
+    ip.run_cell(f"%%kimi --display text {line}\n{body}")
+    return ip.user_ns["_kimi"]
+
+
+def chat_count(sim):
+    return len(sim.chat_requests)
+
+
+def test_cached_cell_replays_identically_without_a_request(ip, kimi_sim_env, tmp_path, capsys):
+    kimi_sim_env.queue(Reply(text="Cached answer.", reasoning="Thought once.",
+                             usage={"prompt_tokens": 50, "completion_tokens": 10}))
+    first = kimi(ip, "--cache --new", "What is caching?")
+    assert chat_count(kimi_sim_env) == 1
+    second = kimi(ip, "--cache --new", "What is caching?")
+    assert chat_count(kimi_sim_env) == 1  # no request the second time
+    assert (second.text, second.reasoning, second.usage) == (first.text, first.reasoning, first.usage)
+    assert any("Replayed from the response cache" in str(getattr(e, "text", "")) for e in second.events)
+    assert "nothing was billed" in capsys.readouterr().out
+    assert get_session().conversation.messages[-1]["content"] == "Cached answer."
+    # The usage ledger counts the replay, but no tokens or money for it.
+    assert get_session().ledger.rows["replayed"].requests == 1
+    assert get_session().ledger.total.usage.prompt == 50
+    # A different prompt is a miss.
+    kimi_sim_env.queue(Reply(text="Other."))
+    kimi(ip, "--cache --new", "What is caching, really?")
+    assert chat_count(kimi_sim_env) == 2
+    files = list((tmp_path / "cache").rglob("*.json"))
+    assert len(files) == 2 and all(KEY not in f.read_text() for f in files)
+    ip.run_line_magic("kimi", "cache info")
+    assert "2 entries" in capsys.readouterr().out
+    ip.run_line_magic("kimi", "cache clear")
+    assert "Removed 2" in capsys.readouterr().out and not list((tmp_path / "cache").rglob("*.json"))
+
+
+def test_cache_setting_and_image_content_in_the_key(ip, kimi_sim_env):
+    ip.run_line_magic("config", "Kimi.cache = True")
+    ip.run_cell("import numpy as np\nimg = np.zeros((16, 16, 3), dtype='uint8')")
+    kimi_sim_env.queue(Reply(text="black"), Reply(text="white"))
+    assert kimi(ip, "--new", "colour of {img}?").text == "black"
+    assert kimi(ip, "--new", "colour of {img}?").text == "black" and chat_count(kimi_sim_env) == 1
+    ip.run_cell("img = np.full((16, 16, 3), 255, dtype='uint8')")
+    assert kimi(ip, "--new", "colour of {img}?").text == "white" and chat_count(kimi_sim_env) == 2
+
+
+def test_agent_turn_replays_its_tool_steps_without_running_them(ip, kimi_sim_env):
+    kimi_sim_env.queue(
+        Reply(reasoning="run it", tool_calls=[ToolCall("run_python", {"code": "agent_ran = 1"})]),
+        Reply(reasoning="done", text="Set it."),
+    )
+    first = kimi(ip, "--agent --yes --cache --new", "set the flag")
+    assert ip.user_ns.pop("agent_ran") == 1 and chat_count(kimi_sim_env) == 2
+    second = kimi(ip, "--agent --yes --cache --new", "set the flag")
+    assert chat_count(kimi_sim_env) == 2 and "agent_ran" not in ip.user_ns
+    assert [(s.name, s.state, s.result) for s in second.tool_steps] == [(s.name, s.state, s.result) for s in first.tool_steps]
+    roles = [m["role"] for m in get_session().conversation.messages]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+
+
+def test_session_budget_warns_at_80_percent_and_refuses_past_it(ip, kimi_sim_env, capsys):
+    # kimi-k2.5 on the cn platform: 4 CNY / 1M input, 21 CNY / 1M output.
+    usage = {"prompt_tokens": 100_000, "completion_tokens": 0}  # 0.40 CNY each
+    kimi_sim_env.queue(Reply(text="one", usage=usage), Reply(text="two", usage=usage), Reply(text="three", usage=usage))
+    ip.run_line_magic("config", "Kimi.budget = 1.0")
+    kimi(ip, "--new", "first")
+    kimi(ip, "--new", "second")
+    capsys.readouterr()
+    third = kimi(ip, "--new", "third")
+    assert "80% of the session budget" in capsys.readouterr().out and third.text == "three"
+    refused = kimi(ip, "--new", "fourth")
+    assert chat_count(kimi_sim_env) == 3  # nothing was sent
+    assert refused.error.startswith("Refused: this session has spent ¥1.2 of its ¥1 budget")
+
+
+def test_per_turn_limit_refuses_an_expensive_prompt_before_sending(ip, kimi_sim_env):
+    ip.run_line_magic("config", "Kimi.max_turn_cost = 0.0001")
+    response = kimi(ip, "--new", "summarise: " + "lorem ipsum " * 2000)
+    assert chat_count(kimi_sim_env) == 0
+    assert "over the per-turn limit of ¥0.0001" in response.error
+
+
+def test_preflight_shows_the_servers_estimate_and_cost_for_large_images(ip, kimi_sim_env, capsys):
+    ip.run_line_magic("config", "Kimi.preflight_tokens = 100")
+    ip.run_cell("import numpy as np\nbig = (np.random.default_rng(1).random((600, 800, 3)) * 255).astype('uint8')")
+    kimi_sim_env.queue(Reply(text="noise"))
+    kimi(ip, "--new", "what is {big}?")
+    out = capsys.readouterr().out
+    estimates = [r for r in kimi_sim_env.requests if r.path.endswith("/tokenizers/estimate-token-count")]
+    assert len(estimates) == 1
+    assert "Pre-flight: this prompt is about" in out and "counted by the server" in out and "¥" in out
