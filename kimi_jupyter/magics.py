@@ -335,10 +335,9 @@ kimi_jupyter: Kimi K2.5 in this notebook.
   --plot                  attach the previous cell's plot(s)
   --agent                 Kimi may call run_python / get_variable / list_variables here;
                           code runs only after you approve it (--yes: without asking; --web: web search)
+  --cache                 replay an unchanged request from the on-disk cache (no request, no bill)
   {name}                  insert a variable (DataFrame summary, figure/image, video path, text)
   {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
-
-  --cache                 replay an unchanged request from the on-disk cache (no request, no bill)
 
 %kimi reset | history | usage | config | models | cache [info|clear] | help
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
