@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Union, get_args
 
 __all__ = [
     "ReasoningDelta",
@@ -223,23 +223,7 @@ Event = Union[
     Failed,
 ]
 
-_EVENT_TYPES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
-        ReasoningDelta,
-        TextDelta,
-        ToolCallRequested,
-        ToolCallStarted,
-        ToolCallFinished,
-        ApprovalRequested,
-        ApprovalResolved,
-        Usage,
-        Retrying,
-        Notice,
-        Done,
-        Failed,
-    )
-}
+_EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in get_args(Event)}
 
 
 def event_to_json(event: Event) -> dict[str, Any]:

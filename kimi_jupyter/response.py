@@ -18,6 +18,7 @@ from .events import (
     Done,
     Event,
     Failed,
+    Notice,
     ReasoningDelta,
     Retrying,
     TextDelta,
@@ -70,6 +71,7 @@ class Response:
     error: str | None = None
     error_kind: str | None = None
     retries: int = 0
+    notices: list[str] = field(default_factory=list)
     done: bool = False
     events: list[Event] = field(default_factory=list, repr=False)
     keep_events: bool = field(default=True, repr=False)
@@ -133,6 +135,8 @@ class Response:
             self._usage_seen = True
         elif isinstance(event, Retrying):
             self.retries += 1
+        elif isinstance(event, Notice):
+            self.notices.append(event.text)
         elif isinstance(event, Done):
             self.finish_reason = event.finish_reason
             self.cut = self.cut or event.cut
@@ -198,13 +202,21 @@ class Response:
             raise KimiError(self.error)
         return self
 
-    def summary(self) -> dict[str, Any]:
-        """A JSON-ready snapshot (used by the saved bundle and the sidebar renderer)."""
+    def summary(self, timings: bool = True) -> dict[str, Any]:
+        """A JSON-ready snapshot (the sidebar and the saved bundle's rich MIME type).
+
+        ``timings=False`` leaves out durations, so a saved notebook compares stably.
+        """
+        steps = [vars(step).copy() for step in self.tool_steps]
+        if not timings:
+            for step in steps:
+                step.pop("seconds", None)
         return {
             "model": self.model,
             "text": self.text,
             "reasoning": self.reasoning,
-            "tool_steps": [vars(step).copy() for step in self.tool_steps],
+            "notices": list(self.notices),
+            "tool_steps": steps,
             "usage": vars(self.usage).copy(),
             "finish_reason": self.finish_reason,
             "cut": self.cut,

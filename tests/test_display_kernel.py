@@ -144,7 +144,7 @@ def test_saved_notebook_keeps_only_the_static_bundle(kernel_name: str, tmp_path:
     nb = _run_notebook(kernel_name, tmp_path, STREAM_CODE.format(pace=0.0001))
     outputs = nb.cells[0].outputs
     assert [o.output_type for o in outputs] == ["display_data"]
-    assert set(outputs[0].data) == {"text/html", "text/markdown", "text/plain"}
+    assert set(outputs[0].data) == {"application/vnd.kimi.response+json", "text/html", "text/markdown", "text/plain"}
     assert outputs[0].data["text/plain"].startswith(EXPECTED)
     saved = nbformat.writes(nb)
     assert WIDGET_VIEW not in json.dumps([cell.get("outputs", []) for cell in nb.cells])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -37,9 +38,12 @@ def turn(*events: Event) -> Response:
     return Response().feed_all(events)
 
 
-def test_plain_answer_bundle_has_three_formats_and_the_text() -> None:
+def test_plain_answer_bundle_has_its_formats_and_the_text() -> None:
     bundle = final_bundle(turn(TextDelta("Hello "), TextDelta("world."), Done("stop")), META)
-    assert set(bundle) == {"text/html", "text/markdown", "text/plain"}
+    assert set(bundle) == {"application/vnd.kimi.response+json", "text/html", "text/markdown", "text/plain"}
+    rich = bundle["application/vnd.kimi.response+json"]
+    assert rich["text"] == "Hello world." and rich["meta"]["model"] == "kimi-k2.5"
+    json.dumps(rich)  # JSON-ready
     assert bundle["text/plain"].startswith("Hello world.\n")
     assert "<p>Hello world.</p>" in bundle["text/html"]
     assert bundle["text/markdown"].startswith("Hello world.")

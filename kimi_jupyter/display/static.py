@@ -13,7 +13,9 @@ Model text is always escaped: an answer or reasoning trace is data, never markup
 
 from __future__ import annotations
 
+import dataclasses
 import html
+from typing import Any
 
 from ..response import Response, ToolStep
 from .base import TurnMeta
@@ -36,9 +38,18 @@ _ALERT = {"failed": "color:#d9534f;font-weight:600", "cut": "color:#c98a00;font-
 _CELL = "padding:1px 8px;text-align:right"
 
 
-def final_bundle(response: Response, meta: TurnMeta) -> dict[str, str]:
-    """``text/html``, ``text/markdown`` and ``text/plain`` for a finished turn."""
+RESPONSE_MIME = "application/vnd.kimi.response+json"
+
+
+def final_bundle(response: Response, meta: TurnMeta) -> dict[str, Any]:
+    """The saved form of a finished turn.
+
+    ``text/html``, ``text/markdown`` and ``text/plain`` render anywhere (nbconvert, GitHub,
+    terminals); JupyterLab with the extension renders the structured ``RESPONSE_MIME``
+    richly. None of them carries timings or ids, so saved notebooks compare stably.
+    """
     return {
+        RESPONSE_MIME: {**response.summary(timings=False), "meta": dataclasses.asdict(meta)},
         "text/html": html_bundle(response, meta),
         "text/markdown": markdown_bundle(response, meta),
         "text/plain": plain_text(response, meta),

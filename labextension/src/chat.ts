@@ -1,0 +1,273 @@
+/**
+ * The chat with one notebook's kernel: a status banner, the messages (each
+ * answer is a TurnView fed by comm events), and the composer.
+ */
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { UUID } from '@lumino/coreutils';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { activeCell, cellAttachment, imageAttachment } from './attach';
+import { BridgeStatus, KernelBridge } from './bridge';
+import { codeActions } from './codeactions';
+import { Composer, ISendOptions } from './composer';
+import { Attachment, KernelMessage, KimiEvent } from './protocol';
+import { TurnState } from './turn';
+import { button, MarkdownRenderer, TurnView } from './view';
+
+const BUSY = 'Kernel busy - your message will be sent when it is idle.';
+const NO_KEY =
+  'No API key in this kernel. Set MOONSHOT_API_KEY before starting Jupyter (or in a .env ' +
+  'file next to the notebook) and restart the kernel, or run %config Kimi.api_key = "sk-..." ' +
+  'in a cell.';
+
+interface ITurn {
+  state: TurnState;
+  view: TurnView;
+}
+
+export class ChatView extends Widget {
+  readonly bridge: KernelBridge;
+
+  constructor(readonly panel: NotebookPanel, private markdown: MarkdownRenderer) {
+    super();
+    this.addClass('jp-kimi-chat');
+    this.bridge = new KernelBridge(panel.sessionContext);
+    this.bridge.statusChanged.connect(this.refreshBanner, this);
+    this.bridge.received.connect(this.onMessage, this);
+    panel.sessionContext.statusChanged.connect(this.refreshBanner, this);
+    this.composer = new Composer({
+      onSend: (prompt, attachments, options) => void this.ask(prompt, attachments, options),
+      onStop: () => void this.bridge.interrupt(),
+      onAttachCell: () => {
+        const cell = activeCell(this.panel);
+        return cell ? cellAttachment(cell) : 'Select a cell in the notebook first.';
+      },
+      onAttachImage: () => {
+        const cell = activeCell(this.panel);
+        const image = cell ? imageAttachment(cell) : null;
+        return (
+          image ?? 'The active cell shows no image: select the cell that displayed the plot.'
+        );
+      },
+      onReset: () => void this.reset()
+    });
+    this.banner.className = 'jp-kimi-banner';
+    this.messages.className = 'jp-kimi-messages';
+    this.showEmpty();
+    this.node.append(this.banner, this.messages, this.composer.node);
+    this.refreshBanner();
+  }
+
+  focusInput(): void {
+    this.composer.focus();
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this.bridge.dispose();
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this.bridge.connect();
+  }
+
+  private async ask(prompt: string, attachments: Attachment[], options: ISendOptions): Promise<void> {
+    const id = UUID.uuid4();
+    const turn = this.addTurn(id, prompt, attachments);
+    const kernelBusy = this.bridge.kernel?.status === 'busy';
+    turn.state.phase = 'queued';
+    turn.state.note = kernelBusy ? BUSY : '';
+    turn.state.version++;
+    turn.view.update(turn.state);
+    const sent = await this.bridge.send({
+      action: 'ask',
+      request_id: id,
+      prompt,
+      attachments,
+      options: options.agent ? { agent: true } : {}
+    });
+    if (!sent) {
+      turn.state.note = '';
+      turn.state.feed({ type: 'Failed', error: this.statusText(), kind: 'NotConnected' });
+      turn.state.finished = true;
+      turn.view.update(turn.state);
+    }
+  }
+
+  private addTurn(id: string, prompt: string, attachments: Attachment[]): ITurn {
+    this.messages.querySelector('.jp-kimi-empty')?.remove();
+    const user = document.createElement('div');
+    user.className = 'jp-kimi-user';
+    const text = document.createElement('div');
+    text.className = 'jp-kimi-user-text';
+    text.textContent = prompt;
+    user.appendChild(text);
+    for (const attachment of attachments) {
+      const chip = document.createElement('span');
+      chip.className = 'jp-kimi-chip';
+      chip.textContent = attachment.label ?? attachment.kind;
+      user.appendChild(chip);
+    }
+    const state = new TurnState();
+    const hello = this.bridge.status.kind === 'ready' ? this.bridge.status.hello : null;
+    state.meta = { model: hello?.model, provider: hello?.provider, thinking: hello?.thinking };
+    const view = new TurnView({
+      renderMarkdown: this.markdown,
+      codeActions: codeActions(() => this.panel),
+      onApprove: (stepId, approved) =>
+        void this.bridge.send({ action: 'approve', id: stepId, approved })
+    });
+    this.messages.append(user, view.node);
+    const turn = { state, view };
+    this.turns.set(id, turn);
+    this.scrollDown(true);
+    return turn;
+  }
+
+  private onMessage(_: KernelBridge, message: KernelMessage): void {
+    if (message.type === 'reset') {
+      this.turns.clear();
+      this.messages.replaceChildren();
+      this.showEmpty();
+      return;
+    }
+    if (message.type === 'hello') {
+      return; // the banner follows the bridge's status
+    }
+    const turn = message.request_id ? this.turns.get(message.request_id) : undefined;
+    if (!turn) {
+      if (message.type === 'error') {
+        this.composer.say(message.message);
+      }
+      return;
+    }
+    const stick = this.nearBottom();
+    if (turn.state.note === BUSY) {
+      turn.state.note = ''; // the kernel got to it
+    }
+    switch (message.type) {
+      case 'start':
+        turn.state.meta = message.meta;
+        turn.state.phase = 'waiting';
+        turn.state.note = '';
+        turn.state.version++;
+        this.running = message.request_id;
+        break;
+      case 'event':
+        turn.state.feed(message.event as KimiEvent);
+        break;
+      case 'done':
+        turn.state.finish(message.response, message.meta);
+        if (this.running === message.request_id) {
+          this.running = null;
+        }
+        break;
+      case 'error':
+        turn.state.feed({ type: 'Failed', error: message.message });
+        turn.state.finished = true;
+        break;
+    }
+    turn.view.update(turn.state);
+    this.composer.setRunning(this.running !== null);
+    this.refreshBanner();
+    this.scrollDown(stick);
+  }
+
+  private async reset(): Promise<void> {
+    this.turns.clear();
+    this.messages.replaceChildren();
+    this.showEmpty();
+    if (this.bridge.status.kind === 'ready') {
+      await this.bridge.send({ action: 'reset' });
+    }
+  }
+
+  private refreshBanner(): void {
+    const status = this.bridge.status;
+    const level =
+      status.kind === 'not-installed' || status.kind === 'error'
+        ? 'error'
+        : status.kind === 'no-kernel' || (status.kind === 'ready' && !status.hello.has_key)
+          ? 'warn'
+          : 'info';
+    const parts: (string | HTMLElement)[] = [this.statusText()];
+    if (status.kind === 'error' || status.kind === 'not-installed') {
+      parts.push(' ', button('Retry', 'Connect to the kernel again', () => void this.bridge.connect()));
+    } else if (status.kind === 'ready' && !status.hello.has_key) {
+      parts.push(
+        ' ',
+        button('Check again', 'Ask the kernel again', () => void this.bridge.send({ action: 'hello' }))
+      );
+    }
+    const busy = this.bridge.kernel?.status === 'busy' && this.running === null;
+    const waiting = [...this.turns.values()].some(t => t.state.phase === 'queued');
+    if (busy && status.kind !== 'no-kernel') {
+      const line = document.createElement('div');
+      line.className = 'jp-kimi-busy';
+      line.textContent = waiting || status.kind === 'ready' ? BUSY : 'Kernel busy.';
+      parts.push(line);
+    }
+    this.banner.replaceChildren(...parts);
+    this.banner.dataset.level = level;
+    this.banner.dataset.status = status.kind;
+    this.composer.setEnabled(status.kind !== 'no-kernel' && status.kind !== 'not-installed');
+  }
+
+  private statusText(): string {
+    const status: BridgeStatus = this.bridge.status;
+    switch (status.kind) {
+      case 'no-kernel':
+        return 'This notebook has no running kernel. Start or select one (Kernel menu) to chat with Kimi.';
+      case 'connecting':
+        return 'Connecting to the kernel…';
+      case 'loading':
+        return 'Loading kimi_jupyter in the kernel…';
+      case 'not-installed':
+        return status.detail;
+      case 'error':
+        return status.message;
+      case 'ready': {
+        const hello = status.hello;
+        if (!hello.has_key) {
+          return NO_KEY;
+        }
+        if (hello.error) {
+          return hello.error;
+        }
+        const thinking = hello.thinking === false ? 'thinking off' : 'thinking on';
+        return `${hello.model ?? 'kimi'} (${hello.provider ?? '?'}) · ${thinking}`;
+      }
+    }
+  }
+
+  private showEmpty(): void {
+    const empty = document.createElement('div');
+    empty.className = 'jp-kimi-empty';
+    empty.textContent =
+      'Ask about this notebook. The chat runs in its kernel, so {name} inserts a variable ' +
+      '(e.g. "What columns does {df} have?"). Attach the active cell or its plot below.';
+    this.messages.replaceChildren(empty);
+  }
+
+  private nearBottom(): boolean {
+    const m = this.messages;
+    return m.scrollHeight - m.scrollTop - m.clientHeight < 80;
+  }
+
+  private scrollDown(force: boolean): void {
+    if (force) {
+      requestAnimationFrame(() => (this.messages.scrollTop = this.messages.scrollHeight));
+    }
+  }
+
+  private composer: Composer;
+  private banner = document.createElement('div');
+  private messages = document.createElement('div');
+  private turns = new Map<string, ITurn>();
+  private running: string | null = null;
+}

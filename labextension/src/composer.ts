@@ -1,0 +1,146 @@
+/**
+ * The input area: attachment chips, context buttons, the prompt box (Enter
+ * sends, Shift+Enter is a newline), Send and Stop.
+ */
+import { Attachment } from './protocol';
+import { button } from './view';
+
+export interface ISendOptions {
+  agent?: boolean;
+}
+
+export interface IComposerOptions {
+  onSend: (prompt: string, attachments: Attachment[], options: ISendOptions) => void;
+  onStop: () => void;
+  onAttachCell: () => Attachment | string;
+  onAttachImage: () => Attachment | string;
+  onReset: () => void;
+}
+
+export class Composer {
+  readonly node = document.createElement('div');
+
+  constructor(private options: IComposerOptions) {
+    this.node.className = 'jp-kimi-composer';
+    const tools = document.createElement('div');
+    tools.className = 'jp-kimi-tools';
+    tools.append(
+      button('Attach active cell', 'Send the active cell (source and text outputs) with your message', () =>
+        this.attach(options.onAttachCell())
+      ),
+      button('Attach output / plot', 'Send the image or plot the active cell displayed', () =>
+        this.attach(options.onAttachImage())
+      ),
+      button('New chat', 'Forget this chat (the notebook and %%kimi are untouched)', () =>
+        options.onReset()
+      )
+    );
+    this.chips.className = 'jp-kimi-chips';
+    this.hint.className = 'jp-kimi-hint';
+    this.hint.hidden = true;
+    this.chips.hidden = true;
+    this.input.className = 'jp-kimi-input';
+    this.input.rows = 3;
+    this.input.placeholder =
+      'Ask Kimi about this notebook. {df} inserts a variable. Enter sends, Shift+Enter: new line';
+    this.input.addEventListener('keydown', event => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        event.stopPropagation();
+        this.send();
+      }
+    });
+    const row = document.createElement('div');
+    row.className = 'jp-kimi-send-row';
+    const agent = document.createElement('label');
+    agent.className = 'jp-kimi-agent';
+    agent.title =
+      'Agent mode: Kimi may call run_python, get_variable and list_variables in this kernel. ' +
+      'Code runs only after you click Approve.';
+    this.agent.type = 'checkbox';
+    agent.append(this.agent, document.createTextNode(' Let Kimi run code (asks first)'));
+    this.sendButton = button('Send', 'Send (Enter)', () => this.send());
+    this.sendButton.classList.add('jp-mod-accept');
+    this.stopButton = button('Stop', 'Interrupt the kernel: stops the answer, keeps what arrived', () =>
+      options.onStop()
+    );
+    this.stopButton.classList.add('jp-mod-warn');
+    this.stopButton.disabled = true;
+    row.append(agent, this.sendButton, this.stopButton);
+    this.node.append(tools, this.chips, this.hint, this.input, row);
+  }
+
+  focus(): void {
+    this.input.focus();
+  }
+
+  setRunning(running: boolean): void {
+    this.stopButton.disabled = !running;
+  }
+
+  setEnabled(enabled: boolean): void {
+    this.sendButton.disabled = !enabled;
+  }
+
+  /** A short line under the chips (e.g. why nothing was attached). */
+  say(text: string): void {
+    this.hint.textContent = text;
+    this.hint.hidden = !text;
+  }
+
+  private attach(result: Attachment | string): void {
+    if (typeof result === 'string') {
+      this.say(result);
+      return;
+    }
+    this.say('');
+    this.attachments.push(result);
+    this.renderChips();
+  }
+
+  private renderChips(): void {
+    this.chips.replaceChildren(
+      ...this.attachments.map((attachment, index) => {
+        const chip = document.createElement('span');
+        chip.className = 'jp-kimi-chip';
+        if (attachment.kind === 'image') {
+          const img = document.createElement('img');
+          img.src = `data:${attachment.mime};base64,${attachment.data}`;
+          img.alt = attachment.label ?? 'image';
+          chip.appendChild(img);
+        }
+        const label = document.createElement('span');
+        label.textContent = attachment.label ?? attachment.kind;
+        const remove = button('×', 'Remove this attachment', () => {
+          this.attachments.splice(index, 1);
+          this.renderChips();
+        });
+        remove.classList.add('jp-kimi-chip-remove');
+        chip.append(label, remove);
+        return chip;
+      })
+    );
+    this.chips.hidden = this.attachments.length === 0;
+  }
+
+  private send(): void {
+    const prompt = this.input.value.trim();
+    if (!prompt || this.sendButton.disabled) {
+      return;
+    }
+    const attachments = this.attachments;
+    this.attachments = [];
+    this.input.value = '';
+    this.renderChips();
+    this.say('');
+    this.options.onSend(prompt, attachments, { agent: this.agent.checked });
+  }
+
+  private chips = document.createElement('div');
+  private hint = document.createElement('div');
+  private input = document.createElement('textarea');
+  private agent = document.createElement('input');
+  private sendButton: HTMLButtonElement;
+  private stopButton: HTMLButtonElement;
+  private attachments: Attachment[] = [];
+}
