@@ -44,6 +44,7 @@ export interface IResponseSummary {
   model?: string | null;
   text: string;
   reasoning: string;
+  notices?: string[];
   tool_steps: IToolStep[];
   usage: IUsage;
   finish_reason?: string | null;

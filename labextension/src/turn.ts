@@ -168,6 +168,9 @@ export class TurnState {
     if (this.note.startsWith('retrying')) {
       this.note = '';
     }
+    if (!this.note && summary.notices?.length) {
+      this.note = summary.notices[summary.notices.length - 1];
+    }
   }
 
   private clearRetryNote(): void {
