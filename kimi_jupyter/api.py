@@ -44,6 +44,7 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
     call = {k: options.pop(k) for k in _CALL_OPTIONS if k in options}
     try:
         settings = session.settings(**options)
+        _check_display(call.get("display"))
         content = build_user_content(prompt, attachments, call.get("namespace"), settings.frame_budget,
                                      settings.image_max_size)
     except (KimiError, ValueError) as error:  # ContextError is a ValueError with a user message
@@ -79,10 +80,18 @@ def _agent_runner(request: TurnRequest) -> Any:
     return runner
 
 
+def _check_display(display: Any) -> None:
+    from .display.base import MODES
+
+    if display is not None and display not in MODES:
+        raise KimiError(f"Unknown display {display!r}: use one of {', '.join(MODES)}. Nothing was sent.")
+
+
 def _renderer(display: str | None, settings_display: str) -> Any:
     from .display import choose_renderer
+    from .display.base import MODES
 
-    return choose_renderer(display or settings_display)
+    return choose_renderer((display if display in MODES else None) or settings_display)
 
 
 def ask(prompt: str, *attachments: Any, **options: Any) -> Response:

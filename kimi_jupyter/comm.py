@@ -55,16 +55,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .conversation import Conversation
 from .events import Event, Failed, ReasoningDelta, TextDelta, event_to_json
 from .response import Response
 from .session import Session, UsageLedger, get_session
+from .settings import public_url
+from .sidebar_target import TARGET, register  # re-exported: the light half of this module
+from .turn import merge_text
 
 __all__ = ["TARGET", "EVENT_INTERVAL", "CommApprover", "CommRenderer", "SidebarChat", "register", "handle_message"]
 
-TARGET = "kimi_jupyter.chat"
 EVENT_INTERVAL = 0.1
 SOURCE = "sidebar"
 
@@ -146,6 +147,7 @@ class SidebarChat:
         self.conversation = Conversation()
         self.last: Response | None = None
         self.approvals: dict[str, bool] = {}
+        self.pending_approval: str | None = None  # the one request an "approve" may answer
         self.running = False
 
     @property
@@ -169,7 +171,7 @@ class SidebarChat:
         except KimiError as error:
             reply["error"] = str(error)
             return reply
-        reply.update(model=settings.model, provider=settings.provider, base_url=_public_url(settings.base_url),
+        reply.update(model=settings.model, provider=settings.provider, base_url=public_url(settings.base_url),
                      has_key=bool(settings.api_key), thinking=settings.thinking)
         return reply
 
@@ -251,8 +253,9 @@ class CommApprover:
 
         if self.auto:
             return Decision(True, "auto")
-        if call_id in self.sidebar.approvals:  # answered already
-            return Decision(self.sidebar.approvals.pop(call_id), "sidebar")
+        # Only an answer to this very request counts: a stale or early "approve" (a click
+        # that landed after Stop, or one naming a predictable id) must never run new code.
+        self.sidebar.approvals.clear()
         kernel = getattr(self.shell, "kernel", None)
         if kernel is None or not self.comm_id:
             return Decision(False, "no-ui")
@@ -260,12 +263,15 @@ class CommApprover:
             pump = ShellPump.open(kernel)
         except Exception:
             return Decision(False, "no-ui")
+        self.sidebar.pending_approval = call_id
         try:
             pump.watch([self.comm_id])
             if not pump.wait(lambda: call_id in self.sidebar.approvals, self.timeout):
                 return Decision(False, "timeout")
             return Decision(self.sidebar.approvals.pop(call_id), "sidebar")
         finally:
+            self.sidebar.pending_approval = None
+            self.sidebar.approvals.clear()
             pump.close()
 
 
@@ -285,7 +291,7 @@ def build_message(prompt: str, attachments: list[Any], namespace: dict[str, Any]
     if prompt.strip():
         parts.extend(build_content(prompt, namespace, frame_budget=settings.frame_budget,
                                    image_max_size=settings.image_max_size))
-    return _merge_text(parts)
+    return merge_text(parts)
 
 
 def _cell_text(attachment: dict[str, Any]) -> str:
@@ -310,27 +316,6 @@ def _image_bytes(attachment: dict[str, Any]) -> bytes:
         return base64.b64decode(str(attachment.get("data") or ""), validate=True)
     except (binascii.Error, ValueError):
         raise ContextError("The attached image could not be read (bad base64).") from None
-
-
-def _merge_text(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    merged: list[dict[str, Any]] = []
-    for part in parts:
-        if part.get("type") == "text" and merged and merged[-1].get("type") == "text":
-            merged[-1] = {"type": "text", "text": merged[-1]["text"] + part["text"]}
-        else:
-            merged.append(part)
-    return merged or [{"type": "text", "text": ""}]
-
-
-def _public_url(url: str) -> str:
-    """The base URL without any user:password part (never shown to the browser)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "") if parts.username or parts.password else parts.netloc
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _message(error: BaseException) -> str:
@@ -373,12 +358,14 @@ def handle_message(data: Any, send: Send, sidebar: SidebarChat | None = None, co
         sidebar.reset()
         send({"type": "reset"})
     elif action == "approve":
-        sidebar.approvals[str(data.get("id"))] = bool(data.get("approved"))
+        call_id = str(data.get("id"))
+        if call_id == sidebar.pending_approval:  # anything else answers nothing
+            sidebar.approvals[call_id] = bool(data.get("approved"))
     else:
         send({"type": "error", "message": f"Unknown action {action!r}.", "request_id": data.get("request_id")})
 
 
-def _on_open(comm: Any, open_msg: dict[str, Any]) -> None:
+def on_open(comm: Any, open_msg: dict[str, Any]) -> None:
     def send(message: dict[str, Any]) -> None:
         try:
             comm.send(message)
@@ -394,31 +381,3 @@ def _on_open(comm: Any, open_msg: dict[str, Any]) -> None:
     data = open_msg.get("content", {}).get("data")
     if isinstance(data, dict) and data.get("action"):
         handle_message(data, send, comm_id=comm_id)
-
-
-def register(shell: Any = None) -> bool:
-    """Register the ``kimi_jupyter.chat`` comm target in this kernel (idempotent).
-
-    Returns False outside a Jupyter kernel (terminal IPython), where there is no frontend
-    to talk to. Uses the ``comm`` package's manager, which ipykernel 6.x/7.x install.
-    """
-    if shell is None:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    kernel = getattr(shell, "kernel", None)
-    if kernel is None:
-        return False
-    manager = None
-    try:
-        import comm
-
-        manager = comm.get_comm_manager()
-    except Exception:
-        manager = None
-    if manager is None or not hasattr(manager, "register_target"):
-        manager = getattr(kernel, "comm_manager", None)  # ipykernel < 6.18 without the comm package
-    if manager is None:
-        return False
-    manager.register_target(TARGET, _on_open)
-    return True

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core import magic_arguments
 from IPython.core.error import UsageError
@@ -25,9 +25,10 @@ from traitlets import Bool, Float, Int, Unicode
 from traitlets.config import Configurable
 
 from .errors import KimiError
-from .session import Session, get_session
-from .settings import SETTING_HELP, Settings
-from .turn import flatten
+from .settings import SETTING_HELP, Secret, Settings, public_url
+
+if TYPE_CHECKING:  # the turn engine loads with the first %%kimi, not with the extension
+    from .session import Session
 
 __all__ = ["KimiMagics", "Kimi", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -55,12 +56,25 @@ def _trait_for(field: dataclasses.Field[Any]) -> Any:
     return AnyTrait(default, allow_none=True, help=help_text).tag(config=True)
 
 
+def _trait_help(cls: Any, trait: Any, inst: Any = None, helptext: str | None = None) -> str:
+    """`%config Kimi` prints every trait's current value: never the key's."""
+    if trait.name != "api_key" or inst is None:
+        return Configurable.class_get_trait_help.__func__(cls, trait, inst, helptext)  # type: ignore[attr-defined]
+    text = Configurable.class_get_trait_help.__func__(cls, trait, None, helptext)  # type: ignore[attr-defined]
+    key = getattr(inst, "api_key", None)
+    shown = repr(Secret(key).masked()) if key else "None"
+    return "\n".join(line for line in text.split("\n") if not line.strip().startswith("Default:")) + (
+        f"\n    Current: {shown}"
+    )
+
+
 # `%config Kimi.<name> = value`: one trait per Settings field, generated so they never drift.
 Kimi = type(
     "Kimi",
     (Configurable,),
     {
         "__doc__": "Settings of kimi_jupyter (see `%kimi config` for the effective values).",
+        "class_get_trait_help": classmethod(_trait_help),
         **{f.name: _trait_for(f) for f in dataclasses.fields(Settings) if f.name != "sources"},
     },
 )
@@ -105,6 +119,8 @@ class KimiMagics(Magics):
 
     @property
     def session(self) -> Session:
+        from .session import get_session
+
         session = self._session or get_session()
         session.config_source = self._config_overrides
         return session
@@ -149,7 +165,7 @@ class KimiMagics(Magics):
         """
         try:
             args = magic_arguments.parse_argstring(self.kimi, line)
-        except UsageError as error:
+        except (UsageError, ValueError) as error:  # ValueError: shlex, e.g. "No closing quotation"
             _say(f"%%kimi: {error}. Nothing was sent.\n{_usage(self.kimi.parser)}\n(%%kimi? shows every option)")
             return
         if not cell.strip():
@@ -223,7 +239,9 @@ class KimiMagics(Magics):
         hint = FORMAT_HINTS.get(args.format)
         if hint:
             parts.append({"type": "text", "text": "\n\n" + hint})
-        return flatten(_merge_text(parts))
+        from .turn import flatten, merge_text
+
+        return flatten(merge_text(parts))
 
     def _after(self, response: Any, fmt: str) -> None:
         if fmt == "code":
@@ -277,7 +295,11 @@ class KimiMagics(Magics):
     def _cache(self, rest: str) -> None:
         from .cache import ResponseCache
 
-        settings = self.session.settings()
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
         cache = ResponseCache(settings.cache_dir)
         if rest in ("", "info"):
             entries, size = cache.info()
@@ -307,21 +329,11 @@ class KimiMagics(Magics):
             _say(str(error))
             return
         if not models:
-            print(f"{settings.base_url} lists no models.")
+            print(f"{public_url(settings.base_url)} lists no models.")
             return
-        print(f"Models at {settings.base_url} (current: {settings.model}):")
+        print(f"Models at {public_url(settings.base_url)} (current: {settings.model}):")
         for model in models:
             print(("* " if model == settings.model else "  ") + model)
-
-
-def _merge_text(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    merged: list[dict[str, Any]] = []
-    for part in parts:
-        if part.get("type") == "text" and merged and merged[-1].get("type") == "text":
-            merged[-1] = {"type": "text", "text": merged[-1]["text"] + part["text"]}
-        else:
-            merged.append(part)
-    return merged
 
 
 HELP = """\
@@ -350,7 +362,7 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(magics)
     if magics.configurable not in ipython.configurables:
         ipython.configurables.append(magics.configurable)
-    from .comm import register as register_sidebar_comm
+    from .sidebar_target import register as register_sidebar_comm
 
     register_sidebar_comm(ipython)  # the JupyterLab sidebar's comm target; no-op outside a kernel
 

@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, MissingKeyError
 from .providers import Prices, Provider, get_provider, infer_provider
 
-__all__ = ["Secret", "Settings", "resolve_settings", "read_dotenv", "ENV_VARS", "SETTING_HELP"]
+__all__ = ["Secret", "Settings", "resolve_settings", "read_dotenv", "public_url", "ENV_VARS", "SETTING_HELP"]
 
 # One line per setting: shown by `%config Kimi`, `%kimi config` and the README.
 SETTING_HELP: dict[str, str] = {
@@ -185,10 +186,25 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "api_key":
                 shown = value.masked() if value else "(not set)"
+            elif f.name == "base_url":
+                shown = public_url(value)
             else:
                 shown = repr(value) if not isinstance(value, str) else (value or "''")
             rows.append((f.name, shown, self.sources.get(f.name, "default")))
         return rows
+
+
+def public_url(url: str) -> str:
+    """``url`` without user:password or query (gateway URLs can carry credentials)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""
+    netloc = parts.netloc
+    if parts.username or parts.password:
+        netloc = (parts.hostname or "") + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -275,5 +291,53 @@ def resolve_settings(
         values["model"] = preset.default_model
         sources["model"] = f"provider default ({preset.name})"
 
-    coerced = {name: _coerce(name, value) for name, value in values.items()}
+    coerced = {}
+    for name, value in values.items():
+        try:
+            coerced[name] = _coerce(name, value)
+        except (TypeError, ValueError, IndexError):
+            raise ConfigError(_invalid(name, value, sources, "it has the wrong form")) from None
+    _check(coerced, sources)
     return Settings(sources=sources, **coerced)
+
+
+_AT_LEAST_ZERO = {"max_retries", "retry_backoff", "retry_max_wait", "max_turn_cost", "budget"}
+_DISPLAYS = ("auto", "widget", "markdown", "text", "none")
+
+
+def _invalid(name: str, value: Any, sources: Mapping[str, str], what: str) -> str:
+    shown = "***" if name == "api_key" else repr(value)[:80]
+    where = f" (from {sources[name]})" if name in sources else ""
+    return f"Invalid setting {name}={shown}{where}: {what}. Nothing was sent."
+
+
+def _check(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Refuse values that would crash later or go out as an invalid request."""
+    import math
+
+    for f in dataclasses.fields(Settings):
+        value = values.get(f.name)
+        if value is None:
+            continue
+        kind, floor = str(f.type), 0 if f.name in _AT_LEAST_ZERO else 1
+        problem = None
+        if kind.startswith("bool") and not isinstance(value, bool):
+            problem = "use True or False"
+        elif kind.startswith("int") and (isinstance(value, bool) or not isinstance(value, int)
+                                         or not floor <= value < 2**31):
+            problem = f"use a whole number from {floor} up"
+        elif kind.startswith("float") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                           or not math.isfinite(value) or value < 0
+                                           or (value == 0 and f.name not in _AT_LEAST_ZERO)):
+            problem = "use a positive number" if f.name not in _AT_LEAST_ZERO else "use a number from 0 up"
+        elif (kind.startswith("str") and not isinstance(value, str)) or (
+                f.name == "api_key" and not isinstance(value, Secret)):
+            problem = "use text"
+        elif f.name == "base_url" and value and not value.lower().startswith(("http://", "https://")):
+            problem = "use an http:// or https:// URL such as https://api.moonshot.cn/v1"
+        elif f.name == "display" and value not in _DISPLAYS:
+            problem = f"use one of {', '.join(_DISPLAYS)}"
+        elif f.name == "image_max_size" and not (len(value) == 2 and all(isinstance(v, int) and v >= 1 for v in value)):
+            problem = "use two positive whole numbers (width, height)"
+        if problem:
+            raise ConfigError(_invalid(f.name, value, sources, problem))

@@ -20,7 +20,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .display.base import TurnMeta
 
-__all__ = ["Renderer", "TurnRequest", "execute_turn", "run_turn", "arun_turn", "flatten", "INTERRUPTED"]
+__all__ = ["Renderer", "TurnRequest", "execute_turn", "run_turn", "arun_turn", "flatten", "merge_text", "INTERRUPTED"]
 
 INTERRUPTED = "Interrupted: the request was stopped and the partial answer is kept."
 
@@ -58,6 +58,17 @@ class TurnRequest:
         s = self.settings
         return TurnMeta(model=s.model, thinking=bool(s.thinking), provider=s.provider,
                         context_window=s.preset.context_window)
+
+
+def merge_text(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adjacent text parts joined into one (never an empty message)."""
+    merged: list[dict[str, Any]] = []
+    for part in parts:
+        if part.get("type") == "text" and merged and merged[-1].get("type") == "text":
+            merged[-1] = {"type": "text", "text": merged[-1]["text"] + part["text"]}
+        else:
+            merged.append(part)
+    return merged or [{"type": "text", "text": ""}]
 
 
 def flatten(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:

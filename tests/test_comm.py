@@ -164,10 +164,14 @@ def test_busy_sidebar_refuses_a_second_turn():
     assert out.messages[0]["type"] == "error" and out.messages[0]["request_id"] == "x"
 
 
-def test_approve_is_recorded():
+def test_approve_answers_only_the_pending_request():
     sidebar = SidebarChat(namespace={})
     handle_message({"action": "approve", "id": "call_1", "approved": True}, Outbox(), sidebar)
-    assert sidebar.approvals == {"call_1": True}
+    assert sidebar.approvals == {}  # nothing was waiting: ignored
+    sidebar.pending_approval = "call_1"
+    handle_message({"action": "approve", "id": "call_2", "approved": True}, Outbox(), sidebar)
+    handle_message({"action": "approve", "id": "call_1", "approved": False}, Outbox(), sidebar)
+    assert sidebar.approvals == {"call_1": False}
 
 
 def test_interrupt_during_turn_keeps_partial_answer_and_ends_cleanly(kimi_sim_env):

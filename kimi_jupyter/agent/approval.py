@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -196,8 +197,21 @@ def _ask_stdin(tool: str, code: str) -> Decision:
     return Decision(answer.strip().lower() in _YES, HOW_STDIN)
 
 
+# Characters that can make shown code differ from the code that runs: terminal escapes and
+# other controls (a line can be erased or hidden), bidi overrides and zero-width marks
+# ("Trojan Source"). The user approves what they read, so these are shown as escapes.
+_DECEPTIVE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def _visible(code: str) -> str:
+    """``code`` for display: line breaks as Python reads them (``\\r`` too), every other
+    deceptive character written as its escape (e.g. ``\\x1b``)."""
+    code = code.replace("\r\n", "\n").replace("\r", "\n")
+    return _DECEPTIVE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), code)
+
+
 def _indent(code: str) -> str:
-    return "\n".join("    " + line for line in (code.splitlines() or [""]))
+    return "\n".join("    " + line for line in (_visible(code).splitlines() or [""]))
 
 
 # -- widget -----------------------------------------------------------------------------
@@ -288,7 +302,7 @@ def _code_html(code: str) -> str:
     return (
         "<pre style='margin:4px 0;padding:6px 8px;max-height:24em;overflow:auto;"
         "background:var(--jp-layout-color2,#f5f5f5);border-radius:4px'>"
-        f"<code class='language-python'>{html.escape(code)}</code></pre>"
+        f"<code class='language-python'>{html.escape(_visible(code))}</code></pre>"
     )
 
 

@@ -44,8 +44,11 @@ def _timeout(settings: Settings) -> httpx.Timeout:
 SIMULATED = Notice("Simulated reply: this answer comes from the bundled Kimi simulator, not from Kimi.", "info")
 
 
-def _failed(error: KimiError, partial: bool) -> Failed:
-    return Failed(str(error), type(error).__name__, partial=partial)
+def _failed(error: KimiError, partial: bool, retries: int = 0) -> Failed:
+    message = str(error)
+    if retries and error.retryable and not partial:  # shown live; the saved output must say they were bounded
+        message += f" (gave up after {retries} {'retry' if retries == 1 else 'retries'})"
+    return Failed(message, type(error).__name__, partial=partial)
 
 
 def _error_chunk(chunk: dict[str, Any]) -> dict[str, Any] | None:
@@ -144,23 +147,34 @@ class _Base:
             return None
         return backoff_delay(attempt, s.retry_backoff, s.retry_max_wait, error.retry_after)
 
-    def _handle_data(self, data: str, state: TurnState) -> Iterator[Event]:
-        chunk = self._decode(data)
-        if chunk is None:
-            parts = [self._decode(line) for line in data.split("\n")] if "\n" in data else [None]
-            if any(p is None for p in parts):
-                yield Notice("Skipped a malformed chunk from the server.", "warning")
-                return
-        else:
-            parts = [chunk]
+    def _handle_data(self, data: str, state: TurnState) -> list[Event]:
+        """The events of one SSE data payload (a list: this runs once per token)."""
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            chunk = None
+        if isinstance(chunk, dict):
+            if "error" in chunk:
+                self._raise_error_chunk(chunk)
+            return state.handle_chunk(chunk)
+        # Two events glued without a blank line, or garbage: try each line on its own.
+        parts = [self._decode(line) for line in data.split("\n")] if "\n" in data else [None]
+        if any(p is None for p in parts):
+            return [Notice("Skipped a malformed chunk from the server.", "warning")]
+        events: list[Event] = []
         for part in parts:
             assert part is not None
-            err = _error_chunk(part)
-            if err is not None:
-                code = err.get("code")
-                status = code if isinstance(code, int) and 400 <= code < 600 else 500
-                raise self._http_error(status, json.dumps({"error": err}), None)
-            yield from state.handle_chunk(part)
+            if "error" in part:
+                self._raise_error_chunk(part)
+            events.extend(state.handle_chunk(part))
+        return events
+
+    def _raise_error_chunk(self, chunk: dict[str, Any]) -> None:
+        err = _error_chunk(chunk)
+        if err is not None:
+            code = err.get("code")
+            status = code if isinstance(code, int) and 400 <= code < 600 else 500
+            raise self._http_error(status, json.dumps({"error": err}), None)
 
     def _json_or_raise(self, resp: httpx.Response) -> Any:
         if resp.status_code >= 400:
@@ -222,7 +236,7 @@ class KimiClient(_Base):
             if wait is None:
                 if state.saw_content:
                     yield from state.finish(cut=True)
-                yield _failed(failure, state.saw_content)
+                yield _failed(failure, state.saw_content, attempt - 1)
                 return
             yield Retrying(attempt, wait, str(failure))
             self._sleep(wait)
@@ -335,7 +349,7 @@ class AsyncKimiClient(_Base):
                 if state.saw_content:
                     for event in state.finish(cut=True):
                         yield event
-                yield _failed(failure, state.saw_content)
+                yield _failed(failure, state.saw_content, attempt - 1)
                 return
             yield Retrying(attempt, wait, str(failure))
             await self._sleep(wait)

@@ -49,9 +49,12 @@ def summarize_frame(obj: Any, *, budget_tokens: int = 1500, name: str | None = N
     try:
         max_profile = max(1, min(_MAX_PROFILE, limit // _CHARS_PER_PROFILE))
         if is_pandas_frame(obj):
+            import numpy as np
+
             from ._frames_pandas import pandas_facts
 
-            return fit(pandas_facts(obj, name, max_profile), limit)
+            with np.errstate(all="ignore"):  # inf - inf in the stats is data, not a warning for the user
+                return fit(pandas_facts(obj, name, max_profile), limit)
         if is_polars_frame(obj):
             from ._frames_polars import polars_facts
 

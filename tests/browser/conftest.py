@@ -207,8 +207,10 @@ def _artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(lab: Lab) -> Iterator[Any]:
+    # Module scope: Playwright's sync API keeps an event loop running while it is open,
+    # which later tests that call asyncio.run() must not find.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
