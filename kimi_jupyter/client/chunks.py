@@ -108,6 +108,26 @@ class TurnState:
 
     # -- streaming ---------------------------------------------------------------------
     def handle_chunk(self, chunk: dict[str, Any]) -> list[Event]:
+        # Fast path: most chunks of a stream carry one piece of text or reasoning and
+        # nothing else (this runs once per token).
+        if self.model is not None and "usage" not in chunk:
+            choices = chunk.get("choices")
+            if choices and len(choices) == 1:
+                choice = choices[0]
+                delta = choice.get("delta")
+                if delta and len(delta) <= 2 and choice.get("finish_reason") is None and "usage" not in choice:
+                    alone = len(delta) == 1 or "role" in delta
+                    content = delta.get("content")
+                    if content and alone and isinstance(content, str):
+                        self.saw_content = True
+                        return [TextDelta(content)]
+                    reasoning = delta.get("reasoning_content")
+                    if reasoning and alone and isinstance(reasoning, str):
+                        self.saw_content = True
+                        return [ReasoningDelta(reasoning)]
+        return self._slow(chunk)
+
+    def _slow(self, chunk: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
         if self.model is None and chunk.get("model"):
             self.model = chunk["model"]

@@ -44,13 +44,24 @@ class SSEDecoder:
         if not self._data:
             return None
         data = "\n".join(self._data)
-        self._data = []
+        self._data.clear()  # in place: iter_sse holds this list
         return data
 
 
 def iter_sse(lines: Iterable[str]) -> Iterator[str]:
+    """The data payloads of ``lines``. Same rules as `SSEDecoder`, with the common case
+    (one ``data:`` line, then a blank line) inlined: this loop runs once per token."""
     decoder = SSEDecoder()
+    pending = decoder._data
     for line in lines:
+        if not line:
+            if pending:
+                yield pending[0] if len(pending) == 1 else "\n".join(pending)
+                pending.clear()
+            continue
+        if line.startswith("data: ") and not pending and line[-1] != "\r":
+            pending.append(line[6:])
+            continue
         data = decoder.feed(line.rstrip("\r"))
         if data is not None:
             yield data

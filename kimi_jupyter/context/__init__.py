@@ -6,47 +6,50 @@ Pillow are only touched when an object from them is converted.
 
 from __future__ import annotations
 
-from .cells import recent_cells
-from .errors import ContextError
-from .frames import estimate_tokens, is_frame, summarize_frame
-from .images import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MAX_SIZE,
-    ImageInfo,
-    encode_image,
-    image_part,
-    image_part_with_info,
-    is_image_like,
-    sniff_image_format,
-)
-from .interpolate import HistorySource, array_summary, build_content, referenced_names, value_parts
-from .plots import PlotCapture, get_plot_capture
-from .video import DEFAULT_MAX_VIDEO_BYTES, VideoInfo, is_video_path, video_part, video_part_with_info
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "DEFAULT_MAX_SIZE",
-    "DEFAULT_MAX_VIDEO_BYTES",
-    "ContextError",
-    "HistorySource",
-    "ImageInfo",
-    "PlotCapture",
-    "VideoInfo",
-    "array_summary",
-    "build_content",
-    "encode_image",
-    "estimate_tokens",
-    "get_plot_capture",
-    "image_part",
-    "image_part_with_info",
-    "is_frame",
-    "is_image_like",
-    "is_video_path",
-    "recent_cells",
-    "referenced_names",
-    "sniff_image_format",
-    "summarize_frame",
-    "value_parts",
-    "video_part",
-    "video_part_with_info",
-]
+# name -> submodule; a name's module is imported the first time the name is used, so that
+# `%load_ext` (which needs only `plots`) does not pay for images, frames and interpolation.
+_EXPORTS = {
+    "ContextError": "errors",
+    "DEFAULT_MAX_PIXELS": "images",
+    "DEFAULT_MAX_SIZE": "images",
+    "DEFAULT_MAX_VIDEO_BYTES": "video",
+    "HistorySource": "interpolate",
+    "ImageInfo": "images",
+    "PlotCapture": "plots",
+    "VideoInfo": "video",
+    "array_summary": "interpolate",
+    "build_content": "interpolate",
+    "encode_image": "images",
+    "estimate_tokens": "frames",
+    "get_plot_capture": "plots",
+    "image_part": "images",
+    "image_part_with_info": "images",
+    "is_frame": "frames",
+    "is_image_like": "images",
+    "is_video_path": "video",
+    "recent_cells": "cells",
+    "referenced_names": "interpolate",
+    "sniff_image_format": "images",
+    "summarize_frame": "frames",
+    "value_parts": "interpolate",
+    "video_part": "video",
+    "video_part_with_info": "video",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kimi_jupyter.context' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(_EXPORTS)

@@ -1,0 +1,1 @@
+"""Benchmarks of kimi-jupyter against baselines measured in the same run: ``python -m bench.run``."""
