@@ -139,6 +139,7 @@ def get_variable(shell: Any, name: str, frame_budget: int, image_max_size: tuple
 def run_python(shell: Any, code: str, image_max_size: tuple[int, int]) -> ToolResult:
     """Run ``code`` like a cell (without storing history) and report what it produced."""
     from IPython.core.displayhook import CapturingDisplayHook
+    from IPython.display import publish_display_data
     from IPython.utils.capture import capture_output
 
     from ..context import image_part
@@ -176,6 +177,8 @@ def run_python(shell: Any, code: str, image_max_size: tuple[int, int]) -> ToolRe
         data = output.data or {}
         png = data.get("image/png") or data.get("image/jpeg")
         if png:
+            # The user sees what the code drew, too, not only the model.
+            publish_display_data(data, output.metadata or {})
             import base64
 
             raw = base64.b64decode(png) if isinstance(png, str) else png

@@ -71,6 +71,11 @@ def _ending(response: Response) -> tuple[str, str] | None:
     return None
 
 
+def _notes(response: Response) -> list[str]:
+    """Notices worth keeping in the saved output (e.g. "Simulated reply", "Replayed"), once each."""
+    return list(dict.fromkeys(response.notices))
+
+
 def plain_text(response: Response, meta: TurnMeta) -> str:
     """The deterministic text form: answer, notes, tool steps, usage."""
     lines: list[str] = []
@@ -79,6 +84,7 @@ def plain_text(response: Response, meta: TurnMeta) -> str:
     ending = _ending(response)
     if ending:
         lines.append(f"[{ending[1]}]")
+    lines += [f"[note: {note}]" for note in _notes(response)]
     if response.reasoning:
         lines.append(f"[reasoning: {len(response.reasoning):,} chars]")
     for step in response.tool_steps:
@@ -96,6 +102,7 @@ def markdown_bundle(response: Response, meta: TurnMeta) -> str:
     ending = _ending(response)
     if ending:
         parts.append("**" + html.escape(" ".join(ending[1].split()), quote=False) + "**")
+    parts += ["*" + html.escape(note, quote=False) + "*" for note in _notes(response)]
     if response.reasoning:
         parts.append(
             f"<details><summary>{html.escape(reasoning_title(response))}</summary>\n\n"
@@ -119,6 +126,7 @@ def html_bundle(response: Response, meta: TurnMeta) -> str:
     if ending:
         style = _ALERT.get(ending[0], _ALERT["cut"])
         out.append(f'<div class="kimi-alert" style="{style}">{html.escape(ending[1])}</div>')
+    out += [f'<div class="kimi-note" style="{_MUTED}">{html.escape(note)}</div>' for note in _notes(response)]
     if response.reasoning:
         out.append(
             f'<details class="kimi-reasoning" style="{_FOLD}"><summary style="cursor:pointer;{_MUTED}">'

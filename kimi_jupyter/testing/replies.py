@@ -180,16 +180,27 @@ class Conversation:
 
     @classmethod
     def of(cls, messages: Messages) -> Conversation:
-        """Read ``messages`` once: last user text, trailing tool result, agent step."""
+        """Read ``messages`` once: last user text, trailing tool result, agent step.
+
+        A user message right after tool results (images a tool produced, sent back as a
+        user message) belongs to those results: it is not the user's question.
+        """
+
+        def attachment(i: int) -> bool:
+            return messages[i].get("role") == "user" and i > 0 and messages[i - 1].get("role") == "tool"
+
         last_user = -1
         for i, message in enumerate(messages):
-            if message.get("role") == "user":
+            if message.get("role") == "user" and not attachment(i):
                 last_user = i
         text = message_text(messages[last_user]) if last_user >= 0 else ""
         step = sum(1 for m in messages[last_user + 1 :] if m.get("role") == "assistant")
         tool_name = None
-        if messages and messages[-1].get("role") == "tool":
-            tool_name = _tool_result_name(messages, len(messages) - 1) or ""
+        end = len(messages) - 1
+        if end >= 0 and attachment(end):
+            end -= 1
+        if end >= 0 and messages[end].get("role") == "tool":
+            tool_name = _tool_result_name(messages, end) or ""
         return cls(messages, text, tool_name, step)
 
 
