@@ -224,11 +224,11 @@ class KimiMagics(Magics):
         parts: list[dict[str, Any]] = []
         if args.cells:
             parts.append({"type": "text", "text": "Context: the notebook's recent cells\n"
-                          + recent_cells(self.shell, args.cells, plots=self.plots)})
+                          + recent_cells(self.shell, args.cells, self.plots.running_count(), plots=self.plots)})
         parts.extend(build_content(cell, self.shell.user_ns, frame_budget=settings.frame_budget,
                                    image_max_size=settings.image_max_size, history=self.plots))
         if args.plot:
-            images = self.plots.last_plots(self.shell.execution_count)
+            images = self.plots.last_plots(self.plots.running_count())
             if not images:
                 raise ContextError("--plot: the previous cell displayed no plot. Run the plotting cell "
                                    "right before this one, or reference it as {Out[n]}.")

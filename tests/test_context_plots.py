@@ -169,3 +169,25 @@ def test_recent_cells(shell: Any):
         assert f"In [{first}]" in recent_cells(shell, 1, before_count=second)
     finally:
         capture.uninstall()
+
+
+def test_running_count_follows_either_ipython_counting_order():
+    """IPython 9 advances execution_count before running a cell, IPython 8 after."""
+    from types import SimpleNamespace
+
+    for advances_first in (True, False):
+        shell = SimpleNamespace(execution_count=5)
+        capture = PlotCapture()
+        capture._shell = shell
+        capture._advances_first = not advances_first  # a wrong guess, corrected by the first cell
+        info = SimpleNamespace(store_history=True)
+        if advances_first:
+            shell.execution_count = 6  # already advanced for cell 5
+        capture._on_pre_run_cell(info)
+        capture._on_post_run_cell(SimpleNamespace(info=info, execution_count=5))
+        shell.execution_count = 7 if advances_first else 6  # the next cell, number 6
+        capture._on_pre_run_cell(info)
+        assert capture.running_count() == 6
+        # A cell that stores no history (nbval) keeps the counter where it is.
+        capture._on_pre_run_cell(SimpleNamespace(store_history=False))
+        assert capture.running_count() == shell.execution_count

@@ -61,6 +61,10 @@ class PlotCapture:
         self._previous: Any = None
         self._had_instance_attr = False
         self._current: int | None = None
+        self._pre_count: int | None = None
+        # IPython 9 advances execution_count before it runs a cell that stores history,
+        # IPython 8 after; learnt from the first such cell, guessed from the version before.
+        self._advances_first = _ipython_major() >= 9
 
     # -- installation ---------------------------------------------------------------------
 
@@ -75,10 +79,11 @@ class PlotCapture:
         if self._shell is None:
             self._shell = shell
             self._current = _count(shell)
-            try:
-                shell.events.register("pre_execute", self._on_pre_execute)
-            except Exception:
-                pass
+            for event, handler in self._handlers():
+                try:
+                    shell.events.register(event, handler)
+                except Exception:
+                    pass
         self._ensure_hook()
         return self
 
@@ -87,12 +92,34 @@ class PlotCapture:
         shell = self._shell
         if shell is None:
             return
-        try:
-            shell.events.unregister("pre_execute", self._on_pre_execute)
-        except Exception:
-            pass
+        for event, handler in self._handlers():
+            try:
+                shell.events.unregister(event, handler)
+            except Exception:
+                pass
         self._unhook()
         self._shell = None
+
+    def _handlers(self) -> list[tuple[str, Any]]:
+        return [("pre_execute", self._on_pre_execute), ("pre_run_cell", self._on_pre_run_cell),
+                ("post_run_cell", self._on_post_run_cell)]
+
+    def running_count(self) -> int | None:
+        """The execution count of the cell now running (the number its In[] prompt shows)."""
+        return self._current
+
+    def _on_pre_run_cell(self, info: Any = None) -> None:
+        count = _count(self._shell) if self._shell is not None else None
+        self._pre_count = count
+        if count is not None and self._advances_first and getattr(info, "store_history", True):
+            count -= 1
+        self._current = count
+
+    def _on_post_run_cell(self, result: Any = None) -> None:
+        info = getattr(result, "info", None)
+        actual = getattr(result, "execution_count", None)
+        if self._pre_count is not None and isinstance(actual, int) and getattr(info, "store_history", False):
+            self._advances_first = self._pre_count == actual + 1
 
     def _on_pre_execute(self) -> None:
         shell = self._shell
@@ -198,6 +225,15 @@ class PlotCapture:
         with self._lock:
             self._store.clear()
             self._total = 0
+
+
+def _ipython_major() -> int:
+    try:
+        import IPython
+
+        return int(IPython.version_info[0])
+    except Exception:
+        return 8
 
 
 def _count(shell: Any) -> int | None:
