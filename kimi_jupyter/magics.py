@@ -113,9 +113,14 @@ class KimiMagics(Magics):
         super().__init__(shell)
         self._session = session
         self.configurable = Kimi(parent=shell)
+        self.plots.install(shell)  # from now on, displayed plots are recorded per cell
+
+    @property
+    def plots(self) -> Any:
+        """The shell's one plot capture (looked up each time: it may have been replaced)."""
         from .context.plots import get_plot_capture
 
-        self.plots = get_plot_capture(shell)  # installed once per shell; records displayed plots
+        return get_plot_capture(self.shell)
 
     @property
     def session(self) -> Session:

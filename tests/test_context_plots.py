@@ -40,8 +40,9 @@ def shell() -> Iterator[Any]:
         shared.uninstall()
         del sh._kimi_plot_capture
     yield sh
-    if shared is not None:
-        get_plot_capture(sh)
+    if shared is not None:  # the very same object: the extension holds on to it
+        shared.install(sh)
+        sh._kimi_plot_capture = shared
     from matplotlib import pyplot as plt
     from matplotlib_inline.backend_inline import flush_figures
 
