@@ -77,13 +77,19 @@ def copy_buttons(blocks: list[CodeBlock]) -> str:
     return " ".join(buttons)
 
 
+# A repaint sends one message for the answer, plus now and then one for the header (its
+# clock ticks once a second), the reasoning or a new section: ~7 repaints a second keep the
+# whole view under 10 messages a second, whatever the token rate.
+LIVE_INTERVAL = 0.15
+
+
 class LiveView:
     """ipywidgets renderer; see the module docstring for what it shows and leaves behind."""
 
     def __init__(
         self,
         *,
-        interval: float = 0.1,
+        interval: float = LIVE_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
         display: Publish | None = None,
         update: Publish | None = None,
