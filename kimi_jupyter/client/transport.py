@@ -259,11 +259,21 @@ class KimiClient(_Base):
                 yield from state.finish()
                 return
             done = False
+            loads, handle = json.loads, state.handle_chunk
             for data in iter_sse(resp.iter_lines()):
                 if data == DONE:
                     done = True
                     break
-                yield from self._handle_data(data, state)
+                # The common chunk inline (this loop runs once per token); the rest below.
+                try:
+                    chunk = loads(data)
+                except ValueError:
+                    chunk = None
+                events = handle(chunk) if type(chunk) is dict and "error" not in chunk else self._handle_data(data, state)
+                if len(events) == 1:
+                    yield events[0]
+                else:
+                    yield from events
             if not done:
                 if not state.saw_content and not state.finish_reason:
                     raise KimiConnectionError("The server closed the stream before sending anything.")
