@@ -233,13 +233,15 @@ class KimiMagics(Magics):
         parts.extend(build_content(cell, self.shell.user_ns, frame_budget=settings.frame_budget,
                                    image_max_size=settings.image_max_size, history=self.plots))
         if args.plot:
-            images = self.plots.last_plots(self.plots.running_count())
+            running = self.plots.running_count()
+            images = self.plots.last_plots(running)
             if not images:
-                raise ContextError("--plot: the previous cell displayed no plot. Run the plotting cell "
-                                   "right before this one, or reference it as {Out[n]}.")
+                raise ContextError("--plot: no earlier cell displayed a plot. Run the plotting cell first, "
+                                   "or reference a figure as {fig} or an output as {Out[n]}.")
             from .context import image_part
 
-            parts.append({"type": "text", "text": "[plot displayed by the previous cell]"})
+            source = max(c for c in self.plots.counts() if running is None or c < running)
+            parts.append({"type": "text", "text": f"[plot displayed by cell {source}]"})
             parts.extend(image_part(png, max_size=settings.image_max_size) for png in images)
         hint = FORMAT_HINTS.get(args.format)
         if hint:

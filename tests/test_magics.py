@@ -101,7 +101,7 @@ def test_format_json_uses_json_mode_and_shows_the_value(ip, kimi_sim_env):
     ("-f yaml", "x", "invalid choice: 'yaml'"),
     ("", "tell me about {nope}", "Name 'nope' is not defined"),
     ("", "   ", "The cell is empty"),
-    ("--plot", "what is wrong?", "displayed no plot"),
+    ("--plot", "what is wrong?", "no earlier cell displayed a plot"),
     ("--yes", "x", "only apply with --agent"),
     ("-m", "x", "expected one argument"),
 ])
@@ -209,3 +209,17 @@ def test_ask_accepts_the_same_multimodal_inputs(kimi_sim_env):
     assert sent(kimi_sim_env)["model"] == "moonshot-v1-8k"
     r = kimi_jupyter.ask("hi {missing}", namespace={}, display="none")
     assert "missing" in r.error and r.text == ""
+
+
+def test_plot_option_attaches_the_latest_displayed_plot_and_names_its_cell(ip, kimi_sim_env):
+    ip.run_cell("import io, base64\nfrom PIL import Image\nbuf = io.BytesIO()\n"
+                "Image.new('RGB', (40, 30), 'red').save(buf, 'PNG')\npng = base64.b64encode(buf.getvalue()).decode()",
+                store_history=True)
+    result = ip.run_cell("from IPython.display import publish_display_data\n"
+                         "publish_display_data({'image/png': png, 'text/plain': '<plot>'})", store_history=True)
+    kimi_sim_env.queue(Reply(text="A red rectangle."))
+    ip.run_cell("%%kimi --plot --display none\nWhat is this?", store_history=True)
+    parts = sent(kimi_sim_env)["messages"][-1]["content"]
+    assert f"[plot displayed by cell {result.execution_count}]" in parts[0]["text"]
+    _, image = decode_image(parts[1])
+    assert image.size == (40, 30)
