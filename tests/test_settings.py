@@ -81,7 +81,7 @@ def test_missing_key_message_says_how_to_set_it():
 
 
 def test_secret_never_prints():
-    key = "sk-abcdefghijklmnopqrstuvwxyz123456"
+    key = "sk-fake-abcdefghij-klmnopqrstuv-123456"
     s = resolve_settings(environ={"MOONSHOT_API_KEY": key})
     for text in (repr(s), str(s), repr(s.api_key), str(s.api_key), str(s.describe())):
         assert key not in text
