@@ -58,6 +58,48 @@ class FrameFacts:
     notes: list[str] = field(default_factory=list)
 
 
+def frame_facts(
+    *,
+    title: str,
+    lines: list[str],
+    n_rows: int,
+    n_columns: int,
+    columns: list[ColumnFacts],
+    row_cols: int,
+    more_labels: list[str],
+    head: Table | None,
+    tail: Table | None,
+    sample_rows: int | None,
+    notes: list[str],
+) -> FrameFacts:
+    """Assemble one frame's facts, with the notes every kind of frame shares.
+
+    ``sample_rows`` is the size of the sample the statistics came from (None: all rows).
+    """
+    if n_rows == 0:
+        notes.append("(no rows)")
+    if n_columns == 0:
+        notes.append("(no columns)")
+    stats_note = (
+        f"(stats from a random sample of {sample_rows:,} of {n_rows:,} rows; null counts are exact)"
+        if sample_rows is not None
+        else ""
+    )
+    return FrameFacts(
+        title=title,
+        lines=lines,
+        n_rows=n_rows,
+        n_columns=n_columns,
+        column_labels=[c.label for c in columns[:row_cols]],
+        columns=columns,
+        more_labels=more_labels,
+        head=head,
+        tail=tail,
+        stats_note=stats_note,
+        notes=notes,
+    )
+
+
 def cell(value: Any, width: int = CELL_WIDTH) -> str:
     """One table cell: short, single-line, never raising."""
     try:

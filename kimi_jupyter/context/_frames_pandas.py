@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from ._frame_model import ColumnFacts, FrameFacts, Table, cell, guard, label_text, num, reason
+from ._frame_model import ColumnFacts, FrameFacts, Table, cell, frame_facts, guard, label_text, num, reason
 from ._repr import safe_repr
 
 __all__ = ["SAMPLE_ROWS", "pandas_facts"]
@@ -83,26 +83,9 @@ def pandas_facts(obj: Any, name: str | None, max_profile: int) -> FrameFacts:
     more = guard(notes, "column labels", lambda: [label(j) for j in range(k, min(n_cols, k + 60))], [])
     row_cols = min(k, ROW_TABLE_COLUMNS)
     head, tail = _tables(obj, n, row_cols, column, notes)
-    stats_note = (
-        f"(stats from a random sample of {SAMPLE_ROWS:,} of {n:,} rows; null counts are exact)"
-        if idx is not None
-        else ""
-    )
-    if n == 0:
-        notes.append("(no rows)")
-    if n_cols == 0:
-        notes.append("(no columns)")
-    return FrameFacts(
-        title=title,
-        lines=lines,
-        n_rows=n,
-        n_columns=n_cols,
-        column_labels=[c.label for c in columns[:row_cols]],
-        columns=columns,
-        more_labels=more,
-        head=head,
-        tail=tail,
-        stats_note=stats_note,
+    return frame_facts(
+        title=title, lines=lines, n_rows=n, n_columns=n_cols, columns=columns, row_cols=row_cols,
+        more_labels=more, head=head, tail=tail, sample_rows=SAMPLE_ROWS if idx is not None else None,
         notes=notes,
     )
 

@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from ._frame_model import ColumnFacts, FrameFacts, Table, cell, guard, num, reason
+from ._frame_model import ColumnFacts, FrameFacts, Table, cell, frame_facts, guard, num, reason
 from ._frames_pandas import HEAD_ROWS, ROW_TABLE_COLUMNS, SAMPLE_ROWS, TAIL_ROWS
 from ._repr import clip, safe_repr
 
@@ -53,26 +53,10 @@ def polars_facts(obj: Any, name: str | None, max_profile: int) -> FrameFacts:
             columns.append(ColumnFacts(label, "?", "?", None, f"(stats unavailable: {reason(exc)})"))
     row_cols = min(k, ROW_TABLE_COLUMNS)
     head, tail = guard(notes, "rows", lambda: _tables(shown, n, row_cols), (None, None))
-    if n == 0:
-        notes.append("(no rows)")
-    if n_cols == 0:
-        notes.append("(no columns)")
-    return FrameFacts(
-        title=title,
-        lines=lines,
-        n_rows=n,
-        n_columns=n_cols,
-        column_labels=[c.label for c in columns[:row_cols]],
-        columns=columns,
-        more_labels=[cell(x, 40) for x in names[k : k + 60]],
-        head=head,
-        tail=tail,
-        stats_note=(
-            f"(stats from a random sample of {SAMPLE_ROWS:,} of {n:,} rows; null counts are exact)"
-            if sampled
-            else ""
-        ),
-        notes=notes,
+    return frame_facts(
+        title=title, lines=lines, n_rows=n, n_columns=n_cols, columns=columns, row_cols=row_cols,
+        more_labels=[cell(x, 40) for x in names[k : k + 60]], head=head, tail=tail,
+        sample_rows=SAMPLE_ROWS if sampled else None, notes=notes,
     )
 
 
