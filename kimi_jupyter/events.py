@@ -10,6 +10,7 @@ receive exactly the same stream over a comm.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args
 
@@ -32,18 +33,28 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+# The two delta types are built once per token, so they use slots (smaller, and the
+# client's hot loop can fill the slot directly; see ``text_slot_setter``).
+@dataclass(frozen=True, slots=True)
 class ReasoningDelta:
     """A fragment of the model's reasoning trace (``reasoning_content`` and its kin)."""
 
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TextDelta:
     """A fragment of the answer itself."""
 
     text: str
+
+
+def text_slot_setter(cls: type[TextDelta] | type[ReasoningDelta]) -> Callable[[Any, str], None]:
+    """The setter of a delta type's ``text`` slot, for the client's per-token loop:
+    ``e = object.__new__(TextDelta); setter(e, text)`` builds the same event as
+    ``TextDelta(text)`` at about half the cost (the frozen ``__init__`` goes through
+    ``object.__setattr__``)."""
+    return cls.__dict__["text"].__set__  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

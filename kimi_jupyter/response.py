@@ -8,7 +8,7 @@ and cost, and whether the turn finished, was cut or failed. It never does I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +146,12 @@ class Response:
             self.error_kind = event.kind
             self.cut = self.cut or event.partial
             self.done = True
+
+    def delta_sinks(self) -> tuple[Callable[[str], None], Callable[[str], None], Callable[[Event], None] | None]:
+        """Appenders for the client's per-token loop: text, reasoning, and the event log
+        (None when events are not kept). Using them is what `feed` does for a `TextDelta`
+        or `ReasoningDelta`, without the type dispatch."""
+        return self._text.append, self._reasoning.append, (self.events.append if self.keep_events else None)
 
     def feed_all(self, events: Iterable[Event]) -> Response:
         for event in events:

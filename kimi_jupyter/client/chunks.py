@@ -226,3 +226,83 @@ class TurnState:
         if not cut:
             events.append(Done(self.finish_reason, cut=False))
         return events
+
+
+# -- the per-token template ----------------------------------------------------------------
+#
+# OpenAI-compatible servers send every token of a stream as the same line with one string
+# swapped: ``data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,
+# "model":"kimi-k2.5","choices":[{"index":0,"delta":{"content":"<token>"},
+# "finish_reason":null}]}``. Decoding that whole object costs more than everything else the
+# client does with a token. So the client learns the line's fixed head and tail from one
+# fully decoded chunk, checks the learned template exactly (see `learn_template`), and for
+# later lines that start with the head and end with the tail decodes only the string
+# between them. A line that does not fit goes through ``json.loads`` as before.
+
+_PROBE = "kimi template probe \u2063"
+_scan = json.decoder.scanstring  # type: ignore[attr-defined]
+
+
+def learn_template(line: str, chunk: dict[str, Any], key: str) -> tuple[str, str] | None:
+    """``(head, tail)`` such that any line ``head + <JSON string body> + tail`` decodes to
+    ``chunk`` with ``choices[0].delta[key]`` replaced by that string; None if there is no
+    such split of ``line``.
+
+    ``line`` is the ``data: ...`` line that ``chunk`` was decoded from. Only a chunk that
+    means nothing but one fragment can be a template: one choice, a delta holding ``key``
+    (and at most ``role``), no finish reason, no usage, no error. ``head`` ends with the
+    string's opening quote and ``tail`` starts with its closing quote. The split is
+    verified by decoding the template with a probe string in the slot: it must give back
+    ``chunk`` with the probe in place of the token, which rules out a wrong occurrence,
+    duplicate keys and anything else that would make the shortcut disagree with
+    ``json.loads``.
+    """
+    text = _only_fragment(chunk, key)
+    if text is None or not line.startswith("data: "):
+        return None
+    marker = f'"{key}"'
+    start = line.find(marker)
+    while start != -1:
+        quote = start + len(marker)
+        while quote < len(line) and line[quote] in " \t:":
+            quote += 1
+        if quote < len(line) and line[quote] == '"':
+            try:
+                value, end = _scan(line, quote + 1)
+            except ValueError:
+                value, end = None, -1
+            if value == text:
+                head, tail = line[: quote + 1], line[end - 1 :]
+                if _template_holds(head, tail, chunk, key):
+                    return head, tail
+        start = line.find(marker, start + 1)
+    return None
+
+
+def _only_fragment(chunk: dict[str, Any], key: str) -> str | None:
+    """The ``key`` fragment of a chunk that carries nothing else, or None."""
+    if "usage" in chunk or "error" in chunk:
+        return None
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
+        return None
+    choice = choices[0]
+    delta = choice.get("delta")
+    if "usage" in choice or choice.get("finish_reason") is not None or not isinstance(delta, dict):
+        return None
+    if set(delta) - {"role"} != {key}:
+        return None
+    text = delta[key]
+    return text if isinstance(text, str) and text else None
+
+
+def _template_holds(head: str, tail: str, chunk: dict[str, Any], key: str) -> bool:
+    try:
+        probe = json.loads(head[6:] + json.dumps(_PROBE)[1:-1] + tail)
+        delta = probe["choices"][0]["delta"]
+        if delta.get(key) != _PROBE:
+            return False
+        delta[key] = chunk["choices"][0]["delta"][key]
+    except (ValueError, LookupError, TypeError, AttributeError):
+        return False
+    return bool(probe == chunk)

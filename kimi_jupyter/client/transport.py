@@ -25,13 +25,13 @@ from ..errors import (
     StreamCutError,
     error_from_response,
 )
-from ..events import Event, Failed, Notice, Retrying
+from ..events import Event, Failed, Notice, ReasoningDelta, Retrying, TextDelta, text_slot_setter
 from ..response import Response
 from ..settings import Settings
-from .chunks import TurnState
+from .chunks import TurnState, learn_template
 from .request import auth_headers, build_payload
 from .retry import backoff_delay, from_transport_error, should_retry
-from .sse import DONE, aiter_sse, iter_sse
+from .sse import DONE, SSEDecoder, aiter_sse
 
 __all__ = ["KimiClient", "AsyncKimiClient", "EventStream", "AsyncEventStream"]
 
@@ -40,6 +40,11 @@ def _timeout(settings: Settings) -> httpx.Timeout:
     return httpx.Timeout(connect=settings.timeout_connect, read=settings.timeout_read,
                          write=settings.timeout_read, pool=settings.timeout_connect)
 
+
+_scan_string = json.decoder.scanstring  # type: ignore[attr-defined]
+_RELEARN_EVERY = 64  # a template that stops fitting is relearned at most once per 64 decoded chunks
+_set_text = text_slot_setter(TextDelta)
+_set_reasoning = text_slot_setter(ReasoningDelta)
 
 SIMULATED = Notice("Simulated reply: this answer comes from the bundled Kimi simulator, not from Kimi.", "info")
 
@@ -51,6 +56,16 @@ def _failed(error: KimiError, partial: bool, retries: int = 0) -> Failed:
     return Failed(message, type(error).__name__, partial=partial)
 
 
+def _unfinished(state: TurnState) -> KimiError:
+    """The error for a stream that ended without ``[DONE]``."""
+    if not state.saw_content and not state.finish_reason:
+        return KimiConnectionError("The server closed the stream before sending anything.")
+    return StreamCutError(
+        "The stream ended before [DONE]; the partial answer above is kept. "
+        "Run the cell again to get a complete answer."
+    )
+
+
 def _error_chunk(chunk: dict[str, Any]) -> dict[str, Any] | None:
     """Some servers report a failure inside the stream as ``{"error": {...}}``."""
     err = chunk.get("error")
@@ -58,15 +73,24 @@ def _error_chunk(chunk: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class EventStream:
-    """Iterable of events that also accumulates them into ``.response``; close() stops it."""
+    """Iterable of events that also accumulates them into ``.response``; close() stops it.
 
-    def __init__(self, events: Iterator[Event], response: Response):
+    ``fed=True`` says ``events`` feeds ``response`` itself (the sync client does, inside its
+    per-token loop, which saves a generator layer per token).
+    """
+
+    def __init__(self, events: Iterator[Event], response: Response, *, fed: bool = False):
         self._events = events
         self.response = response
+        self._fed = fed
 
     def __iter__(self) -> Iterator[Event]:
+        return self._events if self._fed else self._feeding()
+
+    def _feeding(self) -> Iterator[Event]:
+        feed = self.response.feed
         for event in self._events:
-            self.response.feed(event)
+            feed(event)
             yield event
 
     def __enter__(self) -> EventStream:
@@ -209,24 +233,41 @@ class KimiClient(_Base):
     def stream_chat(self, messages: list[dict[str, Any]], *, stream: bool | None = None, **kw: Any) -> EventStream:
         response = Response(model=self.settings.model)
         use_stream = self.settings.stream if stream is None else stream
-        return EventStream(self._events(messages, use_stream, kw), response)
+        return EventStream(self._events(messages, use_stream, kw, response), response, fed=True)
 
     def chat(self, messages: list[dict[str, Any]], **kw: Any) -> Response:
         return self.stream_chat(messages, **kw).until_done()
 
-    def _events(self, messages: list[dict[str, Any]], stream: bool, kw: dict[str, Any]) -> Iterator[Event]:
+    def _events(self, messages: list[dict[str, Any]], stream: bool, kw: dict[str, Any],
+                response: Response) -> Iterator[Event]:
+        """Every event of the turn, each fed to ``response`` before it is yielded.
+
+        The per-token loop is written out here rather than stacked as generators (SSE lines,
+        then chunks, then events, then the response): a long answer runs it tens of
+        thousands of times, and each layer costs about as much as the JSON decoding.
+        """
+        feed = response.feed
         try:
             url, payload, headers, notices = self._prepare(messages, stream, **kw)
         except KimiError as error:
-            yield _failed(error, False)
+            failed = _failed(error, False)
+            feed(failed)
+            yield failed
             return
-        yield from notices
+        for notice in notices:
+            feed(notice)
+            yield notice
         attempt = 0
         while True:
             attempt += 1
             state = TurnState(self.settings.price())
             try:
-                yield from self._once(url, payload, headers, stream, state)
+                with self._http.stream("POST", url, json=payload, headers=headers) as resp:
+                    for event in self._opened(resp, stream, state):
+                        feed(event)
+                        yield event
+                    if stream:
+                        yield from self._stream_body(resp, state, response)
                 return
             except KimiError as error:
                 failure = error
@@ -234,54 +275,127 @@ class KimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
-                if state.saw_content:
-                    yield from state.finish(cut=True)
-                yield _failed(failure, state.saw_content, attempt - 1)
+                closing = state.finish(cut=True) if state.saw_content else []
+                closing.append(_failed(failure, state.saw_content, attempt - 1))
+                for event in closing:
+                    feed(event)
+                    yield event
                 return
-            yield Retrying(attempt, wait, str(failure))
+            retrying = Retrying(attempt, wait, str(failure))
+            feed(retrying)
+            yield retrying
             self._sleep(wait)
 
-    def _once(self, url: str, payload: dict[str, Any], headers: dict[str, str], stream: bool,
-              state: TurnState) -> Iterator[Event]:
-        with self._http.stream("POST", url, json=payload, headers=headers) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                raise self._http_error(resp.status_code, resp.text, resp.headers)
-            if "x-kimi-simulator" in resp.headers:
-                yield SIMULATED
-            if not stream:
-                resp.read()
+    def _opened(self, resp: httpx.Response, stream: bool, state: TurnState) -> list[Event]:
+        """Check the status; the simulator notice; a whole non-streamed answer."""
+        if resp.status_code >= 400:
+            resp.read()
+            raise self._http_error(resp.status_code, resp.text, resp.headers)
+        events: list[Event] = [SIMULATED] if "x-kimi-simulator" in resp.headers else []
+        if not stream:
+            resp.read()
+            try:
+                body = resp.json()
+            except ValueError as exc:
+                raise MalformedResponseError("The server's reply was not JSON.") from exc
+            events += state.handle_message(body)
+            events += state.finish()
+        return events
+
+    def _stream_body(self, resp: httpx.Response, state: TurnState, response: Response) -> Iterator[Event]:
+        """The SSE body: events fed to ``response`` and yielded, ending with `Done`.
+
+        This loop runs once per token, so the common line is handled inline, in two
+        steps. A line that fits the learned template (`learn_template`) has only its token
+        string decoded. Otherwise a ``data: {...}`` line holding one text or reasoning
+        fragment is decoded and checked here (and teaches the template). Everything else
+        goes through `SSEDecoder` and `TurnState.handle_chunk`, which know all the rules.
+        """
+        feed = response.feed
+        add_text, add_reasoning, log = response.delta_sinks()
+        loads, scan, new = json.loads, _scan_string, object.__new__
+        decoder = SSEDecoder()
+        pending = decoder._data  # non-empty while a multi-line event is being collected
+        # Templates: (head, start of the token, length of the tail without its quote).
+        # No line holds "\n", so the placeholder head never matches.
+        text_head = text_tail = reasoning_head = reasoning_tail = "\n"
+        text_at = text_cut = reasoning_at = reasoning_cut = 0
+        decoded = relearn_at = 0
+        done = False
+        for line in resp.iter_lines():
+            # 1. The learned template: decode the token string only.
+            if line.startswith(text_head) and line.endswith(text_tail):
+                at, cut, kind, put, add = text_at, text_cut, TextDelta, _set_text, add_text
+            elif line.startswith(reasoning_head) and line.endswith(reasoning_tail):
+                at, cut, kind, put, add = reasoning_at, reasoning_cut, ReasoningDelta, _set_reasoning, add_reasoning
+            else:
+                at = 0
+            if at and not pending:
                 try:
-                    body = resp.json()
-                except ValueError as exc:
-                    raise MalformedResponseError("The server's reply was not JSON.") from exc
-                yield from state.handle_message(body)
-                yield from state.finish()
-                return
-            done = False
-            loads, handle = json.loads, state.handle_chunk
-            for data in iter_sse(resp.iter_lines()):
-                if data == DONE:
-                    done = True
-                    break
-                # The common chunk inline (this loop runs once per token); the rest below.
-                try:
-                    chunk = loads(data)
+                    text, end = scan(line, at)
                 except ValueError:
-                    chunk = None
-                events = handle(chunk) if type(chunk) is dict and "error" not in chunk else self._handle_data(data, state)
-                if len(events) == 1:
-                    yield events[0]
-                else:
-                    yield from events
-            if not done:
-                if not state.saw_content and not state.finish_reason:
-                    raise KimiConnectionError("The server closed the stream before sending anything.")
-                raise StreamCutError(
-                    "The stream ended before [DONE]; the partial answer above is kept. "
-                    "Run the cell again to get a complete answer."
-                )
-            yield from state.finish()
+                    end = -1
+                if end == len(line) - cut:
+                    if text:
+                        event = new(kind)
+                        put(event, text)
+                        add(text)
+                        if log is not None:
+                            log(event)
+                        yield event
+                    continue
+            # 2. A whole chunk on one data: line.
+            if not pending and line[:7] == "data: {":
+                try:
+                    chunk = loads(line[6:])  # a trailing "\r" is JSON whitespace
+                except ValueError:
+                    chunk = None  # an object split over several data: lines: the decoder joins it
+                if type(chunk) is dict:
+                    decoded += 1
+                    events = state.handle_chunk(chunk)
+                    if len(events) == 1 and type(events[0]) in (TextDelta, ReasoningDelta):
+                        # One fragment and nothing else, maybe: this line may teach a template.
+                        is_text = type(events[0]) is TextDelta
+                        if (text_head if is_text else reasoning_head) == "\n" or decoded >= relearn_at:
+                            relearn_at = decoded + _RELEARN_EVERY
+                            learned = (learn_template(line, chunk, "content") if is_text else
+                                       learn_template(line, chunk, "reasoning_content")
+                                       or learn_template(line, chunk, "reasoning"))
+                            if learned is not None and is_text:
+                                text_head, text_tail = learned
+                                text_at, text_cut = len(text_head), len(text_tail) - 1
+                            elif learned is not None:
+                                reasoning_head, reasoning_tail = learned
+                                reasoning_at, reasoning_cut = len(reasoning_head), len(reasoning_tail) - 1
+                    elif "error" in chunk:
+                        self._raise_error_chunk(chunk)
+                    for event in events:
+                        feed(event)
+                        yield event
+                    continue
+            # 3. Everything else.
+            data = decoder.feed(line.rstrip("\r")) if line else decoder.flush()
+            if data is None:
+                continue
+            if data == DONE:
+                done = True
+                break
+            for event in self._handle_data(data, state):
+                feed(event)
+                yield event
+        if not done:
+            tail = decoder.flush()
+            if tail == DONE:
+                done = True
+            elif tail is not None:
+                for event in self._handle_data(tail, state):
+                    feed(event)
+                    yield event
+        if not done:
+            raise _unfinished(state)
+        for event in state.finish():
+            feed(event)
+            yield event
 
     def list_models(self) -> list[str]:
         return _model_ids(self._get("/models"))
@@ -391,12 +505,7 @@ class AsyncKimiClient(_Base):
                 for event in self._handle_data(data, state):
                     yield event
             if not done:
-                if not state.saw_content and not state.finish_reason:
-                    raise KimiConnectionError("The server closed the stream before sending anything.")
-                raise StreamCutError(
-                    "The stream ended before [DONE]; the partial answer above is kept. "
-                    "Run the cell again to get a complete answer."
-                )
+                raise _unfinished(state)
             for event in state.finish():
                 yield event
 
