@@ -2,7 +2,9 @@
  * The chat with one notebook's kernel: a status banner, the messages (each
  * answer is a TurnView fed by comm events), and the composer.
  */
+import { ISessionContext } from '@jupyterlab/apputils';
 import { NotebookPanel } from '@jupyterlab/notebook';
+import { Kernel } from '@jupyterlab/services';
 import { UUID } from '@lumino/coreutils';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
@@ -36,6 +38,8 @@ export class ChatView extends Widget {
     this.bridge.statusChanged.connect(this.refreshBanner, this);
     this.bridge.received.connect(this.onMessage, this);
     panel.sessionContext.statusChanged.connect(this.refreshBanner, this);
+    panel.sessionContext.statusChanged.connect(this.onKernelStatus, this);
+    panel.sessionContext.kernelChanged.connect(this.onKernelChanged, this);
     this.composer = new Composer({
       onSend: (prompt, attachments, options) => void this.ask(prompt, attachments, options),
       onStop: () => void this.bridge.interrupt(),
@@ -176,6 +180,51 @@ export class ChatView extends Widget {
     this.composer.setRunning(this.running !== null);
     this.refreshBanner();
     this.scrollDown(stick);
+  }
+
+  private onKernelStatus(_: ISessionContext, status: Kernel.Status): void {
+    if (status === 'restarting' || status === 'autorestarting') {
+      this.kernelLost('The kernel restarted');
+    } else if (status === 'dead') {
+      this.kernelLost('The kernel died');
+    }
+  }
+
+  private onKernelChanged(): void {
+    this.kernelLost('The notebook switched kernels');
+  }
+
+  /**
+   * The kernel that held this chat's conversation is gone: end the turns it was
+   * answering (nothing more will arrive for them) and say that the conversation
+   * starts over, because the new kernel remembers none of it.
+   */
+  private kernelLost(what: string): void {
+    for (const turn of this.turns.values()) {
+      if (turn.state.finished) {
+        continue;
+      }
+      const partial = turn.state.text.length > 0 || turn.state.reasoning.length > 0;
+      turn.state.note = '';
+      turn.state.feed({
+        type: 'Failed',
+        error: `${what} before Kimi finished${partial ? '; the partial answer above is kept' : ''}. Ask again.`,
+        kind: 'KernelRestarted',
+        partial
+      });
+      turn.state.finished = true;
+      turn.view.update(turn.state);
+    }
+    this.running = null;
+    this.composer.setRunning(false);
+    const last = this.messages.lastElementChild;
+    if (this.turns.size && !last?.classList.contains('jp-kimi-divider')) {
+      const divider = document.createElement('div');
+      divider.className = 'jp-kimi-divider';
+      divider.textContent = `${what}: a new conversation starts here (Kimi will not see the messages above).`;
+      this.messages.append(divider);
+      this.scrollDown(true);
+    }
   }
 
   private async reset(): Promise<void> {

@@ -92,7 +92,10 @@ export class TurnView {
     this.updateSteps(state.steps);
     this.updateAnswer(state.text);
     this.updateAlert(state);
-    const showUsage = state.usage !== null || state.finished;
+    // A failed turn with no usage never reached the point where the server counts it:
+    // "not reported by the server" would blame the server, so say nothing.
+    const unknown = state.usage === null || state.usage.reported === false;
+    const showUsage = (state.usage !== null || state.finished) && !(state.error && unknown);
     this.usage.hidden = !showUsage;
     if (showUsage) {
       this.usage.textContent = usageLine(state.usage, state.meta.context_window);

@@ -195,3 +195,48 @@ def test_agent_tool_step_waits_for_approve_then_runs(page, lab, sim, shot):
     expect(turn.locator(".jp-kimi-answer")).to_contain_text("The sum times seven is 42.")
     step.locator("summary").click()  # fold the step to see the whole turn
     shot(page, "s7-agent-approved-and-answered")
+
+
+def test_a_kernel_restart_ends_the_running_answer_and_the_chat_reconnects(page, lab, sim, shot):
+    lab.write_notebook("restart.ipynb", [{"cell_type": "code", "source": "before = 'set before the restart'"}])
+    open_notebook(page, lab.notebook_url("restart.ipynb"))
+    run_cell(page, 0)
+    sidebar = open_sidebar(page)
+    banner = sidebar.locator(".jp-kimi-banner")
+    expect(banner).to_have_attribute("data-status", "ready", timeout=30_000)
+    prompt = sidebar.locator("textarea.jp-kimi-input")
+
+    sim.queue(Reply(text="First answer."))
+    prompt.fill("Remember the word blue.")
+    prompt.press("Enter")
+    expect(sidebar.locator(".jp-kimi-turn").last).to_have_attribute("data-phase", "done", timeout=20_000)
+
+    sim.queue(Reply(text="A slow answer " + "that goes on " * 300, chunk_chars=4, chunk_delay=0.03))
+    prompt.fill("Tell me a long story")
+    prompt.press("Enter")
+    running = sidebar.locator(".jp-kimi-turn").last
+    expect(running.locator(".jp-kimi-answer")).to_contain_text("A slow answer", timeout=15_000)
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+
+    # The answer the old kernel was streaming ends, keeps its text, and says what happened.
+    expect(running).to_have_attribute("data-phase", "failed", timeout=20_000)
+    expect(running.locator(".jp-kimi-alert")).to_contain_text("The kernel restarted before Kimi finished")
+    expect(running.locator(".jp-kimi-answer")).to_contain_text("A slow answer")
+    expect(sidebar.locator(".jp-kimi-divider")).to_contain_text("a new conversation starts here")
+    expect(sidebar.get_by_role("button", name="Stop")).to_be_disabled()
+    expect(banner).to_have_attribute("data-status", "ready", timeout=30_000)
+    shot(page, "s8-kernel-restarted")
+
+    # The chat reconnects to the new kernel by itself and sees its variables.
+    run_cell(page, 0)
+    sim.queue(Reply(text="The variable says it was set before the restart."))
+    prompt.fill("What does {before} say?")
+    prompt.press("Enter")
+    after = sidebar.locator(".jp-kimi-turn").last
+    expect(after).to_have_attribute("data-phase", "done", timeout=20_000)
+    expect(after.locator(".jp-kimi-answer")).to_contain_text("set before the restart")
+    messages = sim.chat_requests[-1].messages
+    sent = json.dumps(messages)
+    assert "set before the restart" in sent and "{before}" not in sent
+    assert "blue" not in sent  # the new kernel's conversation starts over, as the divider says
+    shot(page, "s9-after-restart-answered")
