@@ -1,7 +1,7 @@
 /**
  * What the buttons on an answer's code blocks do to the bound notebook.
  */
-import { NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 
 import { ICodeAction } from './view';
 
@@ -43,6 +43,57 @@ export function codeActions(panel: () => NotebookPanel | null): ICodeAction[] {
         insertBelow(target, code);
         void NotebookActions.run(target.content, target.sessionContext);
       })
+    }
+  ];
+}
+
+let tracker: INotebookTracker | null = null;
+
+/** Set by the sidebar plugin, so saved answers in a notebook can offer cell actions too. */
+export function setNotebookTracker(value: INotebookTracker): void {
+  tracker = value;
+}
+
+/**
+ * Buttons for code blocks of an answer shown as a cell's output (the MIME
+ * renderer): they act on the cell whose output holds ``node``, so "Insert
+ * below" puts the code right after the %%kimi cell that produced it. The cell
+ * is looked up at click time: outputs render before they are attached.
+ */
+export function outputCodeActions(node: HTMLElement): ICodeAction[] {
+  const placeBelowOwnCell = (): NotebookPanel | null => {
+    const panel = tracker?.find(candidate => candidate.node.contains(node)) ?? null;
+    if (!panel) {
+      return null;
+    }
+    const index = panel.content.widgets.findIndex(cell => cell.node.contains(node));
+    if (index < 0) {
+      return null;
+    }
+    panel.content.activeCellIndex = index;
+    return panel;
+  };
+  return [
+    {
+      label: 'Insert below',
+      title: 'Insert this code in a new cell below this cell',
+      run: code => {
+        const panel = placeBelowOwnCell();
+        if (panel) {
+          insertBelow(panel, code);
+        }
+      }
+    },
+    {
+      label: 'Run below',
+      title: 'Insert this code in a new cell below this cell and run it',
+      run: code => {
+        const panel = placeBelowOwnCell();
+        if (panel) {
+          insertBelow(panel, code);
+          void NotebookActions.run(panel.content, panel.sessionContext);
+        }
+      }
     }
   ];
 }

@@ -13,6 +13,7 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
+import { setNotebookTracker } from './codeactions';
 import { kimiIcon } from './icon';
 import { registryMarkdown } from './markdown';
 import { KimiSidebar } from './panel';
@@ -32,6 +33,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null
   ) => {
+    setNotebookTracker(tracker);
     const sidebar = new KimiSidebar(tracker, registryMarkdown(rendermime));
     sidebar.id = 'kimi-jupyter-sidebar';
     sidebar.title.icon = kimiIcon;

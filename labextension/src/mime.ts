@@ -2,12 +2,13 @@
  * A MIME renderer for `application/vnd.kimi.response+json` (a saved
  * `Response.summary()` plus `meta`), so a `%%kimi` answer stays rich after
  * the notebook is reopened: Markdown answer, folded reasoning, tool steps,
- * usage. Frontends without this extension show the html/markdown/plain
- * fallbacks of the same bundle.
+ * usage, and code blocks with Copy, Insert below and Run below. Frontends
+ * without this extension show the html/markdown/plain fallbacks of the same bundle.
  */
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
+import { outputCodeActions } from './codeactions';
 import { markdownRenderer } from './markdown';
 import { IResponseSummary, RESPONSE_MIME } from './protocol';
 import { TurnState } from './turn';
@@ -25,7 +26,10 @@ export class ResponseRenderer extends Widget implements IRenderMime.IRenderer {
       this.node.textContent = 'kimi: empty response';
       return;
     }
-    const view = new TurnView({ renderMarkdown: markdownRenderer(this.options) });
+    const view = new TurnView({
+      renderMarkdown: markdownRenderer(this.options),
+      codeActions: outputCodeActions(this.node)
+    });
     view.update(TurnState.fromSummary(data, data.meta));
     this.node.replaceChildren(view.node);
   }

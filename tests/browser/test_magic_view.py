@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from lab_ui import open_notebook, output_area, run_cell, save, start_cell
+from lab_ui import cell_sources, open_notebook, output_area, run_cell, save, start_cell
 from playwright.sync_api import expect
 
 from kimi_jupyter.display import TurnMeta, final_bundle
@@ -29,7 +29,8 @@ PROMPT = "%%kimi\nHow do I add a 3-day rolling mean of price to df?"
 
 def test_kimi_magic_streams_live_then_leaves_static_view(page, lab, sim, shot):
     lab.write_notebook("magic.ipynb", [
-        {"cell_type": "code", "source": "%load_ext kimi_jupyter"},
+        {"cell_type": "code", "source": "%load_ext kimi_jupyter\nimport pandas as pd\n"
+                                        "df = pd.DataFrame({'price': [1.0, 2.0, 6.0]})"},
         {"cell_type": "code", "source": PROMPT},
     ])
     open_notebook(page, lab.notebook_url("magic.ipynb"))
@@ -55,6 +56,19 @@ def test_kimi_magic_streams_live_then_leaves_static_view(page, lab, sim, shot):
     expect(final).to_contain_text("Reasoning")
     expect(final).to_contain_text("cost")  # the usage line / table
     shot(page, "b3-magic-final-view")
+
+    # The saved view's code blocks act on the notebook: right below the %%kimi cell.
+    actions = out.locator(".jp-kimi-rendered .jp-kimi-code-actions").first
+    actions.get_by_role("button", name="Insert below").click()
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.widgets.length === 3")
+    code = "df['price_3d'] = df['price'].rolling(3, min_periods=1).mean()\ndf.head()"
+    assert cell_sources(page)[2] == code
+    actions.get_by_role("button", name="Run below").click()
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.widgets.length === 4")
+    assert cell_sources(page)[2:] == [code, code]
+    expect(output_area(page, 2)).to_contain_text("price_3d", timeout=20_000)
+    expect(output_area(page, 2)).to_contain_text("3.0")  # (1 + 2 + 6) / 3, computed by the kernel
+    shot(page, "b4-magic-code-inserted-and-run")
     save(page)
 
 
