@@ -93,7 +93,10 @@ export class ChatView extends Widget {
       request_id: id,
       prompt,
       attachments,
-      options: options.agent ? { agent: true } : {}
+      options: {
+        ...(options.agent ? { agent: true } : {}),
+        ...(options.thinking !== undefined ? { thinking: options.thinking } : {})
+      }
     });
     if (!sent) {
       turn.state.note = '';
@@ -238,6 +241,9 @@ export class ChatView extends Widget {
 
   private refreshBanner(): void {
     const status = this.bridge.status;
+    if (status.kind === 'ready') {
+      this.composer.setThinkingDefault(status.hello.thinking !== false);
+    }
     const level =
       status.kind === 'not-installed' || status.kind === 'error'
         ? 'error'
@@ -288,8 +294,8 @@ export class ChatView extends Widget {
         if (hello.error) {
           return hello.error;
         }
-        const thinking = hello.thinking === false ? 'thinking off' : 'thinking on';
-        return `${hello.model ?? 'kimi'} (${hello.provider ?? '?'}) · ${thinking}`;
+        // Thinking is the composer's Think box; each answer's header says which it used.
+        return `${hello.model ?? 'kimi'} (${hello.provider ?? '?'})`;
       }
     }
   }

@@ -7,6 +7,8 @@ import { button } from './view';
 
 export interface ISendOptions {
   agent?: boolean;
+  /** Only set once the user has changed the Think box: the kernel's setting rules until then. */
+  thinking?: boolean;
 }
 
 export interface IComposerOptions {
@@ -66,7 +68,19 @@ export class Composer {
     );
     this.stopButton.classList.add('jp-mod-warn');
     this.stopButton.disabled = true;
-    row.append(agent, this.sendButton, this.stopButton);
+    const think = document.createElement('label');
+    think.className = 'jp-kimi-think';
+    think.title =
+      'Kimi reasons before it answers (the trace shows above the answer). Untick for quicker, ' +
+      'cheaper answers without reasoning. Starts as the kernel\'s Kimi.thinking setting.';
+    this.thinking.type = 'checkbox';
+    this.thinking.checked = true;
+    this.thinking.addEventListener('change', () => (this.thinkingTouched = true));
+    think.append(this.thinking, document.createTextNode(' Think'));
+    const switches = document.createElement('div');
+    switches.className = 'jp-kimi-switches';
+    switches.append(think, agent);
+    row.append(switches, this.sendButton, this.stopButton);
     this.node.append(tools, this.chips, this.hint, this.input, row);
   }
 
@@ -76,6 +90,13 @@ export class Composer {
 
   setRunning(running: boolean): void {
     this.stopButton.disabled = !running;
+  }
+
+  /** The kernel's thinking setting; shown until the user picks otherwise. */
+  setThinkingDefault(on: boolean): void {
+    if (!this.thinkingTouched) {
+      this.thinking.checked = on;
+    }
   }
 
   setEnabled(enabled: boolean): void {
@@ -133,13 +154,18 @@ export class Composer {
     this.input.value = '';
     this.renderChips();
     this.say('');
-    this.options.onSend(prompt, attachments, { agent: this.agent.checked });
+    this.options.onSend(prompt, attachments, {
+      agent: this.agent.checked,
+      thinking: this.thinkingTouched ? this.thinking.checked : undefined
+    });
   }
 
   private chips = document.createElement('div');
   private hint = document.createElement('div');
   private input = document.createElement('textarea');
   private agent = document.createElement('input');
+  private thinking = document.createElement('input');
+  private thinkingTouched = false;
   private sendButton: HTMLButtonElement;
   private stopButton: HTMLButtonElement;
   private attachments: Attachment[] = [];

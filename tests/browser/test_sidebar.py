@@ -240,3 +240,32 @@ def test_a_kernel_restart_ends_the_running_answer_and_the_chat_reconnects(page, 
     assert "set before the restart" in sent and "{before}" not in sent
     assert "blue" not in sent  # the new kernel's conversation starts over, as the divider says
     shot(page, "s9-after-restart-answered")
+
+
+def test_the_think_box_switches_reasoning_for_the_next_message(page, lab, sim, shot):
+    lab.write_notebook("think.ipynb", [{"cell_type": "code", "source": "x = 1"}])
+    open_notebook(page, lab.notebook_url("think.ipynb"))
+    sidebar = open_sidebar(page)
+    expect(sidebar.locator(".jp-kimi-banner")).to_have_attribute("data-status", "ready", timeout=30_000)
+    think = sidebar.get_by_label("Think")
+    expect(think).to_be_checked()  # the kernel's Kimi.thinking (on by default)
+    think.uncheck()
+    shot(page, "s10-think-box-off")
+    sim.queue(Reply(text="Quick answer, no reasoning."))
+    prompt = sidebar.locator("textarea.jp-kimi-input")
+    prompt.fill("Quick question")
+    prompt.press("Enter")
+    turn = sidebar.locator(".jp-kimi-turn").last
+    expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
+    expect(turn.locator(".jp-kimi-head")).to_contain_text("thinking off")
+    assert sim.chat_requests[-1].json["thinking"] == {"type": "disabled"}
+
+    think.check()
+    sim.queue(Reply(text="Thought it through.", reasoning="Let me think."))
+    prompt.fill("Harder question")
+    prompt.press("Enter")
+    turn = sidebar.locator(".jp-kimi-turn").last
+    expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
+    expect(turn.locator(".jp-kimi-head")).to_contain_text("thinking on")
+    expect(turn.locator(".jp-kimi-reasoning")).to_contain_text("Let me think.")
+    assert sim.chat_requests[-1].json["thinking"] == {"type": "enabled"}
