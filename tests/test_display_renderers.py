@@ -153,7 +153,7 @@ def test_plain_renderer_separates_trace_and_answer_and_reports_failures() -> Non
     run(PlainRenderer(out, color=False), [ReasoningDelta("hmm"), TextDelta("par"), Failed("connection lost")])
     assert (
         out.getvalue()
-        == "thinking:\nhmm\n\npar\n[failed: connection lost]\nusage: not reported by the server\n"
+        == "thinking:\nhmm\n\npar\n[failed: connection lost]\nusage: unknown (the answer did not finish)\n"
     )
     out = io.StringIO()
     run(PlainRenderer(out, color=False), [TextDelta("half"), Done(None, cut=True)])

@@ -304,3 +304,13 @@ def test_usage_table_takes_the_session_ledger_as_it_is() -> None:
     ]
     assert lines[-1] == "1 request(s) had no usage reported by the server"
     assert "had no usage reported" in bundle["text/html"]
+
+
+def test_a_failed_turn_does_not_blame_the_server_for_missing_usage() -> None:
+    at_once = final_bundle(turn(Failed("No API key: set MOONSHOT_API_KEY", "MissingKey")), META)
+    part_way = final_bundle(turn(TextDelta("Half an ans"), Failed("connection lost", "KimiConnectionError",
+                                                                    partial=True)), META)
+    for mime in ("text/plain", "text/markdown", "text/html"):
+        assert "usage" not in at_once[mime]  # nothing was sent, nothing to count
+        assert "not reported by the server" not in part_way[mime]
+        assert "usage: unknown (the answer did not finish)" in part_way[mime]

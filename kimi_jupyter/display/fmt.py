@@ -140,6 +140,21 @@ def usage_line(usage: Usage, window: int | None = None) -> str:
     return line
 
 
+def turn_usage_line(response: Response, window: int | None = None) -> str | None:
+    """The usage line of a finished turn, or None when there is nothing to say.
+
+    "Not reported by the server" is only true of a turn that finished without usage. A turn
+    that failed part-way (a cut, an interrupt, a restart) never got to the point where the
+    server counts it; one that failed before anything arrived has no usage at all.
+    """
+    usage = response.usage
+    if usage.reported or not response.error:
+        return usage_line(usage, window)
+    if response.text or response.reasoning:
+        return "usage: unknown (the answer did not finish)"
+    return None
+
+
 def usage_cells(usage: Usage, window: int | None = None) -> list[tuple[str, str]]:
     """(label, value) pairs for a usage table; empty when nothing was reported."""
     if not usage.reported:

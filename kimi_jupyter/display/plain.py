@@ -29,7 +29,7 @@ from ..events import (
 from ..response import Response
 from .base import TurnMeta
 from .coalesce import Coalescer
-from .fmt import preview, retry_line, seconds, usage_line
+from .fmt import preview, retry_line, seconds, turn_usage_line
 
 __all__ = ["PlainRenderer"]
 
@@ -121,9 +121,9 @@ class PlainRenderer:
     def finish(self, response: Response) -> None:
         if not response.done:
             self._line("[interrupted; the answer is partial]")
-        if response.usage.reported or not response.error or response.text or response.reasoning:
-            # (a request that failed before anything arrived has no usage to speak of)
-            self._line(usage_line(response.usage, self._meta.context_window))
+        line = turn_usage_line(response, self._meta.context_window)
+        if line is not None:
+            self._line(line)
         self._coalescer.finish()
 
     def _write(self, text: str, dim: bool = False) -> None:

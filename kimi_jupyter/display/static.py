@@ -19,7 +19,7 @@ from typing import Any
 
 from ..response import Response, ToolStep
 from .base import TurnMeta
-from .fmt import final_state, preview, reasoning_title, step_summary, usage_cells, usage_line
+from .fmt import final_state, preview, reasoning_title, step_summary, turn_usage_line, usage_cells
 from .md2html import markdown_to_html, safe_markdown
 
 __all__ = ["final_bundle", "html_bundle", "markdown_bundle", "plain_text"]
@@ -90,7 +90,9 @@ def plain_text(response: Response, meta: TurnMeta) -> str:
     for step in response.tool_steps:
         args = preview(step.arguments.replace("\n", " "), 60)
         lines.append(f"[tool {step_summary(step)}] {args}".rstrip())
-    lines.append(usage_line(response.usage, meta.context_window))
+    usage = turn_usage_line(response, meta.context_window)
+    if usage is not None:
+        lines.append(usage)
     return "\n".join(lines)
 
 
@@ -113,7 +115,9 @@ def markdown_bundle(response: Response, meta: TurnMeta) -> str:
             f"<details><summary>tool: {html.escape(step_summary(step))}</summary>\n\n"
             f"{_step_body(step)}\n\n</details>"
         )
-    parts.append(f"*{html.escape(usage_line(response.usage, meta.context_window))}*")
+    usage = turn_usage_line(response, meta.context_window)
+    if usage is not None:
+        parts.append(f"*{html.escape(usage)}*")
     return "\n\n".join(parts)
 
 
@@ -153,8 +157,10 @@ def styled_answer(markdown: str) -> str:
 def usage_html(response: Response, meta: TurnMeta) -> str:
     cells = usage_cells(response.usage, meta.context_window)
     if not cells:
-        line = html.escape(usage_line(response.usage, meta.context_window))
-        return f'<div class="kimi-usage" style="{_MUTED}">{line}</div>'
+        line = turn_usage_line(response, meta.context_window)
+        if line is None:
+            return ""
+        return f'<div class="kimi-usage" style="{_MUTED}">{html.escape(line)}</div>'
     head = "".join(f'<th style="{_CELL}">{label}</th>' for label, _ in cells)
     row = "".join(f'<td style="{_CELL}">{html.escape(value)}</td>' for _, value in cells)
     return (

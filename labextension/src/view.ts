@@ -92,13 +92,17 @@ export class TurnView {
     this.updateSteps(state.steps);
     this.updateAnswer(state.text);
     this.updateAlert(state);
-    // A failed turn with no usage never reached the point where the server counts it:
-    // "not reported by the server" would blame the server, so say nothing.
+    // As turn_usage_line in Python: "not reported by the server" only for a turn that
+    // finished; one that failed part-way never got counted, one that failed at once has none.
     const unknown = state.usage === null || state.usage.reported === false;
-    const showUsage = (state.usage !== null || state.finished) && !(state.error && unknown);
+    const partial = state.text.length > 0 || state.reasoning.length > 0;
+    const failed = state.error !== null && unknown;
+    const showUsage = (state.usage !== null || state.finished) && !(failed && !partial);
     this.usage.hidden = !showUsage;
     if (showUsage) {
-      this.usage.textContent = usageLine(state.usage, state.meta.context_window);
+      this.usage.textContent = failed
+        ? 'usage: unknown (the answer did not finish)'
+        : usageLine(state.usage, state.meta.context_window);
     }
   }
 
