@@ -17,6 +17,9 @@ Protocol (JSON objects; frontend -> kernel carry ``action``, kernel -> frontend 
       -> {"type": "start", "request_id", "meta": {model, thinking, provider, context_window}}
       -> {"type": "event", "request_id", "event": event_to_json(e)}   (any number)
       -> {"type": "done", "request_id", "response": Response.summary(), "meta": {...}}
+    {"action": "models"}     -> {"type": "models", "models": [ids], "current", "error"}
+                             (the provider's /models list; on failure only the current model
+                             and an error saying why)
     {"action": "reset"}      -> {"type": "reset"}
     {"action": "approve", "id", "approved": bool}   (answers an ApprovalRequested event)
     anything else            -> {"type": "error", "message", "request_id"?}
@@ -173,6 +176,22 @@ class SidebarChat:
             return reply
         reply.update(model=settings.model, provider=settings.provider, base_url=public_url(settings.base_url),
                      has_key=bool(settings.api_key), thinking=settings.thinking)
+        return reply
+
+    def models(self) -> dict[str, Any]:
+        """The model picker's list: what the provider serves, the current model first."""
+        from .errors import KimiError
+
+        reply: dict[str, Any] = {"type": "models", "models": [], "current": None, "error": None}
+        try:
+            settings = self.shared.settings()
+            reply["current"] = settings.model
+            listed = self.client(settings).list_models()
+        except KimiError as error:
+            reply["error"] = f"Could not list the models: {error}"
+            listed = []
+        current = reply["current"]
+        reply["models"] = ([current] if current else []) + [m for m in listed if m != current]
         return reply
 
     def ask(self, data: dict[str, Any], send: Send, comm_id: str | None = None) -> None:
@@ -352,6 +371,8 @@ def handle_message(data: Any, send: Send, sidebar: SidebarChat | None = None, co
               "message": "A chat turn is already running in this kernel: answer it or press Stop first."})
     elif action == "hello":
         send(sidebar.hello())
+    elif action == "models":
+        send(sidebar.models())
     elif action == "ask":
         sidebar.ask(data, send, comm_id)
     elif action == "reset":

@@ -74,6 +74,32 @@ def test_hello_without_key_says_so():
     assert out.messages[0]["has_key"] is False
 
 
+def test_models_lists_the_providers_models_current_first(kimi_sim_env):
+    out = Outbox()
+    handle_message({"action": "models"}, out, SidebarChat(namespace={}))
+    (reply,) = out.messages
+    assert reply["type"] == "models" and reply["error"] is None and reply["current"] == "kimi-k2.5"
+    assert reply["models"][0] == "kimi-k2.5" and "kimi-k2-thinking" in reply["models"]
+    assert len(reply["models"]) == len(set(reply["models"]))
+    assert kimi_sim_env.requests[-1].path.endswith("/models")
+
+
+def test_models_without_key_keeps_the_current_model_and_says_why():
+    out = Outbox()
+    handle_message({"action": "models"}, out, SidebarChat(namespace={}))
+    (reply,) = out.messages
+    assert reply["models"] == [reply["current"]] and reply["current"]
+    assert reply["error"].startswith("Could not list the models:") and "MOONSHOT_API_KEY" in reply["error"]
+
+
+def test_a_model_picked_in_the_sidebar_is_used_for_that_message(kimi_sim_env):
+    kimi_sim_env.queue(Reply(text="From the turbo model."))
+    out = ask(SidebarChat(namespace={}), "hi", options={"model": "kimi-k2-turbo-preview", "thinking": False})
+    assert out.of("start")[0]["meta"]["model"] == "kimi-k2-turbo-preview"
+    assert out.text() == "From the turbo model."
+    assert kimi_sim_env.chat_requests[-1].json["model"] == "kimi-k2-turbo-preview"
+
+
 def test_ask_streams_events_then_done_and_counts_as_sidebar_usage(kimi_sim_env):
     kimi_sim_env.queue(Reply(text="The answer is **42**.\n\n```python\nprint(42)\n```", reasoning="Let me think."))
     sidebar = SidebarChat(namespace={})

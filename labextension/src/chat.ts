@@ -95,7 +95,8 @@ export class ChatView extends Widget {
       attachments,
       options: {
         ...(options.agent ? { agent: true } : {}),
-        ...(options.thinking !== undefined ? { thinking: options.thinking } : {})
+        ...(options.thinking !== undefined ? { thinking: options.thinking } : {}),
+        ...(options.model !== undefined ? { model: options.model } : {})
       }
     });
     if (!sent) {
@@ -145,6 +146,10 @@ export class ChatView extends Widget {
     }
     if (message.type === 'hello') {
       return; // the banner follows the bridge's status
+    }
+    if (message.type === 'models') {
+      this.composer.setModels(message.current, message.models, message.error);
+      return;
     }
     const turn = message.request_id ? this.turns.get(message.request_id) : undefined;
     if (!turn) {
@@ -243,6 +248,14 @@ export class ChatView extends Widget {
     const status = this.bridge.status;
     if (status.kind === 'ready') {
       this.composer.setThinkingDefault(status.hello.thinking !== false);
+      if (!this.modelsAsked && status.hello.has_key) {
+        // Once per connection: the provider's model list for the picker.
+        this.modelsAsked = true;
+        this.composer.setModels(status.hello.model ?? null, [], null);
+        void this.bridge.send({ action: 'models' });
+      }
+    } else {
+      this.modelsAsked = false;
     }
     const level =
       status.kind === 'not-installed' || status.kind === 'error'
@@ -325,4 +338,5 @@ export class ChatView extends Widget {
   private messages = document.createElement('div');
   private turns = new Map<string, ITurn>();
   private running: string | null = null;
+  private modelsAsked = false;
 }

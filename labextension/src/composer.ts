@@ -1,12 +1,15 @@
 /**
  * The input area: attachment chips, context buttons, the prompt box (Enter
- * sends, Shift+Enter is a newline), Send and Stop.
+ * sends, Shift+Enter is a newline), the Think and agent switches, the model
+ * picker, Send and Stop.
  */
 import { Attachment } from './protocol';
 import { button } from './view';
 
 export interface ISendOptions {
   agent?: boolean;
+  /** Only set once the user has picked a model: the kernel's Kimi.model rules until then. */
+  model?: string;
   /** Only set once the user has changed the Think box: the kernel's setting rules until then. */
   thinking?: boolean;
 }
@@ -80,8 +83,12 @@ export class Composer {
     const switches = document.createElement('div');
     switches.className = 'jp-kimi-switches';
     switches.append(think, agent);
-    row.append(switches, this.sendButton, this.stopButton);
-    this.node.append(tools, this.chips, this.hint, this.input, row);
+    this.model.className = 'jp-kimi-model';
+    this.model.setAttribute('aria-label', 'Model');
+    this.model.hidden = true;
+    this.model.addEventListener('change', () => (this.modelTouched = true));
+    row.append(this.model, this.sendButton, this.stopButton);
+    this.node.append(tools, this.chips, this.hint, this.input, switches, row);
   }
 
   focus(): void {
@@ -90,6 +97,32 @@ export class Composer {
 
   setRunning(running: boolean): void {
     this.stopButton.disabled = !running;
+  }
+
+  /**
+   * The models the kernel's provider lists, its current one first. A model the
+   * user picked stays picked; ``error`` (the list could not be had) goes in the
+   * tooltip, and the picker then holds just the current model.
+   */
+  setModels(current: string | null, models: string[], error: string | null): void {
+    const keep = this.modelTouched ? this.model.value : current;
+    const ids = models.length ? [...models] : current ? [current] : [];
+    if (keep && !ids.includes(keep)) {
+      ids.unshift(keep);
+    }
+    this.model.replaceChildren(
+      ...ids.map(id => {
+        const option = document.createElement('option');
+        option.value = id;
+        option.textContent = id;
+        return option;
+      })
+    );
+    if (keep) {
+      this.model.value = keep;
+    }
+    this.model.title = error ?? 'Model for your next messages (starts as the kernel\'s Kimi.model)';
+    this.model.hidden = ids.length === 0;
   }
 
   /** The kernel's thinking setting; shown until the user picks otherwise. */
@@ -156,7 +189,8 @@ export class Composer {
     this.say('');
     this.options.onSend(prompt, attachments, {
       agent: this.agent.checked,
-      thinking: this.thinkingTouched ? this.thinking.checked : undefined
+      thinking: this.thinkingTouched ? this.thinking.checked : undefined,
+      model: this.modelTouched && this.model.value ? this.model.value : undefined
     });
   }
 
@@ -165,6 +199,8 @@ export class Composer {
   private input = document.createElement('textarea');
   private agent = document.createElement('input');
   private thinking = document.createElement('input');
+  private model = document.createElement('select');
+  private modelTouched = false;
   private thinkingTouched = false;
   private sendButton: HTMLButtonElement;
   private stopButton: HTMLButtonElement;

@@ -95,6 +95,7 @@ export type KernelMessage =
       response: IResponseSummary;
       meta?: ITurnMeta;
     }
+  | { type: 'models'; models: string[]; current: string | null; error: string | null }
   | { type: 'reset' }
   | { type: 'error'; message: string; request_id?: string };
 
@@ -116,6 +117,7 @@ export type Attachment = ICellAttachment | IImageAttachment;
 
 export type FrontendMessage =
   | { action: 'hello' }
+  | { action: 'models' }
   | {
       action: 'ask';
       request_id: string;

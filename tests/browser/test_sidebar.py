@@ -242,7 +242,7 @@ def test_a_kernel_restart_ends_the_running_answer_and_the_chat_reconnects(page, 
     shot(page, "s9-after-restart-answered")
 
 
-def test_the_think_box_switches_reasoning_for_the_next_message(page, lab, sim, shot):
+def test_the_think_box_and_the_model_picker_apply_to_the_next_message(page, lab, sim, shot):
     lab.write_notebook("think.ipynb", [{"cell_type": "code", "source": "x = 1"}])
     open_notebook(page, lab.notebook_url("think.ipynb"))
     sidebar = open_sidebar(page)
@@ -259,6 +259,21 @@ def test_the_think_box_switches_reasoning_for_the_next_message(page, lab, sim, s
     expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
     expect(turn.locator(".jp-kimi-head")).to_contain_text("thinking off")
     assert sim.chat_requests[-1].json["thinking"] == {"type": "disabled"}
+
+    # The model picker: the provider's list, the kernel's model first; a pick holds.
+    model = sidebar.get_by_label("Model")
+    expect(model).to_have_value("kimi-k2.5")
+    expect(model.locator("option[value='kimi-k2-turbo-preview']")).to_have_count(1)
+    model.select_option("kimi-k2-turbo-preview")
+    sim.queue(Reply(text="Turbo answer."))
+    prompt.fill("Which model are you?")
+    prompt.press("Enter")
+    turn = sidebar.locator(".jp-kimi-turn").last
+    expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
+    expect(turn.locator(".jp-kimi-head")).to_contain_text("kimi-k2-turbo-preview")
+    assert sim.chat_requests[-1].json["model"] == "kimi-k2-turbo-preview"
+    shot(page, "s11-model-picked")
+    model.select_option("kimi-k2.5")
 
     think.check()
     sim.queue(Reply(text="Thought it through.", reasoning="Let me think."))
