@@ -8,14 +8,16 @@ dialects it is actually taken.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kimi_jupyter.client import KimiClient
+from kimi_jupyter.client import AsyncKimiClient, KimiClient
 from kimi_jupyter.client.chunks import TurnState, learn_template
 from kimi_jupyter.client.sse import DONE, iter_sse
 from kimi_jupyter.events import ReasoningDelta, TextDelta
@@ -110,6 +112,12 @@ def client_for(body: bytes) -> KimiClient:
     return KimiClient(settings, http=httpx.Client(transport=httpx.MockTransport(handler)))
 
 
+def sse_lines_of(body: str) -> list[str]:
+    """The body's lines by the SSE rule (CRLF, LF, CR), independently of the client."""
+    lines = re.split(r"\r\n|\r|\n", body)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def general_path(client: KimiClient, lines: list[str]) -> tuple[list, bool]:
     """What the client meant before the template: SSE decoder, then every chunk decoded.
     Returns the events up to the end of the turn, and whether ``[DONE]`` came."""
@@ -137,7 +145,8 @@ def sse_lines(draw):
     cid = "chatcmpl-1"
     for _ in range(draw(st.integers(1, 40))):
         kind = draw(st.sampled_from(["text", "text", "text", "reasoning", "reasoning", "new-id", "spaced",
-                                     "comment", "role-text", "multiline", "usage", "garbage", "glued"]))
+                                     "comment", "role-text", "multiline", "usage", "garbage", "glued",
+                                     "raw-unicode", "raw-unicode"]))
         token = draw(tokens)
         if kind == "text":
             lines += [line(chunk({"content": token}, cid=cid), separators=(",", ":")), ""]
@@ -148,6 +157,9 @@ def sse_lines(draw):
             lines += [line(chunk({"content": token}, cid=cid), separators=(",", ":")), ""]
         elif kind == "spaced":
             lines += [line(chunk({"content": token}, cid=cid)), ""]
+        elif kind == "raw-unicode":  # U+2028 and kin unescaped, as servers with ensure_ascii=False send them
+            raw = token + "\u2028\u0085\u2029"
+            lines += [line(chunk({"content": raw}, cid=cid), separators=(",", ":"), ensure_ascii=False), ""]
         elif kind == "comment":
             lines += [": OPENROUTER PROCESSING", ""]
         elif kind == "role-text":
@@ -171,8 +183,9 @@ def sse_lines(draw):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=sse_lines())
 def test_any_stream_gives_the_same_events_as_the_general_path(lines):
-    client = client_for(("\n".join(lines) + "\n").encode())
-    expected, done = general_path(client, lines)
+    body = "\n".join(lines) + "\n"
+    client = client_for(body.encode())
+    expected, done = general_path(client, sse_lines_of(body))
     events, response = events_of(client)
     if done:
         assert events == expected
@@ -218,3 +231,23 @@ def test_the_simulators_streams_decode_almost_no_chunk_whole(kimi_sim, dialect, 
     assert chunks > 200
     # The first chunk of each kind teaches the template; the probe check decodes once more.
     assert len(decoded) <= 12, decoded[:12]
+
+
+def test_line_separators_inside_a_token_survive_the_real_server(kimi_sim):
+    # The simulator writes JSON with ensure_ascii=False, as servers that send raw UTF-8 do:
+    # these characters arrive unescaped, and splitlines() would cut the chunk at each.
+    text = "first\u2028second\u2029third\u0085fourth, 中文 too"
+    kimi_sim.queue(Reply(text=text, reasoning="why\u2028not", chunk_chars=4))
+    settings = resolve_settings(explicit={"api_key": "sk-test-simulator", "base_url": kimi_sim.base_url,
+                                          "provider": "moonshot", "model": "kimi-k2.5"}, environ={})
+    with KimiClient(settings) as client:
+        response = client.chat([{"role": "user", "content": "hi"}])
+
+    async def async_chat():
+        async with AsyncKimiClient(settings) as client:
+            return await client.chat([{"role": "user", "content": "hi"}])
+
+    kimi_sim.queue(Reply(text=text, reasoning="why\u2028not", chunk_chars=4))
+    for result in (response, asyncio.run(async_chat())):
+        assert result.error is None and not [n for n in result.notices if "malformed" in n], result.notices
+        assert result.text == text and result.reasoning == "why\u2028not"

@@ -9,9 +9,68 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 
-__all__ = ["DONE", "SSEDecoder", "iter_sse", "aiter_sse"]
+__all__ = ["DONE", "SSEDecoder", "split_lines", "iter_lines", "aiter_lines", "iter_sse", "aiter_sse"]
 
 DONE = "[DONE]"
+
+
+class _LineSplitter:
+    """Lines as SSE defines them: ended by CRLF, LF or CR, and nothing else.
+
+    httpx's ``iter_lines`` uses ``str.splitlines``, which also breaks at U+2028, U+2029,
+    U+0085 and a few control characters. JSON strings may hold those raw (a server that
+    does not escape non-ASCII sends them as they are), so a token containing one would
+    cut its chunk in two and be lost.
+    """
+
+    __slots__ = ("tail",)
+
+    def __init__(self) -> None:
+        self.tail = ""
+
+    def feed(self, text: str) -> list[str]:
+        if self.tail:
+            text = self.tail + text
+        if "\r" in text:
+            held = text[-1] == "\r"  # maybe the first half of a CRLF: decide with the next text
+            if held:
+                text = text[:-1]
+            lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            self.tail = lines.pop() + ("\r" if held else "")
+        else:
+            lines = text.split("\n")
+            self.tail = lines.pop()
+        return lines
+
+    def close(self) -> list[str]:
+        tail, self.tail = self.tail, ""
+        if tail[-1:] == "\r":  # a held CR ended its line after all
+            return [tail[:-1]]
+        return [tail] if tail else []
+
+
+def split_lines(text: str) -> list[str]:
+    """``text`` cut into SSE lines (CRLF, LF or CR); a last line without an ending counts."""
+    splitter = _LineSplitter()
+    return splitter.feed(text) + splitter.close()
+
+
+def iter_lines(texts: Iterable[str]) -> Iterator[str]:
+    """The SSE lines of a stream of decoded text (``httpx.Response.iter_text()``)."""
+    splitter = _LineSplitter()
+    for text in texts:
+        yield from splitter.feed(text)
+    yield from splitter.close()
+
+
+async def aiter_lines(texts: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The async twin of `iter_lines` (``httpx.Response.aiter_text()``)."""
+    splitter = _LineSplitter()
+    async for text in texts:
+        for line in splitter.feed(text):
+            yield line
+    for line in splitter.close():
+        yield line
 
 
 class SSEDecoder:

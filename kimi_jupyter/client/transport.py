@@ -31,7 +31,7 @@ from ..settings import Settings
 from .chunks import TurnState, learn_template
 from .request import auth_headers, build_payload
 from .retry import backoff_delay, from_transport_error, should_retry
-from .sse import DONE, SSEDecoder, aiter_sse
+from .sse import DONE, SSEDecoder, aiter_lines, aiter_sse, iter_lines
 
 __all__ = ["KimiClient", "AsyncKimiClient", "EventStream", "AsyncEventStream"]
 
@@ -322,7 +322,7 @@ class KimiClient(_Base):
         text_at = text_cut = reasoning_at = reasoning_cut = 0
         decoded = relearn_at = 0
         done = False
-        for line in resp.iter_lines():
+        for line in iter_lines(resp.iter_text()):
             # 1. The learned template: decode the token string only.
             if line.startswith(text_head) and line.endswith(text_tail):
                 at, cut, kind, put, add = text_at, text_cut, TextDelta, _set_text, add_text
@@ -498,7 +498,7 @@ class AsyncKimiClient(_Base):
                     yield event
                 return
             done = False
-            async for data in aiter_sse(resp.aiter_lines()):
+            async for data in aiter_sse(aiter_lines(resp.aiter_text())):
                 if data == DONE:
                     done = True
                     break
