@@ -8,6 +8,7 @@
  * package, a kernel restart and a kernel switch all end in a clear status.
  */
 import { ISessionContext } from '@jupyterlab/apputils';
+import type { CommsOverSubshells } from '@jupyterlab/services';
 import { Kernel } from '@jupyterlab/services';
 import { JSONObject } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
@@ -26,6 +27,23 @@ export type BridgeStatus =
 export const NOT_INSTALLED =
   'kimi_jupyter is not installed in this kernel: pip install kimi-jupyter';
 const LOAD_CODE = '%load_ext kimi_jupyter';
+/**
+ * Send this comm's messages to the kernel's main shell, not to a subshell.
+ *
+ * JupyterLab 4.4+ routes comms to a kernel subshell (a thread) when the kernel
+ * supports them (ipykernel 7 with IPython 9). A chat turn must run on the main
+ * shell: SIGINT, which is what Stop sends, only interrupts the main thread; the
+ * agent's approval wait and its run_python steps assume they hold the shell; and
+ * a turn must not race the cells it reads. Older JupyterLabs have no such
+ * setting and always use the main shell.
+ */
+function keepOnMainShell(comm: Kernel.IComm): void {
+  if ('commsOverSubshells' in comm) {
+    // The enum's value, not the enum: JupyterLabs before 4.4 do not export it.
+    comm.commsOverSubshells = 'disabled' as CommsOverSubshells;
+  }
+}
+
 /** How long an idle kernel may take to answer `hello` (a busy one may take any time). */
 const HELLO_TIMEOUT_MS = 20000;
 
@@ -157,6 +175,7 @@ export class KernelBridge implements IDisposable {
       let comm: Kernel.IComm;
       try {
         comm = kernel.createComm(COMM_TARGET);
+        keepOnMainShell(comm);
       } catch (error) {
         settle('timeout');
         return;
