@@ -28,7 +28,9 @@ Log = Callable[[str], None]
 
 @dataclass
 class Result:
-    """One table row. ``ratio`` is ours / baseline; ``passed`` is None when there is no target."""
+    """One table row. ``ratio`` is ours / baseline, or ``paired_ratio`` when the row measured
+    both sides round by round (the median of the per-round ratios); ``passed`` is None when
+    there is no target."""
 
     name: str
     ours: float | None
@@ -39,9 +41,12 @@ class Result:
     passed: bool | None = None
     note: str = ""  # "not available: ..." replaces the numbers when set and ours is None
     details: dict[str, Any] = field(default_factory=dict)
+    paired_ratio: float | None = None
 
     @property
     def ratio(self) -> float | None:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         if self.ours is None or not self.baseline:
             return None
         return self.ours / self.baseline

@@ -12,7 +12,10 @@ checked to hold the whole answer:
 * peer: the ``openai`` SDK (``chat.completions.create(stream=True)``), when installed; it is
   much slower per chunk, so it runs in fewer rounds.
 
-Wall time is what the targets use. The client process's CPU time per chunk is reported too
+Wall time is what the targets use. The ratio is the median of the per-round ratios (each
+round times ours and the raw loop back to back, in alternating order), so a change in the
+machine's load during the run moves both sides of a pair alike; the ms columns are each
+consumer's median. The client process's CPU time per chunk is reported too
 (the server is another process, so it is the client's own cost). When the client needs less
 time per chunk than the simulator takes to write one, both consumers wait on the server and
 the wall ratio sits near 1x with the machine's noise around it; the CPU row then shows how
@@ -131,9 +134,11 @@ def run(quick: bool, log: Log) -> list[Result]:
         "ours_client_cpu_us_per_chunk": round(us_per_chunk("ours"), 2),
         "raw_client_cpu_us_per_chunk": round(us_per_chunk("raw"), 2),
     }
+    paired = median([o / r for o, r in zip(wall["ours"], wall["raw"], strict=True)])
+    details["median_of_medians_ratio"] = round(ms("ours") / ms("raw"), 3)
     rows = [
         Result(f"stream {label} chunks: ours vs raw httpx", ms("ours"), ms("raw"), "ms", "raw httpx SSE loop",
-               f"<= {TARGET_RATIO:.2f}x", ms("ours") <= TARGET_RATIO * ms("raw"), details=details),
+               f"<= {TARGET_RATIO:.2f}x", paired <= TARGET_RATIO, details=details, paired_ratio=paired),
         Result(f"stream {label}: client CPU per chunk", us_per_chunk("ours"), us_per_chunk("raw"), "us",
                "raw httpx SSE loop", "info", None),
     ]
