@@ -130,6 +130,22 @@ def general_path(client: KimiClient, lines: list[str]) -> tuple[list, bool]:
     return events + (state.finish(cut=True) if state.saw_content else []), False
 
 
+def async_events_of(body: bytes) -> tuple[list, object]:
+    def handler(request):
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    settings = resolve_settings(explicit={"api_key": KEY, "base_url": BASE, "provider": "moonshot",
+                                          "model": "kimi-k2.5", "max_retries": 0}, environ={})
+
+    async def run():
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with AsyncKimiClient(settings, http=http) as client:
+            stream = client.stream_chat([{"role": "user", "content": "hi"}])
+            return [event async for event in stream], stream.response
+
+    return asyncio.run(run())
+
+
 def events_of(client: KimiClient) -> tuple[list, object]:
     stream = client.stream_chat([{"role": "user", "content": "hi"}])
     return list(stream), stream.response
@@ -195,6 +211,10 @@ def test_any_stream_gives_the_same_events_as_the_general_path(lines):
     assert response.text == "".join(e.text for e in events if type(e) is TextDelta)
     assert response.reasoning == "".join(e.text for e in events if type(e) is ReasoningDelta)
     assert response.events == events
+    # The async client reads through the same StreamReader: the same events, the same snapshot.
+    async_events, async_response = async_events_of(body.encode())
+    assert async_events == events and async_response.text == response.text
+    assert async_response.events == events
 
 
 def test_a_cut_stream_keeps_what_the_template_path_read():

@@ -1,15 +1,17 @@
 """Server-sent events, reduced to what chat streams need.
 
-Knows lines and nothing about chat: yields each event's ``data`` payload, skips comment
-lines (``: OPENROUTER PROCESSING``), blank keep-alives and non-data fields, joins multi-line
-data, and reports ``[DONE]``. One decoder serves the sync and the async client.
+Knows lines and nothing about chat: splits text into lines by the SSE rule, yields each
+event's ``data`` payload, skips comment lines (``: OPENROUTER PROCESSING``), blank
+keep-alives and non-data fields, joins multi-line data, and reports ``[DONE]``. Both clients
+use the line splitter and `SSEDecoder` through `client.reader.StreamReader`; `iter_sse` is
+the same rules as a plain generator.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 
-__all__ = ["DONE", "SSEDecoder", "split_lines", "iter_lines", "aiter_lines", "iter_sse", "aiter_sse"]
+__all__ = ["DONE", "SSEDecoder", "split_lines", "iter_lines", "aiter_lines", "iter_sse"]
 
 DONE = "[DONE]"
 
@@ -121,17 +123,6 @@ def iter_sse(lines: Iterable[str]) -> Iterator[str]:
         if line.startswith("data: ") and not pending and line[-1] != "\r":
             pending.append(line[6:])
             continue
-        data = decoder.feed(line.rstrip("\r"))
-        if data is not None:
-            yield data
-    tail = decoder.flush()
-    if tail is not None:
-        yield tail
-
-
-async def aiter_sse(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    decoder = SSEDecoder()
-    async for line in lines:
         data = decoder.feed(line.rstrip("\r"))
         if data is not None:
             yield data

@@ -19,19 +19,18 @@ from typing import Any
 import httpx
 
 from ..errors import (
-    KimiConnectionError,
     KimiError,
     MalformedResponseError,
-    StreamCutError,
     error_from_response,
 )
-from ..events import Event, Failed, Notice, ReasoningDelta, Retrying, TextDelta, text_slot_setter
+from ..events import Event, Failed, Notice, Retrying
 from ..response import Response
 from ..settings import Settings
-from .chunks import TurnState, learn_template
+from .chunks import TurnState
+from .reader import StreamReader
 from .request import auth_headers, build_payload
 from .retry import backoff_delay, from_transport_error, should_retry
-from .sse import DONE, SSEDecoder, aiter_lines, aiter_sse, iter_lines
+from .sse import aiter_lines, iter_lines
 
 __all__ = ["KimiClient", "AsyncKimiClient", "EventStream", "AsyncEventStream"]
 
@@ -41,11 +40,6 @@ def _timeout(settings: Settings) -> httpx.Timeout:
                          write=settings.timeout_read, pool=settings.timeout_connect)
 
 
-_scan_string = json.decoder.scanstring  # type: ignore[attr-defined]
-_RELEARN_EVERY = 64  # a template that stops fitting is relearned at most once per 64 decoded chunks
-_set_text = text_slot_setter(TextDelta)
-_set_reasoning = text_slot_setter(ReasoningDelta)
-
 SIMULATED = Notice("Simulated reply: this answer comes from the bundled Kimi simulator, not from Kimi.", "info")
 
 
@@ -54,16 +48,6 @@ def _failed(error: KimiError, partial: bool, retries: int = 0) -> Failed:
     if retries and error.retryable and not partial:  # shown live; the saved output must say they were bounded
         message += f" (gave up after {retries} {'retry' if retries == 1 else 'retries'})"
     return Failed(message, type(error).__name__, partial=partial)
-
-
-def _unfinished(state: TurnState) -> KimiError:
-    """The error for a stream that ended without ``[DONE]``."""
-    if not state.saw_content and not state.finish_reason:
-        return KimiConnectionError("The server closed the stream before sending anything.")
-    return StreamCutError(
-        "The stream ended before [DONE]; the partial answer above is kept. "
-        "Run the cell again to get a complete answer."
-    )
 
 
 def _error_chunk(chunk: dict[str, Any]) -> dict[str, Any] | None:
@@ -111,11 +95,17 @@ class EventStream:
 
 
 class AsyncEventStream:
-    def __init__(self, events: AsyncIterator[Event], response: Response):
+    """The async twin of `EventStream`."""
+
+    def __init__(self, events: AsyncIterator[Event], response: Response, *, fed: bool = False):
         self._events = events
         self.response = response
+        self._fed = fed
 
-    async def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events if self._fed else self._feeding()
+
+    async def _feeding(self) -> AsyncIterator[Event]:
         async for event in self._events:
             self.response.feed(event)
             yield event
@@ -208,6 +198,22 @@ class _Base:
         except ValueError:
             raise MalformedResponseError("The server's reply was not JSON.") from None
 
+    def _opened(self, resp: httpx.Response, stream: bool, state: TurnState) -> list[Event]:
+        """Check the status; the simulator notice; a whole non-streamed answer."""
+        if resp.status_code >= 400:
+            resp.read()
+            raise self._http_error(resp.status_code, resp.text, resp.headers)
+        events: list[Event] = [SIMULATED] if "x-kimi-simulator" in resp.headers else []
+        if not stream:
+            resp.read()
+            try:
+                body = resp.json()
+            except ValueError as exc:
+                raise MalformedResponseError("The server's reply was not JSON.") from exc
+            events += state.handle_message(body)
+            events += state.finish()
+        return events
+
     def __repr__(self) -> str:  # never shows the key
         return f"{type(self).__name__}(base_url={self.settings.base_url!r}, model={self.settings.model!r})"
 
@@ -286,116 +292,17 @@ class KimiClient(_Base):
             yield retrying
             self._sleep(wait)
 
-    def _opened(self, resp: httpx.Response, stream: bool, state: TurnState) -> list[Event]:
-        """Check the status; the simulator notice; a whole non-streamed answer."""
-        if resp.status_code >= 400:
-            resp.read()
-            raise self._http_error(resp.status_code, resp.text, resp.headers)
-        events: list[Event] = [SIMULATED] if "x-kimi-simulator" in resp.headers else []
-        if not stream:
-            resp.read()
-            try:
-                body = resp.json()
-            except ValueError as exc:
-                raise MalformedResponseError("The server's reply was not JSON.") from exc
-            events += state.handle_message(body)
-            events += state.finish()
-        return events
-
     def _stream_body(self, resp: httpx.Response, state: TurnState, response: Response) -> Iterator[Event]:
-        """The SSE body: events fed to ``response`` and yielded, ending with `Done`.
-
-        This loop runs once per token, so the common line is handled inline, in two
-        steps. A line that fits the learned template (`learn_template`) has only its token
-        string decoded. Otherwise a ``data: {...}`` line holding one text or reasoning
-        fragment is decoded and checked here (and teaches the template). Everything else
-        goes through `SSEDecoder` and `TurnState.handle_chunk`, which know all the rules.
-        """
-        feed = response.feed
-        add_text, add_reasoning, log = response.delta_sinks()
-        loads, scan, new = json.loads, _scan_string, object.__new__
-        decoder = SSEDecoder()
-        pending = decoder._data  # non-empty while a multi-line event is being collected
-        # Templates: (head, start of the token, length of the tail without its quote).
-        # No line holds "\n", so the placeholder head never matches.
-        text_head = text_tail = reasoning_head = reasoning_tail = "\n"
-        text_at = text_cut = reasoning_at = reasoning_cut = 0
-        decoded = relearn_at = 0
-        done = False
+        """The SSE body: events fed to ``response`` and yielded, ending with `Done`."""
+        reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
+        read = reader.read
         for line in iter_lines(resp.iter_text()):
-            # 1. The learned template: decode the token string only.
-            if line.startswith(text_head) and line.endswith(text_tail):
-                at, cut, kind, put, add = text_at, text_cut, TextDelta, _set_text, add_text
-            elif line.startswith(reasoning_head) and line.endswith(reasoning_tail):
-                at, cut, kind, put, add = reasoning_at, reasoning_cut, ReasoningDelta, _set_reasoning, add_reasoning
-            else:
-                at = 0
-            if at and not pending:
-                try:
-                    text, end = scan(line, at)
-                except ValueError:
-                    end = -1
-                if end == len(line) - cut:
-                    if text:
-                        event = new(kind)
-                        put(event, text)
-                        add(text)
-                        if log is not None:
-                            log(event)
-                        yield event
-                    continue
-            # 2. A whole chunk on one data: line.
-            if not pending and line[:7] == "data: {":
-                try:
-                    chunk = loads(line[6:])  # a trailing "\r" is JSON whitespace
-                except ValueError:
-                    chunk = None  # an object split over several data: lines: the decoder joins it
-                if type(chunk) is dict:
-                    decoded += 1
-                    events = state.handle_chunk(chunk)
-                    if len(events) == 1 and type(events[0]) in (TextDelta, ReasoningDelta):
-                        # One fragment and nothing else, maybe: this line may teach a template.
-                        is_text = type(events[0]) is TextDelta
-                        if (text_head if is_text else reasoning_head) == "\n" or decoded >= relearn_at:
-                            relearn_at = decoded + _RELEARN_EVERY
-                            learned = (learn_template(line, chunk, "content") if is_text else
-                                       learn_template(line, chunk, "reasoning_content")
-                                       or learn_template(line, chunk, "reasoning"))
-                            if learned is not None and is_text:
-                                text_head, text_tail = learned
-                                text_at, text_cut = len(text_head), len(text_tail) - 1
-                            elif learned is not None:
-                                reasoning_head, reasoning_tail = learned
-                                reasoning_at, reasoning_cut = len(reasoning_head), len(reasoning_tail) - 1
-                    elif "error" in chunk:
-                        self._raise_error_chunk(chunk)
-                    for event in events:
-                        feed(event)
-                        yield event
-                    continue
-            # 3. Everything else.
-            data = decoder.feed(line.rstrip("\r")) if line else decoder.flush()
-            if data is None:
-                continue
-            if data == DONE:
-                done = True
+            events = read(line)
+            if events is None:
                 break
-            for event in self._handle_data(data, state):
-                feed(event)
-                yield event
-        if not done:
-            tail = decoder.flush()
-            if tail == DONE:
-                done = True
-            elif tail is not None:
-                for event in self._handle_data(tail, state):
-                    feed(event)
-                    yield event
-        if not done:
-            raise _unfinished(state)
-        for event in state.finish():
-            feed(event)
-            yield event
+            yield from events
+        yield from reader.close()
+        yield from reader.finish()
 
     def list_models(self) -> list[str]:
         return _model_ids(self._get("/models"))
@@ -443,26 +350,46 @@ class AsyncKimiClient(_Base):
     def stream_chat(self, messages: list[dict[str, Any]], *, stream: bool | None = None, **kw: Any) -> AsyncEventStream:
         response = Response(model=self.settings.model)
         use_stream = self.settings.stream if stream is None else stream
-        return AsyncEventStream(self._events(messages, use_stream, kw), response)
+        return AsyncEventStream(self._events(messages, use_stream, kw, response), response, fed=True)
 
     async def chat(self, messages: list[dict[str, Any]], **kw: Any) -> Response:
         return await self.stream_chat(messages, **kw).until_done()
 
-    async def _events(self, messages: list[dict[str, Any]], stream: bool, kw: dict[str, Any]) -> AsyncIterator[Event]:
+    async def _events(self, messages: list[dict[str, Any]], stream: bool, kw: dict[str, Any],
+                      response: Response) -> AsyncIterator[Event]:
+        """As `KimiClient._events`: every event, each fed to ``response`` before it is yielded."""
+        feed = response.feed
         try:
             url, payload, headers, notices = self._prepare(messages, stream, **kw)
         except KimiError as error:
-            yield _failed(error, False)
+            failed = _failed(error, False)
+            feed(failed)
+            yield failed
             return
         for notice in notices:
+            feed(notice)
             yield notice
         attempt = 0
         while True:
             attempt += 1
             state = TurnState(self.settings.price())
             try:
-                async for event in self._once(url, payload, headers, stream, state):
-                    yield event
+                async with self._http.stream("POST", url, json=payload, headers=headers) as resp:
+                    if resp.status_code >= 400 or not stream:
+                        await resp.aread()  # then _opened's read() has the body already
+                    for event in self._opened(resp, stream, state):
+                        feed(event)
+                        yield event
+                    if stream:
+                        reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
+                        async for line in aiter_lines(resp.aiter_text()):
+                            events = reader.read(line)
+                            if events is None:
+                                break
+                            for event in events:
+                                yield event
+                        for event in reader.close() + reader.finish():
+                            yield event
                 return
             except KimiError as error:
                 failure = error
@@ -470,44 +397,16 @@ class AsyncKimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
-                if state.saw_content:
-                    for event in state.finish(cut=True):
-                        yield event
-                yield _failed(failure, state.saw_content, attempt - 1)
+                closing = state.finish(cut=True) if state.saw_content else []
+                closing.append(_failed(failure, state.saw_content, attempt - 1))
+                for event in closing:
+                    feed(event)
+                    yield event
                 return
-            yield Retrying(attempt, wait, str(failure))
+            retrying = Retrying(attempt, wait, str(failure))
+            feed(retrying)
+            yield retrying
             await self._sleep(wait)
-
-    async def _once(self, url: str, payload: dict[str, Any], headers: dict[str, str], stream: bool,
-                    state: TurnState) -> AsyncIterator[Event]:
-        async with self._http.stream("POST", url, json=payload, headers=headers) as resp:
-            if resp.status_code >= 400:
-                await resp.aread()
-                raise self._http_error(resp.status_code, resp.text, resp.headers)
-            if "x-kimi-simulator" in resp.headers:
-                yield SIMULATED
-            if not stream:
-                await resp.aread()
-                try:
-                    body = resp.json()
-                except ValueError as exc:
-                    raise MalformedResponseError("The server's reply was not JSON.") from exc
-                for event in state.handle_message(body):
-                    yield event
-                for event in state.finish():
-                    yield event
-                return
-            done = False
-            async for data in aiter_sse(aiter_lines(resp.aiter_text())):
-                if data == DONE:
-                    done = True
-                    break
-                for event in self._handle_data(data, state):
-                    yield event
-            if not done:
-                raise _unfinished(state)
-            for event in state.finish():
-                yield event
 
     async def list_models(self) -> list[str]:
         key = self.settings.require_key()
