@@ -18,8 +18,8 @@ Protocol (JSON objects; frontend -> kernel carry ``action``, kernel -> frontend 
       -> {"type": "event", "request_id", "event": event_to_json(e)}   (any number)
       -> {"type": "done", "request_id", "response": Response.summary(), "meta": {...}}
     {"action": "models"}     -> {"type": "models", "models": [ids], "current", "error"}
-                             (the provider's /models list; on failure only the current model
-                             and an error saying why)
+                             (the provider's /models list, fetched on a thread; on failure
+                             only the current model and an error saying why)
     {"action": "reset"}      -> {"type": "reset"}
     {"action": "approve", "id", "approved": bool}   (answers an ApprovalRequested event)
     anything else            -> {"type": "error", "message", "request_id"?}
@@ -54,6 +54,7 @@ the source ``"sidebar"``, so ``%kimi usage`` counts both. The HTTP clients are s
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -372,7 +373,9 @@ def handle_message(data: Any, send: Send, sidebar: SidebarChat | None = None, co
     elif action == "hello":
         send(sidebar.hello())
     elif action == "models":
-        send(sidebar.models())
+        # A network request: off the shell, so a slow or unreachable provider never holds up
+        # the user's cells (the reply goes out from that thread; iopub sends are thread-safe).
+        threading.Thread(target=lambda: send(sidebar.models()), name="kimi-models", daemon=True).start()
     elif action == "ask":
         sidebar.ask(data, send, comm_id)
     elif action == "reset":

@@ -74,10 +74,20 @@ def test_hello_without_key_says_so():
     assert out.messages[0]["has_key"] is False
 
 
+def models_reply(out: Outbox) -> dict[str, Any]:
+    """The models reply, which comes from a thread: wait for it (bounded)."""
+    for _ in range(200):
+        if out.messages:
+            (reply,) = out.messages
+            return reply
+        time.sleep(0.02)
+    raise AssertionError("no models reply within 4 s")
+
+
 def test_models_lists_the_providers_models_current_first(kimi_sim_env):
     out = Outbox()
     handle_message({"action": "models"}, out, SidebarChat(namespace={}))
-    (reply,) = out.messages
+    reply = models_reply(out)
     assert reply["type"] == "models" and reply["error"] is None and reply["current"] == "kimi-k2.5"
     assert reply["models"][0] == "kimi-k2.5" and "kimi-k2-thinking" in reply["models"]
     assert len(reply["models"]) == len(set(reply["models"]))
@@ -87,7 +97,7 @@ def test_models_lists_the_providers_models_current_first(kimi_sim_env):
 def test_models_without_key_keeps_the_current_model_and_says_why():
     out = Outbox()
     handle_message({"action": "models"}, out, SidebarChat(namespace={}))
-    (reply,) = out.messages
+    reply = models_reply(out)
     assert reply["models"] == [reply["current"]] and reply["current"]
     assert reply["error"].startswith("Could not list the models:") and "MOONSHOT_API_KEY" in reply["error"]
 

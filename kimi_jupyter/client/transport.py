@@ -57,25 +57,19 @@ def _error_chunk(chunk: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class EventStream:
-    """Iterable of events that also accumulates them into ``.response``; close() stops it.
+    """Iterable of a turn's events; ``.response`` is their snapshot; close() stops it.
 
-    ``fed=True`` says ``events`` feeds ``response`` itself (the sync client does, inside its
-    per-token loop, which saves a generator layer per token).
+    The client feeds each event to ``response`` before yielding it (inside its per-line
+    loop, so the snapshot costs no generator layer of its own): ``response`` is current
+    whenever an event is seen, and complete once the stream is.
     """
 
-    def __init__(self, events: Iterator[Event], response: Response, *, fed: bool = False):
+    def __init__(self, events: Iterator[Event], response: Response):
         self._events = events
         self.response = response
-        self._fed = fed
 
     def __iter__(self) -> Iterator[Event]:
-        return self._events if self._fed else self._feeding()
-
-    def _feeding(self) -> Iterator[Event]:
-        feed = self.response.feed
-        for event in self._events:
-            feed(event)
-            yield event
+        return self._events
 
     def __enter__(self) -> EventStream:
         return self
@@ -97,18 +91,12 @@ class EventStream:
 class AsyncEventStream:
     """The async twin of `EventStream`."""
 
-    def __init__(self, events: AsyncIterator[Event], response: Response, *, fed: bool = False):
+    def __init__(self, events: AsyncIterator[Event], response: Response):
         self._events = events
         self.response = response
-        self._fed = fed
 
     def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events if self._fed else self._feeding()
-
-    async def _feeding(self) -> AsyncIterator[Event]:
-        async for event in self._events:
-            self.response.feed(event)
-            yield event
+        return self._events
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -239,19 +227,15 @@ class KimiClient(_Base):
     def stream_chat(self, messages: list[dict[str, Any]], *, stream: bool | None = None, **kw: Any) -> EventStream:
         response = Response(model=self.settings.model)
         use_stream = self.settings.stream if stream is None else stream
-        return EventStream(self._events(messages, use_stream, kw, response), response, fed=True)
+        return EventStream(self._events(messages, use_stream, kw, response), response)
 
     def chat(self, messages: list[dict[str, Any]], **kw: Any) -> Response:
         return self.stream_chat(messages, **kw).until_done()
 
     def _events(self, messages: list[dict[str, Any]], stream: bool, kw: dict[str, Any],
                 response: Response) -> Iterator[Event]:
-        """Every event of the turn, each fed to ``response`` before it is yielded.
-
-        The per-token loop is written out here rather than stacked as generators (SSE lines,
-        then chunks, then events, then the response): a long answer runs it tens of
-        thousands of times, and each layer costs about as much as the JSON decoding.
-        """
+        """Every event of the turn, each fed to ``response`` before it is yielded: the
+        request, its retries, and the body (a `StreamReader` per streamed attempt)."""
         feed = response.feed
         try:
             url, payload, headers, notices = self._prepare(messages, stream, **kw)
@@ -350,7 +334,7 @@ class AsyncKimiClient(_Base):
     def stream_chat(self, messages: list[dict[str, Any]], *, stream: bool | None = None, **kw: Any) -> AsyncEventStream:
         response = Response(model=self.settings.model)
         use_stream = self.settings.stream if stream is None else stream
-        return AsyncEventStream(self._events(messages, use_stream, kw, response), response, fed=True)
+        return AsyncEventStream(self._events(messages, use_stream, kw, response), response)
 
     async def chat(self, messages: list[dict[str, Any]], **kw: Any) -> Response:
         return await self.stream_chat(messages, **kw).until_done()
