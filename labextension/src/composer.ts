@@ -22,6 +22,16 @@ export interface IComposerOptions {
   onReset: () => void;
 }
 
+/** ``input`` as a checkbox inside a label that reads ``text``. */
+function checkbox(input: HTMLInputElement, className: string, text: string, title: string): HTMLLabelElement {
+  const label = document.createElement('label');
+  label.className = className;
+  label.title = title;
+  input.type = 'checkbox';
+  label.append(input, document.createTextNode(` ${text}`));
+  return label;
+}
+
 export class Composer {
   readonly node = document.createElement('div');
 
@@ -57,13 +67,13 @@ export class Composer {
     });
     const row = document.createElement('div');
     row.className = 'jp-kimi-send-row';
-    const agent = document.createElement('label');
-    agent.className = 'jp-kimi-agent';
-    agent.title =
+    const agent = checkbox(
+      this.agent,
+      'jp-kimi-agent',
+      'Let Kimi run code (asks first)',
       'Agent mode: Kimi may call run_python, get_variable and list_variables in this kernel. ' +
-      'Code runs only after you click Approve.';
-    this.agent.type = 'checkbox';
-    agent.append(this.agent, document.createTextNode(' Let Kimi run code (asks first)'));
+        'Code runs only after you click Approve.'
+    );
     this.sendButton = button('Send', 'Send (Enter)', () => this.send());
     this.sendButton.classList.add('jp-mod-accept');
     this.stopButton = button('Stop', 'Interrupt the kernel: stops the answer, keeps what arrived', () =>
@@ -71,15 +81,15 @@ export class Composer {
     );
     this.stopButton.classList.add('jp-mod-warn');
     this.stopButton.disabled = true;
-    const think = document.createElement('label');
-    think.className = 'jp-kimi-think';
-    think.title =
+    const think = checkbox(
+      this.thinking,
+      'jp-kimi-think',
+      'Think',
       'Kimi reasons before it answers (the trace shows above the answer). Untick for quicker, ' +
-      'cheaper answers without reasoning. Starts as the kernel\'s Kimi.thinking setting.';
-    this.thinking.type = 'checkbox';
+        "cheaper answers without reasoning. Starts as the kernel's Kimi.thinking setting."
+    );
     this.thinking.checked = true;
     this.thinking.addEventListener('change', () => (this.thinkingTouched = true));
-    think.append(this.thinking, document.createTextNode(' Think'));
     const switches = document.createElement('div');
     switches.className = 'jp-kimi-switches';
     switches.append(think, agent);

@@ -26,6 +26,25 @@ def open_sidebar(page):
     return page.locator("#kimi-jupyter-sidebar")
 
 
+def ready_sidebar(page, lab, name, source, run=False):
+    """A one-cell notebook ``name`` open (its cell run if ``run``), the chat beside it ready."""
+    lab.write_notebook(name, [{"cell_type": "code", "source": source}])
+    open_notebook(page, lab.notebook_url(name))
+    if run:
+        run_cell(page, 0)
+    sidebar = open_sidebar(page)
+    expect(sidebar.locator(".jp-kimi-banner")).to_have_attribute("data-status", "ready", timeout=30_000)
+    return sidebar
+
+
+def send(sidebar, prompt):
+    """Type ``prompt``, press Enter; the new turn."""
+    box = sidebar.locator("textarea.jp-kimi-input")
+    box.fill(prompt)
+    box.press("Enter")
+    return sidebar.locator(".jp-kimi-turn").last
+
+
 def test_sidebar_asks_about_a_dataframe_streams_and_inserts_code(page, lab, sim, shot):
     lab.write_notebook("sidebar.ipynb", [{"cell_type": "code", "source": FRAME_CELL}])
     open_notebook(page, lab.notebook_url("sidebar.ipynb"))
@@ -41,11 +60,7 @@ def test_sidebar_asks_about_a_dataframe_streams_and_inserts_code(page, lab, sim,
     shot(page, "a1-sidebar-ready")
 
     sim.queue(Reply(text=ANSWER, reasoning=REASONING, chunk_chars=5, chunk_delay=0.03))
-    prompt = sidebar.locator("textarea.jp-kimi-input")
-    prompt.fill("What columns does {df} have?")
-    prompt.press("Enter")
-
-    turn = sidebar.locator(".jp-kimi-turn").last
+    turn = send(sidebar, "What columns does {df} have?")
     expect(turn).to_have_attribute("data-phase", "thinking", timeout=15_000)
     expect(turn.locator(".jp-kimi-reasoning-text")).to_contain_text("The user asks")
     expect(turn.locator(".jp-kimi-reasoning")).to_have_attribute("open", "")
@@ -102,10 +117,7 @@ def test_sidebar_attaches_the_active_cell_and_its_plot(page, lab, sim, shot):
     expect(chips.nth(1).locator("img")).to_be_visible()
     shot(page, "a6-attachments")
     sim.queue(Reply(text="It prints 42, and the plot shows sales rising then dipping.", reasoning="Look."))
-    prompt = sidebar.locator("textarea.jp-kimi-input")
-    prompt.fill("What does this cell print, and what does the plot show?")
-    prompt.press("Enter")
-    turn = sidebar.locator(".jp-kimi-turn").last
+    turn = send(sidebar, "What does this cell print, and what does the plot show?")
     expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
     expect(turn.locator(".jp-kimi-answer")).to_contain_text("It prints 42")
     content = sim.chat_requests[-1].messages[-1]["content"]
@@ -135,10 +147,7 @@ def test_sidebar_states_missing_package_missing_key_and_busy(page, lab, shot):
 
     start_cell(page, 0)
     expect(banner).to_contain_text("Kernel busy - your message will be sent when it is idle.", timeout=10_000)
-    prompt = sidebar.locator("textarea.jp-kimi-input")
-    prompt.fill("hello?")
-    prompt.press("Enter")
-    turn = sidebar.locator(".jp-kimi-turn").last
+    turn = send(sidebar, "hello?")
     expect(turn).to_have_attribute("data-phase", "queued")
     expect(turn).to_contain_text("Kernel busy")
     shot(page, "s3-kernel-busy-message-queued")
@@ -149,15 +158,9 @@ def test_sidebar_states_missing_package_missing_key_and_busy(page, lab, shot):
 
 
 def test_stop_interrupts_the_kernel_and_keeps_the_partial_answer(page, lab, sim, shot):
-    lab.write_notebook("stop.ipynb", [{"cell_type": "code", "source": "x = 1"}])
-    open_notebook(page, lab.notebook_url("stop.ipynb"))
-    sidebar = open_sidebar(page)
-    expect(sidebar.locator(".jp-kimi-banner")).to_have_attribute("data-status", "ready", timeout=30_000)
+    sidebar = ready_sidebar(page, lab, "stop.ipynb", "x = 1")
     sim.queue(Reply(text="This answer streams slowly " + "and on " * 200, chunk_chars=4, chunk_delay=0.03))
-    prompt = sidebar.locator("textarea.jp-kimi-input")
-    prompt.fill("Tell me a long story")
-    prompt.press("Enter")
-    turn = sidebar.locator(".jp-kimi-turn").last
+    turn = send(sidebar, "Tell me a long story")
     expect(turn.locator(".jp-kimi-answer")).to_contain_text("streams slowly", timeout=15_000)
     sidebar.get_by_role("button", name="Stop").click()
     expect(turn).to_have_attribute("data-phase", "interrupted", timeout=15_000)
@@ -169,21 +172,14 @@ def test_stop_interrupts_the_kernel_and_keeps_the_partial_answer(page, lab, sim,
 
 
 def test_agent_tool_step_waits_for_approve_then_runs(page, lab, sim, shot):
-    lab.write_notebook("agent.ipynb", [{"cell_type": "code", "source": "numbers = [1, 2, 3]"}])
-    open_notebook(page, lab.notebook_url("agent.ipynb"))
-    run_cell(page, 0)
-    sidebar = open_sidebar(page)
-    expect(sidebar.locator(".jp-kimi-banner")).to_have_attribute("data-status", "ready", timeout=30_000)
+    sidebar = ready_sidebar(page, lab, "agent.ipynb", "numbers = [1, 2, 3]", run=True)
     sim.queue(
         Reply(reasoning="I should compute it in the kernel.",
               tool_calls=[ToolCall("run_python", {"code": "print(sum(numbers) * 7)"})]),
         Reply(text="The sum times seven is **42**."),
     )
     sidebar.get_by_label("Let Kimi run code (asks first)").check()
-    prompt = sidebar.locator("textarea.jp-kimi-input")
-    prompt.fill("What is sum(numbers) * 7? Compute it.")
-    prompt.press("Enter")
-    turn = sidebar.locator(".jp-kimi-turn").last
+    turn = send(sidebar, "What is sum(numbers) * 7? Compute it.")
     step = turn.locator(".jp-kimi-step").first
     expect(step).to_have_attribute("data-state", "awaiting approval", timeout=20_000)
     expect(step.locator(".jp-kimi-pre").first).to_contain_text("print(sum(numbers) * 7)")
@@ -198,23 +194,14 @@ def test_agent_tool_step_waits_for_approve_then_runs(page, lab, sim, shot):
 
 
 def test_a_kernel_restart_ends_the_running_answer_and_the_chat_reconnects(page, lab, sim, shot):
-    lab.write_notebook("restart.ipynb", [{"cell_type": "code", "source": "before = 'set before the restart'"}])
-    open_notebook(page, lab.notebook_url("restart.ipynb"))
-    run_cell(page, 0)
-    sidebar = open_sidebar(page)
+    sidebar = ready_sidebar(page, lab, "restart.ipynb", "before = 'set before the restart'", run=True)
     banner = sidebar.locator(".jp-kimi-banner")
-    expect(banner).to_have_attribute("data-status", "ready", timeout=30_000)
-    prompt = sidebar.locator("textarea.jp-kimi-input")
 
     sim.queue(Reply(text="First answer."))
-    prompt.fill("Remember the word blue.")
-    prompt.press("Enter")
-    expect(sidebar.locator(".jp-kimi-turn").last).to_have_attribute("data-phase", "done", timeout=20_000)
+    expect(send(sidebar, "Remember the word blue.")).to_have_attribute("data-phase", "done", timeout=20_000)
 
     sim.queue(Reply(text="A slow answer " + "that goes on " * 300, chunk_chars=4, chunk_delay=0.03))
-    prompt.fill("Tell me a long story")
-    prompt.press("Enter")
-    running = sidebar.locator(".jp-kimi-turn").last
+    running = send(sidebar, "Tell me a long story")
     expect(running.locator(".jp-kimi-answer")).to_contain_text("A slow answer", timeout=15_000)
     page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
 
@@ -230,9 +217,7 @@ def test_a_kernel_restart_ends_the_running_answer_and_the_chat_reconnects(page, 
     # The chat reconnects to the new kernel by itself and sees its variables.
     run_cell(page, 0)
     sim.queue(Reply(text="The variable says it was set before the restart."))
-    prompt.fill("What does {before} say?")
-    prompt.press("Enter")
-    after = sidebar.locator(".jp-kimi-turn").last
+    after = send(sidebar, "What does {before} say?")
     expect(after).to_have_attribute("data-phase", "done", timeout=20_000)
     expect(after.locator(".jp-kimi-answer")).to_contain_text("set before the restart")
     messages = sim.chat_requests[-1].messages
@@ -243,19 +228,13 @@ def test_a_kernel_restart_ends_the_running_answer_and_the_chat_reconnects(page, 
 
 
 def test_the_think_box_and_the_model_picker_apply_to_the_next_message(page, lab, sim, shot):
-    lab.write_notebook("think.ipynb", [{"cell_type": "code", "source": "x = 1"}])
-    open_notebook(page, lab.notebook_url("think.ipynb"))
-    sidebar = open_sidebar(page)
-    expect(sidebar.locator(".jp-kimi-banner")).to_have_attribute("data-status", "ready", timeout=30_000)
+    sidebar = ready_sidebar(page, lab, "think.ipynb", "x = 1")
     think = sidebar.get_by_label("Think")
     expect(think).to_be_checked()  # the kernel's Kimi.thinking (on by default)
     think.uncheck()
     shot(page, "s10-think-box-off")
     sim.queue(Reply(text="Quick answer, no reasoning."))
-    prompt = sidebar.locator("textarea.jp-kimi-input")
-    prompt.fill("Quick question")
-    prompt.press("Enter")
-    turn = sidebar.locator(".jp-kimi-turn").last
+    turn = send(sidebar, "Quick question")
     expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
     expect(turn.locator(".jp-kimi-head")).to_contain_text("thinking off")
     assert sim.chat_requests[-1].json["thinking"] == {"type": "disabled"}
@@ -266,9 +245,7 @@ def test_the_think_box_and_the_model_picker_apply_to_the_next_message(page, lab,
     expect(model.locator("option[value='kimi-k2-turbo-preview']")).to_have_count(1)
     model.select_option("kimi-k2-turbo-preview")
     sim.queue(Reply(text="Turbo answer."))
-    prompt.fill("Which model are you?")
-    prompt.press("Enter")
-    turn = sidebar.locator(".jp-kimi-turn").last
+    turn = send(sidebar, "Which model are you?")
     expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
     expect(turn.locator(".jp-kimi-head")).to_contain_text("kimi-k2-turbo-preview")
     assert sim.chat_requests[-1].json["model"] == "kimi-k2-turbo-preview"
@@ -277,9 +254,7 @@ def test_the_think_box_and_the_model_picker_apply_to_the_next_message(page, lab,
 
     think.check()
     sim.queue(Reply(text="Thought it through.", reasoning="Let me think."))
-    prompt.fill("Harder question")
-    prompt.press("Enter")
-    turn = sidebar.locator(".jp-kimi-turn").last
+    turn = send(sidebar, "Harder question")
     expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
     expect(turn.locator(".jp-kimi-head")).to_contain_text("thinking on")
     expect(turn.locator(".jp-kimi-reasoning")).to_contain_text("Let me think.")
