@@ -4,92 +4,67 @@
 multimodal message and returns a `Response`. Attachments are converted exactly as ``{name}``
 references in a ``%%kimi`` cell are (DataFrames summarised, figures/images as image parts,
 video paths as video parts). By default each call is independent; ``history=True`` continues
-the kernel's ``%%kimi`` conversation instead.
+the kernel's ``%%kimi`` conversation instead. Both drive the one `Turn` (budget reserved
+under a lock, pre-flight, cache, interrupts, accounting), ``ask`` synchronously and ``aask``
+on the running event loop with a pooled async client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from .errors import KimiError
 from .events import Failed
 from .response import Response
-from .session import get_session
-from .turn import TurnRequest, arun_turn, execute_turn, flatten
+from .session import Session, get_session
+from .turn import TurnMeta, TurnRequest, arun_turn, run_turn
 
-__all__ = ["ask", "aask", "build_user_content"]
+__all__ = ["ask", "aask"]
 
 # Options that belong to the call rather than to Settings.
 _CALL_OPTIONS = ("history", "namespace", "display", "tools", "response_format", "source", "agent", "yes", "web",
                  "use_cache")
 
 
-def build_user_content(prompt: str, attachments: tuple[Any, ...], namespace: Mapping[str, Any] | None,
-                       frame_budget: int, image_max_size: tuple[int, int]) -> list[dict[str, Any]]:
-    """Content parts for ``prompt`` (``{name}`` interpolated when a namespace is given)."""
-    from .context import build_content
-
-    names: dict[str, Any] = dict(namespace or {})
-    template = prompt if namespace is not None else prompt.replace("{", "{{").replace("}", "}}")
-    for number, obj in enumerate(attachments, 1):
-        key = f"attachment_{number}"
-        names[key] = obj
-        template += f"\n{{{key}}}"
-    return build_content(template, names, frame_budget=frame_budget, image_max_size=image_max_size)
-
-
-def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any]) -> tuple[Any, TurnRequest | None, Response | None]:
+def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any]) -> tuple[Session, TurnRequest | None, Response | None]:
     session = get_session()
     call = {k: options.pop(k) for k in _CALL_OPTIONS if k in options}
     try:
         settings = session.settings(**options)
         _check_display(call.get("display"))
-        content = build_user_content(prompt, attachments, call.get("namespace"), settings.frame_budget,
-                                     settings.image_max_size)
+        from .context import compose
+
+        content = compose(prompt, call.get("namespace"), attachments=attachments,
+                          frame_budget=settings.frame_budget, image_max_size=settings.image_max_size)
+        strategy = None
+        if call.get("agent"):
+            from IPython import get_ipython
+
+            from .agent.loop import agent_strategy
+
+            strategy = agent_strategy(get_ipython(), auto=bool(call.get("yes") or settings.auto_approve),
+                                      web=bool(call.get("web")))
     except (KimiError, ValueError) as error:  # ContextError is a ValueError with a user message
         response = Response()
         response.feed(Failed(str(error), type(error).__name__))
         return session, None, response
-    agent = bool(call.get("agent"))
-    request = TurnRequest(content=flatten(content), settings=settings, history=bool(call.get("history", False)),
+    mode = {"agent": True, "web": bool(call.get("web")), "yes": bool(call.get("yes"))} if strategy else {}
+    request = TurnRequest(content=content, settings=settings, history=bool(call.get("history", False)),
                           tools=call.get("tools"), response_format=call.get("response_format"),
-                          source=call.get("source", "ask"),
-                          mode={"agent": True, "web": bool(call.get("web"))} if agent else {},
-                          cache=call.get("use_cache"))
-    if agent:
-        request.mode["yes"] = bool(call.get("yes"))
+                          source=call.get("source", "ask"), mode=mode, cache=call.get("use_cache"),
+                          strategy=strategy)
     return session, request, None
 
 
-def _agent_runner(request: TurnRequest) -> Any:
-    """Agent mode from Python: the tools act on the running IPython shell."""
-    from IPython import get_ipython
-
-    from .agent.approval import choose_approver
-    from .agent.loop import run_agent_turn
-
-    shell = get_ipython()
-    if shell is None:
-        raise KimiError("agent=True needs IPython or Jupyter: the tools run in the notebook's kernel.")
-    approver = choose_approver(shell, auto=bool(request.mode.get("yes") or request.settings.auto_approve))
-
-    def runner(session: Any, req: TurnRequest, renderer: Any) -> Response:
-        return run_agent_turn(session, req, renderer, shell=shell, approver=approver, web=bool(req.mode.get("web")))
-
-    return runner
-
-
 def _check_display(display: Any) -> None:
-    from .display.base import MODES
+    from .display import MODES
 
     if display is not None and display not in MODES:
         raise KimiError(f"Unknown display {display!r}: use one of {', '.join(MODES)}. Nothing was sent.")
 
 
 def _renderer(display: str | None, settings_display: str) -> Any:
-    from .display import choose_renderer
-    from .display.base import MODES
+    from .display import MODES, choose_renderer
 
     return choose_renderer((display if display in MODES else None) or settings_display)
 
@@ -112,14 +87,7 @@ def ask(prompt: str, *attachments: Any, **options: Any) -> Response:
         assert failed is not None
         _show_failure(renderer, failed)
         return failed
-    try:
-        runner = _agent_runner(request) if request.mode.get("agent") else None
-    except KimiError as error:
-        failed = Response()
-        failed.feed(Failed(str(error), type(error).__name__))
-        _show_failure(renderer, failed)
-        return failed
-    return execute_turn(session, request, renderer, runner)
+    return run_turn(session, request, renderer)
 
 
 async def aask(prompt: str, *attachments: Any, **options: Any) -> Response:
@@ -133,8 +101,6 @@ async def aask(prompt: str, *attachments: Any, **options: Any) -> Response:
 
 
 def _show_failure(renderer: Any, response: Response) -> None:
-    from .display.base import TurnMeta
-
     renderer.start(TurnMeta(model="", thinking=False))
     for event in response.events:
         renderer.handle(event)

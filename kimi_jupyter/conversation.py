@@ -1,4 +1,4 @@
-"""Conversation memory for one kernel: messages, trimming, and the rules tool turns need.
+"""Conversation memory for one chat: messages, trimming, and the rules tool turns need.
 
 Kimi with thinking on rejects an assistant message that carries ``tool_calls`` without its
 ``reasoning_content`` (a 400), so reasoning is kept byte for byte on those messages. Plain
@@ -8,13 +8,19 @@ Trimming is by an estimated token budget, not a message count: old images and vi
 replaced by a placeholder first (they are the expensive part), then whole old exchanges
 (a user message with the assistant and tool messages that answer it) are dropped. The
 latest exchange is never trimmed away.
+
+Per-turn cost stays flat however long the session: each message's token estimate is
+computed once, when it is added, and trimming works on those numbers; building a request
+shares the stored message dicts instead of deep-copying them (only a message whose media
+is aged out is copied, shallowly); and after each turn the stored history itself is
+compacted to the budget (`compact`), so images that requests no longer carry are not kept
+in memory as full data URLs.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 from .response import Response
@@ -25,8 +31,10 @@ _MEDIA = ("image_url", "video_url")
 
 
 def estimate_tokens(text: str) -> int:
-    """A cheap, deterministic estimate: ~4 ASCII chars per token, ~1 token per CJK char."""
-    ascii_count = sum(1 for ch in text if ord(ch) < 128) if len(text) < 200_000 else len(text)
+    """A cheap, deterministic estimate: ~4 ASCII chars per token, ~1 token per other char."""
+    if text.isascii():  # the common case: one C-level scan
+        return (len(text) + 3) // 4
+    ascii_count = len(text.encode("ascii", "ignore"))
     return (ascii_count + 3) // 4 + (len(text) - ascii_count)
 
 
@@ -62,84 +70,115 @@ def _placeholder(part: dict[str, Any]) -> dict[str, Any]:
     return {"type": "text", "text": f"[{label} removed from history to save context]"}
 
 
-@dataclass
+def _without_media(message: dict[str, Any]) -> dict[str, Any] | None:
+    """A shallow copy with every media part replaced by its placeholder (None: no media)."""
+    content = message.get("content")
+    if not isinstance(content, list) or not any(p.get("type") in _MEDIA for p in content):
+        return None
+    return {**message, "content": [_placeholder(p) if p.get("type") in _MEDIA else p for p in content]}
+
+
+def _user_content(content: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    if isinstance(content, list) and len(content) == 1 and content[0].get("type") == "text":
+        return str(content[0]["text"])
+    return content
+
+
 class Conversation:
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    """One chat's memory. ``messages`` is for reading; change it only through the methods."""
+
+    def __init__(self) -> None:
+        self._messages: list[dict[str, Any]] = []
+        self._tokens: list[int] = []  # estimate per message, computed once when added
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self._messages
+
+    @property
+    def tokens(self) -> int:
+        """Estimated tokens of the whole stored history."""
+        return sum(self._tokens)
 
     def __len__(self) -> int:
-        return len(self.messages)
+        return len(self._messages)
 
     def clear(self) -> None:
-        self.messages.clear()
+        self._messages.clear()
+        self._tokens.clear()
+
+    def append(self, message: dict[str, Any]) -> None:
+        self._messages.append(message)
+        self._tokens.append(estimate_message_tokens(message))
+
+    def extend(self, messages: Iterable[dict[str, Any]]) -> None:
+        for message in messages:
+            self.append(message)
 
     def add_user(self, content: str | list[dict[str, Any]]) -> None:
-        if isinstance(content, list) and len(content) == 1 and content[0].get("type") == "text":
-            content = content[0]["text"]
-        self.messages.append({"role": "user", "content": content})
+        self.append({"role": "user", "content": _user_content(content)})
 
     def add_assistant(self, response: Response, calls: list[Any] | None = None) -> None:
         """Store the assistant's turn; ``calls`` are the tool calls it made (if any)."""
-        calls = response.tool_calls if calls is None else calls
-        message: dict[str, Any] = {"role": "assistant", "content": response.text or ""}
-        if calls:
-            message["tool_calls"] = [
-                {"id": c.id, "type": c.type or "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for c in calls
-            ]
-            # Required by Kimi when thinking is on; harmless otherwise. Byte for byte.
-            message["reasoning_content"] = response.reasoning
-        self.messages.append(message)
+        self.append(assistant_message(response, calls))
 
     def add_tool_result(self, call_id: str, name: str, content: str | list[dict[str, Any]]) -> None:
-        self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})
-
-    def rollback(self, length: int) -> None:
-        """Forget everything after the first ``length`` messages (an abandoned turn)."""
-        del self.messages[length:]
+        self.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})
 
     # -- what gets sent ----------------------------------------------------------------
     def for_request(self, budget_tokens: int, system: str | None = None) -> list[dict[str, Any]]:
-        """A trimmed copy within ``budget_tokens`` (estimated), system prompt first."""
-        messages = copy.deepcopy(self.messages)
+        """The messages to send within ``budget_tokens`` (estimated), system prompt first.
+
+        The stored history is not changed; the returned dicts are shared with it (treat
+        them as read-only), except those whose media was aged out, which are copies.
+        """
+        return self.request(budget_tokens, system)[0]
+
+    def request(self, budget_tokens: int, system: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """`for_request` and the estimated tokens of what it returns (from the cached numbers)."""
         head = [{"role": "system", "content": system}] if system else []
-        budget = max(0, budget_tokens - sum(estimate_message_tokens(m) for m in head))
-        groups = self._groups(messages)
-        cost = sum(estimate_message_tokens(m) for m in messages)
+        head_tokens = sum(estimate_message_tokens(m) for m in head)
+        messages, tokens = self._trimmed(max(0, budget_tokens - head_tokens))
+        return head + messages, head_tokens + sum(tokens)
+
+    def compact(self, budget_tokens: int) -> None:
+        """Trim the stored history itself to ``budget_tokens`` (after a turn is committed)."""
+        if self.tokens > budget_tokens:
+            self._messages, self._tokens = self._trimmed(budget_tokens)
+
+    def _trimmed(self, budget: int) -> tuple[list[dict[str, Any]], list[int]]:
+        messages, tokens = list(self._messages), list(self._tokens)
+        cost = sum(tokens)
+        if cost <= budget:
+            return messages, tokens
+        starts = [i for i, m in enumerate(messages) if m.get("role") == "user"] or [0]
+        if starts[0] != 0:
+            starts.insert(0, 0)
+        latest = starts[-1]
         # 1. Age out media, oldest first, never in the latest exchange.
-        for group in groups[:-1]:
+        for i in range(latest):
             if cost <= budget:
                 break
-            for message in group:
-                content = message.get("content")
-                if not isinstance(content, list):
-                    continue
-                for i, part in enumerate(content):
-                    if part.get("type") in _MEDIA and cost > budget:
-                        cost -= _media_tokens(part) - estimate_tokens(_placeholder(part)["text"])
-                        content[i] = _placeholder(part)
+            lighter = _without_media(messages[i])
+            if lighter is not None:
+                new = estimate_message_tokens(lighter)
+                cost -= tokens[i] - new
+                messages[i], tokens[i] = lighter, new
         # 2. Drop whole old exchanges.
-        while cost > budget and len(groups) > 1:
-            dropped = groups.pop(0)
-            cost -= sum(estimate_message_tokens(m) for m in dropped)
-        return head + [m for group in groups for m in group]
-
-    @staticmethod
-    def _groups(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """Split into exchanges that start at a user message (tool results stay with their call)."""
-        groups: list[list[dict[str, Any]]] = []
-        for message in messages:
-            if message.get("role") == "user" or not groups:
-                groups.append([message])
-            else:
-                groups[-1].append(message)
-        return groups
+        cut = 0
+        for start in starts[1:]:
+            if cost <= budget:
+                break
+            cost -= sum(tokens[cut:start])
+            cut = start
+        return messages[cut:], tokens[cut:]
 
     def history_text(self, width: int = 400) -> str:
         """A readable transcript; images and videos as placeholders, long texts shortened."""
-        if not self.messages:
+        if not self._messages:
             return "(the conversation is empty)"
         lines = []
-        for number, message in enumerate(self.messages, 1):
+        for number, message in enumerate(self._messages, 1):
             role = message.get("role", "?")
             content = message.get("content")
             if isinstance(content, list):
@@ -164,3 +203,17 @@ class Conversation:
                 role = f"tool:{message.get('name', '')}"
             lines.append(f"{number:>3}. {role}: {text}")
         return "\n".join(lines)
+
+
+def assistant_message(response: Response, calls: list[Any] | None = None) -> dict[str, Any]:
+    """The assistant message of ``response``; ``calls`` default to the tool calls it made."""
+    calls = response.tool_calls if calls is None else calls
+    message: dict[str, Any] = {"role": "assistant", "content": response.text or ""}
+    if calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": c.type or "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ]
+        # Required by Kimi when thinking is on; harmless otherwise. Byte for byte.
+        message["reasoning_content"] = response.reasoning
+    return message

@@ -116,6 +116,15 @@ class MalformedResponseError(KimiError):
     pass
 
 
+class CellFailed(KimiError):
+    """Raised by ``%%kimi`` so that a failed turn fails its cell (Run All, nbclient and
+    papermill stop there). IPython shows ``_render_traceback_`` instead of a traceback, so
+    the user sees the one-line message and no frames of ours."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
 def redact(text: str, secret: str | None) -> str:
     """Remove ``secret`` (and anything that looks like a bearer token) from ``text``."""
     if secret and len(secret) >= 4:

@@ -24,10 +24,10 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, Int, Unicode
 from traitlets.config import Configurable
 
-from .errors import KimiError
+from .errors import CellFailed, KimiError
 from .settings import SETTING_HELP, Secret, Settings, public_url
 
-if TYPE_CHECKING:  # the turn engine loads with the first %%kimi, not with the extension
+if TYPE_CHECKING:
     from .session import Session
 
 __all__ = ["KimiMagics", "Kimi", "load_ipython_extension", "unload_ipython_extension"]
@@ -126,13 +126,7 @@ class KimiMagics(Magics):
     def session(self) -> Session:
         from .session import get_session
 
-        session = self._session or get_session()
-        session.config_source = self._config_overrides
-        return session
-
-    def _config_overrides(self) -> dict[str, Any]:
-        config = self.shell.config
-        return dict(config["Kimi"]) if "Kimi" in config else {}
+        return self._session or get_session()
 
     # -- %%kimi --------------------------------------------------------------------------
     @magic_arguments.magic_arguments()
@@ -157,6 +151,9 @@ class KimiMagics(Magics):
     @magic_arguments.argument("--plot", action="store_true", help="attach the plot(s) the previous cell displayed")
     @magic_arguments.argument("--cache", action="store_true",
                               help="replay this cell's answer from the on-disk cache when the request is unchanged")
+    @magic_arguments.argument("--keep-going", action="store_true",
+                              help="if the turn fails, print the message and end the cell as ok "
+                                   "(default: the cell fails, so Run All stops)")
     @magic_arguments.argument("--display", choices=["auto", "widget", "markdown", "text", "none"],
                               help="how to show the answer (default: auto)")
     @_cell_magic
@@ -171,24 +168,28 @@ class KimiMagics(Magics):
         try:
             args = magic_arguments.parse_argstring(self.kimi, line)
         except (UsageError, ValueError) as error:  # ValueError: shlex, e.g. "No closing quotation"
-            _say(f"%%kimi: {error}. Nothing was sent.\n{_usage(self.kimi.parser)}\n(%%kimi? shows every option)")
-            return
+            return self._fail(f"%%kimi: {error}. Nothing was sent.\n{_usage(self.kimi.parser)}\n"
+                              "(%%kimi? shows every option)")
         if not cell.strip():
-            _say("The cell is empty: write your question below %%kimi.")
-            return
+            return self._fail("The cell is empty: write your question below %%kimi.", args.keep_going)
         if (args.yes or args.web) and not args.agent:
-            _say("--yes and --web only apply with --agent; nothing was sent.")
-            return
+            return self._fail("--yes and --web only apply with --agent; nothing was sent.", args.keep_going)
         try:
             settings = self.session.settings(model=args.model, thinking=args.thinking,
-                                             max_tokens=args.max_tokens, system=args.system)
+                                             max_tokens=args.max_tokens, system=args.system,
+                                             keep_going=True if args.keep_going else None)
             content = self._content(cell.rstrip(), args, settings)
+            strategy = None
+            if args.agent:
+                from .agent.loop import agent_strategy
+
+                strategy = agent_strategy(self.shell, auto=bool(args.yes or settings.auto_approve), web=args.web)
         except (KimiError, ValueError) as error:
-            _say(str(error))
-            return
+            return self._fail(str(error), args.keep_going)
         if args.new:
             self.session.reset()
-        from .turn import TurnRequest, execute_turn
+        from .display import choose_renderer
+        from .turn import TurnRequest, run_turn
 
         request = TurnRequest(
             content=content,
@@ -197,41 +198,42 @@ class KimiMagics(Magics):
             source="magic",
             mode={"agent": True, "web": args.web} if args.agent else {},
             cache=True if args.cache else None,
+            strategy=strategy,
         )
-        from .display import choose_renderer
-
         renderer = choose_renderer("text" if args.format == "text" and not args.display else
                                    (args.display or settings.display), shell=self.shell)
-        runner = self._agent_runner(args, settings) if args.agent else None
         try:
-            response = execute_turn(self.session, request, renderer, runner)
+            response = run_turn(self.session, request, renderer)
         finally:
             if self.session.last is not None:
                 self.shell.user_ns["_kimi"] = self.session.last
-        if response.error is None:
-            self._after(response, args.format)
+        if response.error is not None:
+            return self._fail(response.error, settings.keep_going, shown=True)
+        self._after(response, args.format)
+        return None
 
-    def _agent_runner(self, args: Any, settings: Settings) -> Any:
-        from .agent.approval import choose_approver
-        from .agent.loop import run_agent_turn
-
-        approver = choose_approver(self.shell, auto=bool(args.yes or settings.auto_approve))
-
-        def runner(session: Session, request: Any, renderer: Any) -> Any:
-            return run_agent_turn(session, request, renderer, shell=self.shell, approver=approver, web=args.web)
-
-        return runner
+    def _fail(self, message: str, keep_going: bool | None = None, shown: bool = False) -> None:
+        """End the cell: in error (so Run All stops), or, with --keep-going, as ok."""
+        if keep_going is None:
+            try:
+                keep_going = self.session.settings().keep_going
+            except KimiError:
+                keep_going = False
+        if not keep_going:
+            raise CellFailed(message)
+        if not shown:
+            _say(message)
+        return None
 
     def _content(self, cell: str, args: Any, settings: Settings) -> str | list[dict[str, Any]]:
-        from .context import build_content, recent_cells
+        from .context import compose, recent_cells
         from .context.errors import ContextError
 
-        parts: list[dict[str, Any]] = []
+        before: list[dict[str, Any]] = []
         if args.cells:
-            parts.append({"type": "text", "text": "Context: the notebook's recent cells\n"
-                          + recent_cells(self.shell, args.cells, self.plots.running_count(), plots=self.plots)})
-        parts.extend(build_content(cell, self.shell.user_ns, frame_budget=settings.frame_budget,
-                                   image_max_size=settings.image_max_size, history=self.plots))
+            before.append({"type": "text", "text": "Context: the notebook's recent cells\n"
+                           + recent_cells(self.shell, args.cells, self.plots.running_count(), plots=self.plots)})
+        after: list[dict[str, Any]] = []
         if args.plot:
             running = self.plots.running_count()
             images = self.plots.last_plots(running)
@@ -241,14 +243,13 @@ class KimiMagics(Magics):
             from .context import image_part
 
             source = max(c for c in self.plots.counts() if running is None or c < running)
-            parts.append({"type": "text", "text": f"[plot displayed by cell {source}]"})
-            parts.extend(image_part(png, max_size=settings.image_max_size) for png in images)
+            after.append({"type": "text", "text": f"[plot displayed by cell {source}]"})
+            after.extend(image_part(png, max_size=settings.image_max_size) for png in images)
         hint = FORMAT_HINTS.get(args.format)
         if hint:
-            parts.append({"type": "text", "text": "\n\n" + hint})
-        from .turn import flatten, merge_text
-
-        return flatten(merge_text(parts))
+            after.append({"type": "text", "text": "\n\n" + hint})
+        return compose(cell, self.shell.user_ns, frame_budget=settings.frame_budget,
+                       image_max_size=settings.image_max_size, before=before, after=after, history=self.plots)
 
     def _after(self, response: Any, fmt: str) -> None:
         if fmt == "code":
@@ -369,7 +370,7 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(magics)
     if magics.configurable not in ipython.configurables:
         ipython.configurables.append(magics.configurable)
-    from .sidebar_target import register as register_sidebar_comm
+    from .sidebar.target import register as register_sidebar_comm
 
     register_sidebar_comm(ipython)  # the JupyterLab sidebar's comm target; no-op outside a kernel
 

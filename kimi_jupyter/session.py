@@ -1,12 +1,16 @@
-"""Per-kernel state shared by the magics, `ask()` and the sidebar.
+"""Per-kernel state shared by the magics, `ask()`/`aask()` and the sidebar.
 
-One kernel, one `Session`: the ``%config Kimi.*`` overrides, the conversation memory, the
-usage ledger that `%kimi usage` prints, the last response, and a small pool of HTTP clients
-(connections are reused between cells).
+One kernel, one `Session`: where the ``%config Kimi.*`` overrides are read from, the chats'
+memories (the notebook's ``%%kimi`` conversation and the sidebar's own), the usage ledger
+that `%kimi usage` prints, the budget with its in-flight reservations, and the pools of
+HTTP clients (one sync client per settings, one async client per settings and event loop,
+so connections and TLS contexts are reused between cells and concurrent calls).
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +22,9 @@ from .response import Response
 from .settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
-    from .client import KimiClient
+    from .client import AsyncKimiClient, KimiClient
 
-__all__ = ["Session", "UsageLedger", "get_session"]
+__all__ = ["Budget", "Chat", "Session", "UsageLedger", "get_session"]
 
 
 @dataclass
@@ -57,39 +61,139 @@ class UsageLedger:
         self.rows.clear()
 
 
+class Budget:
+    """The session's spend with the reservations of turns in flight, under one lock.
+
+    A turn reserves its estimated cost before it sends and settles with the real cost when
+    it ends, so concurrent turns (threads, ``asyncio.gather`` of ``aask``) cannot together
+    pass the budget by more than what is reserved in flight. The lock is a thread lock and
+    nothing awaits while holding it, so it serves threads and event loops alike.
+    """
+
+    def __init__(self, ledger: UsageLedger) -> None:
+        self.ledger = ledger
+        self._lock = threading.Lock()
+        self._closing: set[Any] = set()  # evicted async clients being closed
+        self._reserved: dict[int, float] = {}
+        self._next = 0
+
+    @property
+    def spent(self) -> float:
+        return self.ledger.total.usage.cost or 0.0
+
+    @property
+    def in_flight(self) -> float:
+        return sum(self._reserved.values())
+
+    def reserve(self, amount: float, check: Callable[[float, float], str | None]) -> tuple[int | None, str | None]:
+        """(ticket, None), or (None, refusal) when ``check(spent, in_flight)`` refuses."""
+        with self._lock:
+            refusal = check(self.spent, self.in_flight)
+            if refusal is not None:
+                return None, refusal
+            self._next += 1
+            self._reserved[self._next] = amount
+            return self._next, None
+
+    def settle(self, ticket: int | None) -> None:
+        """Release a reservation (the real cost is already in the ledger)."""
+        if ticket is None:
+            return
+        with self._lock:
+            self._reserved.pop(ticket, None)
+
+
+class Chat:
+    """One conversation and its last response: the notebook's, or the sidebar's."""
+
+    def __init__(self) -> None:
+        self.conversation = Conversation()
+        self.last: Response | None = None
+
+
 class Session:
     MAX_CLIENTS = 4
 
     def __init__(self) -> None:
+        # Overrides set from Python (scripts, tests); `%config Kimi.*` values win over them.
         self.config: dict[str, Any] = {}
-        # Set by the IPython extension: returns the `%config Kimi.*` values the user set.
-        self.config_source: Callable[[], dict[str, Any]] | None = None
-        self.conversation = Conversation()
+        self.notebook = Chat()   # %%kimi, ask(history=True)
+        self.sidebar = Chat()    # the JupyterLab chat (its own memory, one per kernel)
         self.ledger = UsageLedger()
-        self.last: Response | None = None
+        self.budget = Budget(self.ledger)
         self._clients: OrderedDict[Settings, KimiClient] = OrderedDict()
+        self._aclients: OrderedDict[tuple[int, Settings], tuple[Any, AsyncKimiClient]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # The notebook chat is the session's default one.
+    @property
+    def conversation(self) -> Conversation:
+        return self.notebook.conversation
+
+    @property
+    def last(self) -> Response | None:
+        return self.notebook.last
 
     def settings(self, **explicit: Any) -> Settings:
-        config = {**self.config, **(self.config_source() if self.config_source else {})}
-        return resolve_settings(explicit={k: v for k, v in explicit.items() if v is not None}, config=config)
+        return resolve_settings(explicit={k: v for k, v in explicit.items() if v is not None},
+                                config={**self.config, **config_overrides()})
 
     def client(self, settings: Settings) -> KimiClient:
         from .client import KimiClient  # httpx loads on first use, not with the extension
 
-        client = self._clients.pop(settings, None) or KimiClient(settings)
-        self._clients[settings] = client
-        while len(self._clients) > self.MAX_CLIENTS:
-            _, old = self._clients.popitem(last=False)
-            old.close()
+        with self._lock:
+            client = self._clients.pop(settings, None) or KimiClient(settings)
+            self._clients[settings] = client
+            while len(self._clients) > self.MAX_CLIENTS:
+                _, old = self._clients.popitem(last=False)
+                old.close()
         return client
+
+    def aclient(self, settings: Settings) -> AsyncKimiClient:
+        """The async client for ``settings`` on the running event loop (pooled like `client`)."""
+        import asyncio
+
+        from .client import AsyncKimiClient
+
+        loop = asyncio.get_running_loop()
+        key = (id(loop), settings)
+        with self._lock:
+            entry = self._aclients.pop(key, None)
+            if entry is None or entry[0] is not loop:
+                entry = (loop, AsyncKimiClient(settings))
+            self._aclients[key] = entry
+            stale = [k for k, (lp, _) in self._aclients.items() if lp.is_closed()]
+            for k in stale:
+                self._aclients.pop(k)
+            while len(self._aclients) > 2 * self.MAX_CLIENTS:
+                _, (old_loop, old) = self._aclients.popitem(last=False)
+                if old_loop is loop:
+                    self._closing.add(task := loop.create_task(old.aclose()))
+                    task.add_done_callback(self._closing.discard)
+        return entry[1]
 
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+        self._aclients.clear()
 
     def reset(self) -> None:
-        self.conversation.clear()
+        self.notebook.conversation.clear()
+
+
+def config_overrides() -> dict[str, Any]:
+    """The ``%config Kimi.*`` values of the running IPython, the one place they are held.
+
+    Read at every turn, so a change reaches ``%%kimi``, ``ask()``, ``aask()`` and the sidebar
+    at once, from ``%load_ext`` on (there is nothing to wire up). Empty outside IPython.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    config = getattr(shell, "config", None)
+    if config is None or "Kimi" not in config:
+        return {}
+    return dict(config["Kimi"])
 
 
 _SESSION: Session | None = None

@@ -50,6 +50,7 @@ SETTING_HELP: dict[str, str] = {
     "agent_timeout": "wall-clock seconds one agent turn may take",
     "cache": "replay identical requests from the on-disk cache instead of sending (and billing) them again",
     "cache_dir": "folder of the response cache (relative to the working directory)",
+    "keep_going": "a %%kimi cell whose turn fails ends as ok (prints the message) instead of failing, so Run All goes on",
     "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
     "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
     "prices": "price override: {'input': .., 'output': .., 'input_cached': .., 'currency': 'USD'} per 1M tokens",
@@ -128,6 +129,7 @@ class Settings:
     cache_dir: str = ".kimi-cache"
     budget: float | None = None
     preflight_tokens: int = 20_000
+    keep_going: bool = False
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -164,18 +166,6 @@ class Settings:
                 "Keys come from platform.moonshot.cn (or .ai) or from your gateway."
             )
         return self.api_key.get()
-
-    def with_options(self, **options: Any) -> Settings:
-        """A copy with explicit options applied (None values are ignored)."""
-        changes = {k: v for k, v in options.items() if v is not None}
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ConfigError(f"Unknown option(s): {', '.join(sorted(unknown))}.")
-        if "api_key" in changes and isinstance(changes["api_key"], str):
-            changes["api_key"] = Secret(changes["api_key"])
-        sources = dict(self.sources)
-        sources.update({k: "argument" for k in changes})
-        return dataclasses.replace(self, sources=sources, **changes)
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(name, shown value, source) rows for `%kimi config`; the key is masked."""

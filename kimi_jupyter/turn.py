@@ -1,34 +1,101 @@
-"""One turn, end to end: messages out, events to a renderer, memory and ledger updated.
+"""The one turn engine: every entry point (`%%kimi`, `ask`, `aask`, the sidebar, the agent,
+the rows engine) runs a turn through here, so they cannot drift apart.
 
-The magic, `ask()` and the sidebar all come through here, so they behave the same: the
-same conversation rules, the same interrupt handling (close the connection at once, keep
-the partial answer, leave the memory consistent, then let KeyboardInterrupt go on so a
-"run all" stops), and the same usage accounting.
+A `Turn` is the I/O-free core. It builds the message list once (the chat's trimmed history
+plus the new user message), guards it (the session budget, reserved under a lock so that
+concurrent turns cannot overshoot it; the per-turn cost limit; the pre-flight estimate),
+looks up the response cache, decides what to send next, folds the events that come back
+(a `Strategy` such as the agent's tool loop decides whether another request follows), and
+commits the outcome in one place: the chat's conversation and last response, the usage
+ledger, the budget reservation, the cache. `run_turn` and `arun_turn` are the thin sync and
+async drivers: they only open streams on the pooled clients, feed the events in, and turn an
+interrupt (KeyboardInterrupt, or cancellation) into a kept partial answer.
+
+Interrupts: the connection is closed at once, the partial answer is kept, the memory is
+left consistent (a tool call is never stored without its result), and the KeyboardInterrupt
+or CancelledError goes on so a "run all" stops.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .events import Event, Failed, Notice, Usage, format_cost
+from .conversation import assistant_message, estimate_message_tokens
+from .events import Done, Event, Failed, Notice, TextDelta, Usage, format_cost
 from .response import Response
-from .session import Session
-from .settings import Settings
 
 if TYPE_CHECKING:
-    from .display.base import TurnMeta
+    from .cache import ResponseCache
+    from .session import Chat, Session
+    from .settings import Settings
 
-__all__ = ["Renderer", "TurnRequest", "execute_turn", "run_turn", "arun_turn", "flatten", "merge_text", "INTERRUPTED"]
+__all__ = [
+    "INTERRUPTED", "REPLAYED", "NullRenderer", "Renderer", "Strategy", "Turn", "TurnMeta", "TurnRequest",
+    "arun_turn", "run_turn",
+]
 
 INTERRUPTED = "Interrupted: the request was stopped and the partial answer is kept."
+REPLAYED = Notice("Replayed from the response cache: no request was sent and nothing was billed.", "info")
+# Output tokens a turn is expected to cost before this session has measured any.
+EXPECTED_COMPLETION = 1024
 
 
+@dataclass(frozen=True)
+class TurnMeta:
+    """What a renderer shows before any event arrives."""
+
+    model: str
+    thinking: bool
+    provider: str | None = None
+    context_window: int | None = None
+    title: str | None = None
+
+    def headline(self, state: str | None = None) -> str:
+        """'kimi-k2.5 · thinking on · answering' (no timings: the saved bundle uses it too)."""
+        parts = [self.title] if self.title else []
+        parts.append(self.model + (f" ({self.provider})" if self.provider else ""))
+        parts.append("thinking on" if self.thinking else "thinking off")
+        if state:
+            parts.append(state)
+        return " · ".join(parts)
+
+
+@runtime_checkable
 class Renderer(Protocol):
+    """``start(meta)``, then ``handle(event)`` for every event (cheap: thousands a second),
+    then ``finish(response)`` exactly once, however the turn ended."""
+
     def start(self, meta: TurnMeta) -> None: ...
+
     def handle(self, event: Event) -> None: ...
+
     def finish(self, response: Response) -> None: ...
+
+
+class NullRenderer:
+    """Shows nothing (``display="none"``)."""
+
+    def start(self, meta: TurnMeta) -> None:
+        pass
+
+    def handle(self, event: Event) -> None:
+        pass
+
+    def finish(self, response: Response) -> None:
+        pass
+
+
+class Strategy(Protocol):
+    """How a turn goes on after one request: the agent's tool loop is one."""
+
+    def tools(self, settings: Settings) -> list[dict[str, Any]] | None: ...
+
+    def after_step(self, turn: Turn, step: Response) -> bool:
+        """Act on a finished request (run its tool calls); True: send another."""
+        ...
 
 
 @dataclass
@@ -37,235 +104,396 @@ class TurnRequest:
 
     content: str | list[dict[str, Any]]
     settings: Settings
-    history: bool = True  # send and extend the session's conversation
+    history: bool = True  # send and extend the chat's conversation
     tools: list[dict[str, Any]] | None = None
     response_format: dict[str, Any] | None = None
     source: str = "magic"
     # What else shapes the answer (agent mode, web search): part of the cache key.
     mode: dict[str, Any] = field(default_factory=dict)
     cache: bool | None = None  # None: the `cache` setting decides
-
-    def messages(self, session: Session) -> list[dict[str, Any]]:
-        user = {"role": "user", "content": self.content}
-        if self.history:
-            return [*session.conversation.for_request(self.settings.history_budget, self.settings.system), user]
-        head = [{"role": "system", "content": self.settings.system}] if self.settings.system else []
-        return [*head, user]
+    chat: Chat | None = None  # which memory; None: the notebook's (%%kimi, ask)
+    strategy: Strategy | None = None  # None: one plain request
 
     def meta(self) -> TurnMeta:
-        from .display.base import TurnMeta
-
         s = self.settings
         return TurnMeta(model=s.model, thinking=bool(s.thinking), provider=s.provider,
                         context_window=s.preset.context_window)
 
 
-def merge_text(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Adjacent text parts joined into one (never an empty message)."""
-    merged: list[dict[str, Any]] = []
-    for part in parts:
-        if part.get("type") == "text" and merged and merged[-1].get("type") == "text":
-            merged[-1] = {"type": "text", "text": merged[-1]["text"] + part["text"]}
+class Turn:
+    """One turn's state and every decision in it; the drivers below do the I/O."""
+
+    def __init__(self, session: Session, request: TurnRequest, renderer: Renderer) -> None:
+        self.session, self.request, self.renderer = session, request, renderer
+        self.settings = request.settings
+        self.chat: Chat = request.chat or session.notebook
+        self.user = {"role": "user", "content": request.content}
+        self.base, self.history_tokens = self._base_messages()
+        self.total: Response | None = None  # plain turns: the stream's own snapshot
+        self.steps = 0
+        self.added: list[dict[str, Any]] = []  # tool-step messages this turn adds
+        self.consistent = 0  # length of `added` at the last point the history was complete
+        self.final: Response | None = None  # the request whose answer closes the turn
+        self.requests = 0
+        self.started = time.monotonic()
+        self._before: list[Event] = []  # notices to show before the first request
+        self._recorded: list[Event] | None = None  # events kept for the cache
+        self._notices: set[Notice] = set()
+        self._ticket: int | None = None
+        self._cache: ResponseCache | None = None
+        self._key = ""
+        self._committed = False
+
+    # -- building -----------------------------------------------------------------------
+    def _base_messages(self) -> tuple[list[dict[str, Any]], int]:
+        s = self.settings
+        if self.request.history:
+            history, tokens = self.chat.conversation.request(s.history_budget, s.system)
         else:
-            merged.append(part)
-    return merged or [{"type": "text", "text": ""}]
+            history = [{"role": "system", "content": s.system}] if s.system else []
+            tokens = sum(estimate_message_tokens(m) for m in history)
+        return [*history, self.user], tokens
+
+    def messages(self) -> list[dict[str, Any]]:
+        """What the next request sends."""
+        return self.base + self.added if self.added else self.base
+
+    def tools(self) -> list[dict[str, Any]] | None:
+        strategy = self.request.strategy
+        return strategy.tools(self.settings) if strategy is not None else self.request.tools
+
+    # -- before anything is sent --------------------------------------------------------
+    def open(self) -> Response | None:
+        """Start the renderer, guard, and look up the cache.
+
+        Returns the finished response when no request is needed (refused or replayed);
+        None when the drivers should send `messages()`.
+        """
+        self.renderer.start(self.request.meta())
+        refusal = self._guard()
+        if refusal is not None:
+            return self._end_now(Failed(refusal, "BudgetExceeded"))
+        use_cache = self.settings.cache if self.request.cache is None else self.request.cache
+        if use_cache:
+            from .cache import ResponseCache
+
+            self._cache = ResponseCache(self.settings.cache_dir)
+            self._key = self._cache_key()
+            hit = self._cache.load(self._key)
+            if hit is not None:
+                return self._replay(hit)
+            self._recorded = []
+        if self.request.strategy is not None:
+            self.total = Response(model=self.settings.model)
+        return None
+
+    def _guard(self) -> str | None:
+        """A refusal (nothing is sent), else notices queued and the budget reserved."""
+        s = self.settings
+        price = s.price()
+        currency = price.currency if price else None
+        new_tokens = estimate_message_tokens(self.user)
+        tokens = self.history_tokens + new_tokens
+        estimated_by = "estimated locally"
+        if self._near_a_limit(tokens) and _has_media(self.request.content):
+            try:  # the server's own count of what is new, where the provider offers it
+                tokens = self.history_tokens + self.session.client(s).estimate_tokens([self.user])
+                estimated_by = "counted by the server"
+            except Exception:  # any failure: keep the local estimate
+                pass
+        prompt_cost = price.cost(tokens, 0) if price else None
+        expected = None
+        if price is not None:
+            expected = price.cost(tokens, self._expected_completion())
+
+        def check(spent: float, in_flight: float) -> str | None:
+            if s.budget is not None and spent >= s.budget:
+                return (f"Refused: this session has spent {format_cost(spent, currency)} of its "
+                        f"{format_cost(s.budget, currency)} budget. Raise %config Kimi.budget to go on.")
+            if s.max_turn_cost is not None and prompt_cost is not None and prompt_cost > s.max_turn_cost:
+                return (f"Refused: the prompt alone is about {tokens:,} tokens ({format_cost(prompt_cost, currency)}), "
+                        f"over the per-turn limit of {format_cost(s.max_turn_cost, currency)} (%config Kimi.max_turn_cost).")
+            if s.budget is not None and prompt_cost is not None and spent + in_flight + prompt_cost > s.budget:
+                held = f", {format_cost(in_flight, currency)} held by turns in flight" if in_flight else ""
+                return (f"Refused: the prompt alone is about {tokens:,} tokens ({format_cost(prompt_cost, currency)}), "
+                        f"which would pass the session budget of {format_cost(s.budget, currency)} "
+                        f"({format_cost(spent, currency)} spent{held}). Raise %config Kimi.budget or send less.")
+            if s.budget is not None and expected is not None and in_flight > 0 and spent + in_flight + expected > s.budget:
+                return (f"Refused: turns already in flight hold {format_cost(in_flight, currency)} of the session "
+                        f"budget of {format_cost(s.budget, currency)} ({format_cost(spent, currency)} spent), and "
+                        f"this one would need about {format_cost(expected, currency)}. Wait for them, or raise "
+                        "%config Kimi.budget.")
+            return None
+
+        if s.budget is not None or s.max_turn_cost is not None:
+            self._ticket, refusal = self.session.budget.reserve(expected or 0.0, check)
+            if refusal is not None:
+                return refusal
+            spent = self.session.budget.spent
+            if s.budget is not None and spent >= 0.8 * s.budget:
+                self._before.append(Notice(f"{spent / s.budget:.0%} of the session budget "
+                                           f"({format_cost(s.budget, currency)}) is spent.", "warning"))
+        if tokens >= s.preflight_tokens:
+            priced = f", about {format_cost(prompt_cost, currency)} before the answer" if prompt_cost is not None else ""
+            self._before.append(Notice(f"Pre-flight: this prompt is about {tokens:,} tokens ({estimated_by}){priced}.",
+                                       "info"))
+        return None
+
+    def _near_a_limit(self, tokens: int) -> bool:
+        """Whether the local estimate is close enough to a limit to ask the server."""
+        s = self.settings
+        if tokens < s.preflight_tokens:
+            return False
+        window = s.preset.context_window
+        if window and tokens >= 0.8 * window:
+            return True
+        price = s.price()
+        if price is None:
+            return False
+        cost = price.cost(tokens, 0)
+        limits = [s.max_turn_cost] if s.max_turn_cost is not None else []
+        if s.budget is not None:
+            limits.append(s.budget - self.session.budget.spent)
+        return any(cost >= 0.8 * limit for limit in limits)
+
+    def _expected_completion(self) -> int:
+        total = self.session.ledger.total
+        measured = total.usage.completion if total.usage.reported and total.requests else None
+        guess = int(measured / max(1, total.requests - total.unreported)) if measured else EXPECTED_COMPLETION
+        return min(guess, self.settings.max_tokens) if self.settings.max_tokens else guess
+
+    def _cache_key(self) -> str:
+        from .cache import request_key
+
+        s = self.settings
+        return request_key({
+            "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
+            "messages": self.base, "tools": self.tools(), "response_format": self.request.response_format,
+            "mode": self.request.mode,
+        })
+
+    # -- while it runs --------------------------------------------------------------------
+    def begin(self, step: Response) -> Callable[[Event], None]:
+        """A new request's stream is open; returns what to call with each of its events."""
+        self.requests += 1
+        if self.total is None:  # a plain turn: the stream's snapshot is the turn's
+            self.total = step
+            for event in self._before:
+                step.feed(event)
+                self.renderer.handle(event)
+            self._before.clear()
+            if self._recorded is None:
+                return self.renderer.handle
+            recorded, handle = self._recorded, self.renderer.handle
+
+            def record(event: Event) -> None:
+                recorded.append(event)
+                handle(event)
+
+            return record
+        for event in self._before:
+            self.emit(event)
+        self._before.clear()
+        separate = [bool(self.total.text)]
+
+        def step_event(event: Event) -> None:
+            if separate[0] and isinstance(event, TextDelta):
+                self.emit(TextDelta("\n\n"))
+                separate[0] = False
+            if isinstance(event, Done) and step.tool_calls:
+                return  # an intermediate step: the turn is not done
+            self.emit(event)
+
+        return step_event
+
+    def emit(self, event: Event) -> None:
+        """An event of the turn's own (tool steps, limits, notices) or of a later request."""
+        if isinstance(event, Notice):
+            if event in self._notices:
+                return  # one request after another says the same thing; say it once
+            self._notices.add(event)
+        assert self.total is not None
+        if self._recorded is not None:
+            self._recorded.append(event)
+        self.total.feed(event)
+        self.renderer.handle(event)
+
+    def step_done(self, step: Response) -> bool:
+        """The request ended; True when another one follows."""
+        self.final = step
+        strategy = self.request.strategy
+        if strategy is None or step.error is not None or not step.tool_calls:
+            return False
+        return strategy.after_step(self, step)
+
+    def interrupted(self) -> None:
+        """Stopped by the user: end with the partial answer kept."""
+        if self.total is None:
+            self.total = Response(model=self.settings.model)
+        event = Failed(INTERRUPTED, "Interrupted", partial=bool(self.total.text or self.total.reasoning))
+        if self.request.strategy is not None:
+            self.final = None
+            self.emit(event)
+        else:
+            self.total.feed(event)
+            self.renderer.handle(event)
+
+    def failed(self, error: BaseException) -> None:
+        """An exception from our own code in the middle of a turn: end it as a failure."""
+        from .errors import KimiError
+
+        message = str(error) if isinstance(error, (KimiError, ValueError)) else (
+            f"Unexpected error in kimi_jupyter ({type(error).__name__}: {error}). Please report it.")
+        if self.total is None:
+            self.total = Response(model=self.settings.model)
+        if self.total.error is None:
+            event = Failed(message, type(error).__name__, partial=bool(self.total.text))
+            self.total.feed(event)
+            self.renderer.handle(event)
+
+    # -- the end ----------------------------------------------------------------------------
+    def close(self) -> Response:
+        """Finish the renderer and commit, exactly once."""
+        response = self.total or Response(model=self.settings.model)
+        self.total = response
+        if not self._committed:
+            self._committed = True
+            try:
+                self.renderer.finish(response)
+            finally:
+                self._commit(response)
+        return response
+
+    def _commit(self, response: Response) -> None:
+        usage = response.usage if isinstance(response.usage, Usage) else Usage.not_reported()
+        self.session.ledger.add(self.request.source, usage, self.requests)
+        self.session.budget.settle(self._ticket)
+        self.chat.last = response
+        conversation = self.chat.conversation
+        before = len(conversation)
+        if self.request.history:
+            self._remember(response)
+            conversation.compact(self.settings.history_budget)
+        if self._cache is not None and self._recorded is not None and response.error is None and response.done:
+            added = conversation.messages[before:] if len(conversation) >= before else []
+            self._cache.store(self._key, self._recorded, added)
+
+    def _remember(self, response: Response) -> None:
+        conversation = self.chat.conversation
+        steps = self.added[: self.consistent]
+        if self.request.strategy is None:
+            if response.error is not None and not response.text and not response.tool_calls:
+                return  # nothing happened: the user can simply run the cell again
+            conversation.add_user(self.request.content)
+            # A cut turn keeps its partial text; tool calls that never ran are not stored.
+            conversation.add_assistant(response, calls=[] if response.error else None)
+            return
+        if not response.text and not steps:
+            return
+        conversation.add_user(self.request.content)
+        conversation.extend(steps)
+        if self.final is not None and self.final.text and self.final.error is None:
+            conversation.append(assistant_message(self.final, calls=[]))
+        else:
+            # Stopped at a limit, failed or interrupted: close the exchange plainly.
+            tail = response.text[-2000:]
+            conversation.append({"role": "assistant", "content": tail or "(stopped before answering)"})
+
+    def _end_now(self, event: Event) -> Response:
+        self.total = Response(model=self.settings.model)
+        self.total.feed(event)
+        self.renderer.handle(event)
+        self.requests = 0
+        self._committed = True
+        try:
+            self.renderer.finish(self.total)
+        finally:
+            self.session.budget.settle(self._ticket)
+            self.chat.last = self.total
+        return self.total
+
+    def _replay(self, hit: Any) -> Response:
+        self.session.budget.settle(self._ticket)
+        self._ticket = None
+        response = Response(model=self.settings.model)
+        for event in (REPLAYED, *hit.events):
+            response.feed(event)
+            self.renderer.handle(event)
+        self._committed = True
+        try:
+            self.renderer.finish(response)
+        finally:
+            if self.request.history:
+                self.chat.conversation.extend(hit.conversation)
+            self.session.ledger.add("replayed", Usage.not_reported())
+            self.chat.last = response
+        return response
 
 
-def flatten(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """A message of one text part is sent as a plain string (the common, cheapest form)."""
-    if len(parts) == 1 and parts[0].get("type") == "text":
-        return str(parts[0]["text"])
-    return parts
+def _has_media(content: Any) -> bool:
+    return isinstance(content, list) and any(p.get("type") in ("image_url", "video_url") for p in content)
 
 
-def _finish(session: Session, request: TurnRequest, response: Response, requests: int = 1) -> None:
-    usage = response.usage
-    session.ledger.add(request.source, usage if isinstance(usage, Usage) else Usage.not_reported(), requests)
-    session.last = response
-    if not request.history:
-        return
-    failed_before_anything = response.error is not None and not response.text and not response.tool_calls
-    if failed_before_anything:
-        return  # nothing happened: the user can simply run the cell again
-    session.conversation.add_user(request.content)
-    # A cut turn keeps its partial text; tool calls that never ran are not stored.
-    session.conversation.add_assistant(response, calls=[] if response.error else None)
-
+# -- the drivers ------------------------------------------------------------------------------
 
 def run_turn(session: Session, request: TurnRequest, renderer: Renderer) -> Response:
-    """Run one request synchronously, streaming its events into ``renderer``."""
+    """Run a turn synchronously, streaming its events into ``renderer``."""
+    turn = Turn(session, request, renderer)
+    done = turn.open()
+    if done is not None:
+        return done
     client = session.client(request.settings)
-    stream = client.stream_chat(request.messages(session), tools=request.tools,
-                                response_format=request.response_format)
-    response = stream.response
-    renderer.start(request.meta())
     interrupted = False
     try:
-        for event in stream:
-            renderer.handle(event)
+        more = True
+        while more:
+            stream = client.stream_chat(turn.messages(), tools=turn.tools(),
+                                        response_format=request.response_format)
+            handle = turn.begin(stream.response)
+            try:
+                for event in stream:
+                    handle(event)
+            finally:
+                stream.close()  # closes the HTTP response now, not at garbage collection
+            more = turn.step_done(stream.response)
     except KeyboardInterrupt:
         interrupted = True
-        stream.close()  # closes the HTTP response now, not at garbage collection
-        event = Failed(INTERRUPTED, "Interrupted", partial=bool(response.text or response.reasoning))
-        response.feed(event)
-        renderer.handle(event)
+        turn.interrupted()
+    except Exception as error:  # a bug of ours mid-turn: the turn fails, the kernel lives
+        turn.failed(error)
     finally:
-        renderer.finish(response)
-        _finish(session, request, response)
+        response = turn.close()
     if interrupted:
         raise KeyboardInterrupt
     return response
 
 
 async def arun_turn(session: Session, request: TurnRequest, renderer: Renderer) -> Response:
-    """The async twin of `run_turn` (one AsyncKimiClient per call; cancellation-safe)."""
+    """The async driver of the same `Turn` (a pooled AsyncKimiClient; cancellation-safe)."""
     import asyncio
 
-    from .client import AsyncKimiClient
-
-    async with AsyncKimiClient(request.settings) as client:
-        stream = client.stream_chat(request.messages(session), tools=request.tools,
-                                    response_format=request.response_format)
-        response = stream.response
-        renderer.start(request.meta())
-        try:
-            async for event in stream:
-                renderer.handle(event)
-        except asyncio.CancelledError:
-            await stream.aclose()
-            event = Failed(INTERRUPTED, "Interrupted", partial=bool(response.text))
-            response.feed(event)
-            renderer.handle(event)
-            raise
-        finally:
-            renderer.finish(response)
-            _finish(session, request, response)
-    return response
-
-
-# -- budget, pre-flight and cache: the same for plain and agent turns ------------------------
-
-Runner = Callable[[Session, TurnRequest, Renderer], Response]
-
-
-class _Recorder:
-    """Passes events through to the real renderer and keeps them for the cache."""
-
-    def __init__(self, inner: Renderer, before: list[Event]):
-        self.inner = inner
-        self.before = before
-        self.events: list[Event] = []
-
-    def start(self, meta: TurnMeta) -> None:
-        self.inner.start(meta)
-        for event in self.before:
-            self.inner.handle(event)
-
-    def handle(self, event: Event) -> None:
-        self.events.append(event)
-        self.inner.handle(event)
-
-    def finish(self, response: Response) -> None:
-        self.inner.finish(response)
-
-
-def _refuse(renderer: Renderer, request: TurnRequest, session: Session, message: str) -> Response:
-    response = Response(model=request.settings.model)
-    event = Failed(message, "BudgetExceeded")
-    renderer.start(request.meta())
-    response.feed(event)
-    renderer.handle(event)
-    renderer.finish(response)
-    session.last = response
-    return response
-
-
-def _guard(session: Session, request: TurnRequest, messages: list[dict[str, Any]]) -> tuple[str | None, list[Event]]:
-    """A refusal message (nothing is sent) or notices to show before sending."""
-    from .conversation import estimate_message_tokens
-
-    s = request.settings
-    notices: list[Event] = []
-    price = s.price()
-    currency = price.currency if price else None
-    spent = session.ledger.total.usage.cost or 0.0
-    if s.budget is not None:
-        if spent >= s.budget:
-            return (f"Refused: this session has spent {format_cost(spent, currency)} of its "
-                    f"{format_cost(s.budget, currency)} budget. Raise %config Kimi.budget to go on."), []
-        if spent >= 0.8 * s.budget:
-            notices.append(Notice(f"{spent / s.budget:.0%} of the session budget "
-                                  f"({format_cost(s.budget, currency)}) is spent.", "warning"))
-    tokens = sum(estimate_message_tokens(m) for m in messages)
-    content = messages[-1].get("content") if messages else None
-    has_media = isinstance(content, list) and any(p.get("type") in ("image_url", "video_url") for p in content)
-    estimated_by = "estimated locally"
-    if tokens >= s.preflight_tokens and has_media:
-        try:  # the server's own count, where the provider offers it
-            tokens = session.client(s).estimate_tokens(messages)
-            estimated_by = "counted by the server"
-        except Exception:  # any failure: keep the local estimate
-            pass
-    cost = price.cost(tokens, 0) if price else None
-    if s.max_turn_cost is not None and cost is not None and cost > s.max_turn_cost:
-        return (f"Refused: the prompt alone is about {tokens:,} tokens ({format_cost(cost, currency)}), over the "
-                f"per-turn limit of {format_cost(s.max_turn_cost, currency)} (%config Kimi.max_turn_cost)."), []
-    if s.budget is not None and cost is not None and spent + cost > s.budget:
-        return (f"Refused: the prompt alone is about {tokens:,} tokens ({format_cost(cost, currency)}), which would "
-                f"pass the session budget of {format_cost(s.budget, currency)} ({format_cost(spent, currency)} "
-                "spent). Raise %config Kimi.budget or send less."), []
-    if tokens >= s.preflight_tokens:
-        priced = f", about {format_cost(cost, currency)} before the answer" if cost is not None else ""
-        notices.append(Notice(f"Pre-flight: this prompt is about {tokens:,} tokens ({estimated_by}){priced}.", "info"))
-    return None, notices
-
-
-def _cache_key(request: TurnRequest, messages: list[dict[str, Any]]) -> str:
-    from .cache import request_key
-
-    s = request.settings
-    return request_key({
-        "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
-        "messages": messages, "tools": request.tools, "response_format": request.response_format,
-        "mode": request.mode,
-    })
-
-
-def execute_turn(session: Session, request: TurnRequest, renderer: Renderer, runner: Runner | None = None) -> Response:
-    """Budget check, pre-flight, cache replay or a real run (``runner``, default `run_turn`)."""
-    from .cache import ResponseCache
-
-    runner = runner or run_turn
-    messages = request.messages(session)
-    refusal, notices = _guard(session, request, messages)
-    if refusal is not None:
-        return _refuse(renderer, request, session, refusal)
-    use_cache = request.settings.cache if request.cache is None else request.cache
-    cache = ResponseCache(request.settings.cache_dir) if use_cache else None
-    key = _cache_key(request, messages) if cache else ""
-    hit = cache.load(key) if cache else None
-    if hit is not None:
-        return _replay(session, request, renderer, hit)
-    recorder = _Recorder(renderer, notices)
-    before = len(session.conversation)
-    response = runner(session, request, recorder)
-    if cache is not None and response.error is None and response.done:
-        cache.store(key, recorder.events, session.conversation.messages[before:])
-    return response
-
-
-REPLAYED = Notice("Replayed from the response cache: no request was sent and nothing was billed.", "info")
-
-
-def _replay(session: Session, request: TurnRequest, renderer: Renderer, hit: Any) -> Response:
-    response = Response(model=request.settings.model)
-    renderer.start(request.meta())
-    for event in (REPLAYED, *hit.events):
-        response.feed(event)
-        renderer.handle(event)
-    renderer.finish(response)
-    if request.history:
-        session.conversation.messages.extend(hit.conversation)
-    session.ledger.add("replayed", Usage.not_reported())
-    session.last = response
+    turn = Turn(session, request, renderer)
+    done = turn.open()
+    if done is not None:
+        return done
+    client = session.aclient(request.settings)
+    try:
+        more = True
+        while more:
+            stream = client.stream_chat(turn.messages(), tools=turn.tools(),
+                                        response_format=request.response_format)
+            handle = turn.begin(stream.response)
+            try:
+                async for event in stream:
+                    handle(event)
+            finally:
+                await stream.aclose()
+            more = turn.step_done(stream.response)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        turn.interrupted()
+        raise
+    except Exception as error:
+        turn.failed(error)
+    finally:
+        response = turn.close()
     return response

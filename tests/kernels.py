@@ -73,3 +73,15 @@ def text_of(messages: list[dict[str, Any]]) -> str:
         elif msg["msg_type"] == "error":
             out.append("\n".join(content["traceback"]))
     return "".join(out)
+
+
+def assert_cell_outcome(reply: dict[str, Any], messages: list[dict[str, Any]], ok: bool) -> None:
+    """A turn that failed fails its cell with one line and no traceback of ours; others are ok."""
+    errors = [m["content"] for m in messages if m["msg_type"] == "error"]
+    shown = text_of(messages)
+    assert "Traceback" not in shown, shown
+    if ok:
+        assert reply["status"] == "ok" and not errors, shown
+    else:
+        assert reply["status"] == "error" and reply["ename"] == "CellFailed", reply
+        assert len(errors) == 1 and len(errors[0]["traceback"]) == 1, errors

@@ -9,12 +9,12 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing.globalipapp import start_ipython
 
-from kimi_jupyter.agent.loop import DENIED, AgentLimits, run_agent_turn
+from kimi_jupyter.agent.loop import DENIED, AgentLimits, AgentStrategy
 from kimi_jupyter.display import NullRenderer
 from kimi_jupyter.events import ApprovalRequested, ToolCallFinished
 from kimi_jupyter.session import get_session
 from kimi_jupyter.testing import Reply, ToolCall
-from kimi_jupyter.turn import TurnRequest
+from kimi_jupyter.turn import TurnRequest, run_turn
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,9 @@ def shell(kimi_sim_env):
 
 def turn(prompt, approver, shell, limits=None, web=False, **settings):
     session = get_session()
-    request = TurnRequest(content=prompt, settings=session.settings(**settings), source="magic")
-    return run_agent_turn(session, request, NullRenderer(), shell=shell, approver=approver, limits=limits, web=web)
+    strategy = AgentStrategy(shell, approver, limits=limits, web=web)
+    request = TurnRequest(content=prompt, settings=session.settings(**settings), source="magic", strategy=strategy)
+    return run_turn(session, request, NullRenderer())
 
 
 def tool_messages(sim, index=-1):

@@ -105,12 +105,21 @@ def test_per_turn_limit_refuses_an_expensive_prompt_before_sending(ip, kimi_sim_
     assert "over the per-turn limit of ¥0.0001" in response.error
 
 
-def test_preflight_shows_the_servers_estimate_and_cost_for_large_images(ip, kimi_sim_env, capsys):
+def test_preflight_asks_the_server_only_near_a_limit_and_only_for_what_is_new(ip, kimi_sim_env, capsys):
     ip.run_line_magic("config", "Kimi.preflight_tokens = 100")
     ip.run_cell("import numpy as np\nbig = (np.random.default_rng(1).random((600, 800, 3)) * 255).astype('uint8')")
-    kimi_sim_env.queue(Reply(text="noise"))
+    kimi_sim_env.queue(Reply(text="noise"), Reply(text="more noise"), Reply(text="still noise"))
     kimi(ip, "--new", "what is {big}?")
     out = capsys.readouterr().out
     estimates = [r for r in kimi_sim_env.requests if r.path.endswith("/tokenizers/estimate-token-count")]
-    assert len(estimates) == 1
-    assert "Pre-flight: this prompt is about" in out and "counted by the server" in out and "¥" in out
+    assert estimates == []  # far from every limit: the local estimate is trusted
+    assert "Pre-flight: this prompt is about" in out and "estimated locally" in out and "¥" in out
+    # Near the per-turn limit (the local estimate grows ~3,900 tokens, ~¥0.016, a turn): ask the server,
+    # about the new message only, never the whole conversation again.
+    ip.run_line_magic("config", "Kimi.max_turn_cost = 0.035")
+    kimi(ip, "", "and {big} again?")
+    kimi(ip, "", "and once more, {big}?")
+    out = capsys.readouterr().out
+    estimates = [r for r in kimi_sim_env.requests if r.path.endswith("/tokenizers/estimate-token-count")]
+    assert len(estimates) == 2 and "counted by the server" in out
+    assert all(len(r.json["messages"]) == 1 for r in estimates)

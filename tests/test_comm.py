@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from kimi_jupyter.comm import TARGET, CommRenderer, SidebarChat, handle_message
 from kimi_jupyter.events import Done, ReasoningDelta, TextDelta, Usage
 from kimi_jupyter.response import Response
 from kimi_jupyter.session import get_session
+from kimi_jupyter.sidebar.chat import TARGET, CommRenderer, SidebarChat, handle_message
 from kimi_jupyter.testing import Reply, ToolCall
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,7 +207,7 @@ def test_approve_answers_only_the_pending_request():
     sidebar.pending_approval = "call_1"
     handle_message({"action": "approve", "id": "call_2", "approved": True}, Outbox(), sidebar)
     handle_message({"action": "approve", "id": "call_1", "approved": False}, Outbox(), sidebar)
-    assert sidebar.approvals == {"call_1": False}
+    assert sidebar.approvals == {"call_1": (False, "sidebar")}
 
 
 def test_interrupt_during_turn_keeps_partial_answer_and_ends_cleanly(kimi_sim_env):
@@ -363,3 +363,12 @@ def test_real_kernel_comm_target_streaming_interrupt_and_recovery(kernel, kimi_s
     reply = channel.execute("from kimi_jupyter import get_session as g; "
                             "assert g().ledger.rows['sidebar'].requests >= 4")
     assert reply["status"] == "ok", reply
+
+
+def test_the_sidebar_closing_while_an_approval_waits_is_a_deny():
+    sidebar = SidebarChat(namespace={})
+    sidebar.closed()
+    assert sidebar.approvals == {}  # nothing was waiting
+    sidebar.pending_approval = "call_7"
+    sidebar.closed()
+    assert sidebar.approvals == {"call_7": (False, "closed")}

@@ -109,9 +109,10 @@ def test_bad_input_says_what_to_do_and_sends_nothing(ip, kimi_sim_env, capsys, l
     from kimi_jupyter.context import get_plot_capture
 
     get_plot_capture(ip).clear()  # plots from other tests in this shared shell
-    cell(ip, line, body)
+    result = cell(ip, line, body)
     captured = capsys.readouterr()
-    assert message in captured.err
+    assert type(result.error_in_exec).__name__ == "CellFailed"  # the cell fails: Run All stops
+    assert message in captured.err + captured.out
     assert "Traceback" not in captured.err + captured.out
     assert kimi_sim_env.chat_requests == []
 

@@ -8,7 +8,7 @@ import pytest
 
 from kimi_jupyter.testing import KimiSimulator, Reply
 
-from .kernels import collect, run, running_kernel, text_of
+from .kernels import assert_cell_outcome, collect, run, running_kernel, text_of
 
 KEY = "sk-test-simulator"
 
@@ -78,13 +78,19 @@ def test_interrupt_ends_the_stream_within_a_second_and_keeps_the_partial_answer(
 
 def test_errors_are_one_line_without_traceback(sim, kernel):
     _, client = kernel
-    from kimi_jupyter.testing import Fault
-
-    sim.fault(Fault.model_not_found(model="kimi-nope"))
     reply, messages = run(client, "%%kimi -m kimi-nope --display text\nhello")
     shown = text_of(messages)
-    assert reply["status"] == "ok"
-    assert "%kimi models" in shown and "Traceback" not in shown
+    assert_cell_outcome(reply, messages, ok=False)  # a failed turn fails its cell: Run All stops
+    assert "%kimi models" in shown
     reply, messages = run(client, "%%kimi --display text\nuse {undefined_thing}")
     shown = text_of(messages)
-    assert "Name 'undefined_thing' is not defined" in shown and "Traceback" not in shown
+    assert_cell_outcome(reply, messages, ok=False)
+    assert "Name 'undefined_thing' is not defined" in shown
+    # --keep-going (or Kimi.keep_going) ends the cell as ok, for users who want Run All to go on.
+    reply, messages = run(client, "%%kimi -m kimi-nope --keep-going --display text\nhello")
+    assert_cell_outcome(reply, messages, ok=True)
+    assert "%kimi models" in text_of(messages)
+    sim.queue(Reply(text="the next turn works"))
+    reply, messages = run(client, "%%kimi --display text\nhello again")
+    assert_cell_outcome(reply, messages, ok=True)
+    assert "the next turn works" in text_of(messages)

@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from kimi_jupyter.comm import SidebarChat, handle_message
+from kimi_jupyter.sidebar.chat import SidebarChat, handle_message
 from kimi_jupyter.testing import Fault, Reply
 
 from .test_comm import Outbox

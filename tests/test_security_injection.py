@@ -73,7 +73,7 @@ CELLS = [
     "from kimi_jupyter import ask\nr = ask('CASE-ASK go', agent=True)",
     "%%kimi -f code\nCASE-CODE write code",
     "%%kimi\nCASE-INTERP {__import__('pathlib').Path('pwned-interp').touch()}",
-    "from kimi_jupyter.comm import handle_message\n_sent = []\n"
+    "from kimi_jupyter.sidebar.chat import handle_message\n_sent = []\n"
     "handle_message({'action': 'ask', 'request_id': 's', 'prompt': 'CASE-SIDEBAR go', 'options': {'agent': True}},"
     " _sent.append)\nprint('SIDEBAR', [m['event'] for m in _sent if m['type'] == 'event'"
     " and m['event']['type'] == 'ApprovalResolved'])",
@@ -172,7 +172,7 @@ def test_a_stale_sidebar_approval_does_not_approve_later_code(kimi_sim_env):
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.testing.globalipapp import start_ipython
 
-    from kimi_jupyter.comm import SidebarChat, handle_message
+    from kimi_jupyter.sidebar.chat import SidebarChat, handle_message
 
     start_ipython()
     shell = InteractiveShell.instance()

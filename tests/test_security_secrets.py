@@ -53,7 +53,7 @@ def script(sim: KimiSimulator) -> None:
     sim.on(r"fail auth", Fault.status(401, "invalid_authentication_error",
                                       f"Invalid Authentication: the key {KEY} is not valid (Bearer {KEY})"))
     sim.on(r"fail server", Fault.status(500, "server_error", f"upstream said: Authorization: Bearer {KEY}"))
-    sim.on(r"use tools", Reply(text="Let me run it.", tool_calls=[ToolCall("run_python", {"code": "x = 21 * 2\nprint(x)"})]))
+    sim.on(r"use tools", Reply(reasoning="Run it.", text="Let me run it.", tool_calls=[ToolCall("run_python", {"code": "x = 21 * 2\nprint(x)"})]))
     sim.on(r"use tools", Reply(text="Done."), after_tool="run_python")
 
 
@@ -111,9 +111,9 @@ def test_in_process_session_never_shows_the_key(ip, leak_sim, capsys, caplog, tm
 
     from kimi_jupyter import aask, ask
     from kimi_jupyter.client import AsyncKimiClient, KimiClient
-    from kimi_jupyter.comm import SidebarChat, handle_message
     from kimi_jupyter.events import event_to_json
     from kimi_jupyter.session import get_session
+    from kimi_jupyter.sidebar.chat import SidebarChat, handle_message
 
     session = get_session()
     settings = session.settings()
@@ -177,7 +177,8 @@ SESSION_CELLS = [
     "import os\nget_ipython().run_line_magic('config', 'Kimi.api_key = ' + repr(os.environ['MOONSHOT_API_KEY']))",
     "%config Kimi",
     "%kimi config",
-    "%config Kimi.cache = True\n%config Kimi.retry_backoff = 0.01",
+    # Failing turns fail their cells; this session shows them all, so it keeps going.
+    "%config Kimi.cache = True\n%config Kimi.retry_backoff = 0.01\n%config Kimi.keep_going = True",
     "%%kimi --new\nHello there",
     "%%kimi --new\nHello there",
     "%kimi cache info",
@@ -193,7 +194,7 @@ SESSION_CELLS = [
     "except Exception as e:\n    print(repr(e))\nr",
     "from kimi_jupyter.session import get_session\ns = get_session()\n"
     "print(repr(s.settings()), s.settings().api_key, s._clients, vars(s))",
-    "import json\nfrom kimi_jupyter.comm import handle_message\n_sent = []\n"
+    "import json\nfrom kimi_jupyter.sidebar.chat import handle_message\n_sent = []\n"
     "for _m in ({'action': 'hello'}, {'action': 'ask', 'request_id': 'a', 'prompt': 'Hello sidebar'},\n"
     "           {'action': 'ask', 'request_id': 'b', 'prompt': 'please fail auth'}):\n"
     "    handle_message(_m, _sent.append)\nprint('COMM', json.dumps(_sent))",

@@ -53,7 +53,6 @@ HOW_WIDGET = "widget"
 HOW_STDIN = "stdin"
 HOW_NO_UI = "no-ui"
 HOW_TIMEOUT = "timeout"
-HOW_INTERRUPTED = "interrupted"  # for the loop: approvers raise KeyboardInterrupt instead
 
 APPROVE_LABEL = "Run it"
 DENY_LABEL = "Don't run"

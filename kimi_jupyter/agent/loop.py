@@ -1,5 +1,9 @@
 """The agent loop: ask, run the tools the model calls, send results back, repeat.
 
+It is a `Strategy` of the one `Turn` (``kimi_jupyter.turn``), not a turn engine of its own:
+the Turn sends each request, folds the events, and commits; this module decides, after
+each request, which tools run and whether another request follows.
+
 Safety rules live here, not in the tools: ``run_python`` never runs without a yes from the
 approver (whatever any data, cell or tool result says), read-only tools need none, and the
 loop stops cleanly at the step, cost and wall-clock limits, saying which one. Assistant
@@ -15,24 +19,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..conversation import assistant_message
 from ..events import (
     ApprovalRequested,
     ApprovalResolved,
     Done,
-    Event,
-    Failed,
     Notice,
-    TextDelta,
     ToolCallFinished,
     ToolCallRequested,
     ToolCallStarted,
 )
 from ..response import Response
-from ..session import Session
-from ..turn import INTERRUPTED, Renderer, TurnRequest
+from ..settings import Settings
+from ..turn import Turn
 from .tools import READ_ONLY, ToolResult, run_tool, tool_schemas
 
-__all__ = ["AgentLimits", "run_agent_turn", "DENIED"]
+__all__ = ["AgentLimits", "AgentStrategy", "DENIED", "agent_strategy"]
 
 DENIED = "The user declined to run this code. Do not retry it unchanged; explain or propose something else."
 
@@ -59,144 +61,60 @@ class AgentLimits:
 Approver = Callable[[str, str, str], Any]  # (call_id, tool, code) -> Decision(approved, how)
 
 
-def _assistant_message(step: Response) -> dict[str, Any]:
-    return {
-        "role": "assistant",
-        "content": step.text or "",
-        "reasoning_content": step.reasoning,
-        "tool_calls": [
-            {"id": c.id, "type": c.type or "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in step.tool_calls
-        ],
-    }
+class AgentStrategy:
+    """The tool loop as a strategy of the one `Turn`: after each request, run the calls."""
 
-
-class _Loop:
-    def __init__(
-        self,
-        session: Session,
-        request: TurnRequest,
-        renderer: Renderer,
-        shell: Any,
-        approver: Approver,
-        limits: AgentLimits,
-        web: bool,
-    ):
-        self.session, self.request, self.renderer = session, request, renderer
+    def __init__(self, shell: Any, approver: Approver, *, limits: AgentLimits | None = None,
+                 web: bool = False) -> None:
         self.shell, self.approver, self.limits, self.web = shell, approver, limits, web
-        self.total = Response(model=request.settings.model)
-        self.added: list[dict[str, Any]] = []
-        self.consistent = 0  # length of `added` at the last point the history was complete
-        self.requests = 0
-        self.final: Response | None = None
-        self.notices: set[Notice] = set()
 
-    def emit(self, event: Event) -> None:
-        if isinstance(event, Notice):
-            if event in self.notices:
-                return  # one request after another says the same thing; say it once
-            self.notices.add(event)
-        self.total.feed(event)
-        self.renderer.handle(event)
+    def tools(self, settings: Settings) -> list[dict[str, Any]]:
+        return tool_schemas(self.web)
 
-    def run(self) -> Response:
-        settings = self.request.settings
-        client = self.session.client(settings)
-        base = self.request.messages(self.session)
-        started = time.monotonic()
-        steps = 0
-        while True:
-            stream = client.stream_chat(base + self.added, tools=tool_schemas(self.web))
-            self.requests += 1
-            step = stream.response
-            separate = bool(self.total.text)
-            try:
-                for event in stream:
-                    if isinstance(event, TextDelta) and separate:
-                        self.emit(TextDelta("\n\n"))
-                        separate = False
-                    if isinstance(event, Done) and step.tool_calls:
-                        continue  # an intermediate step: the turn is not done
-                    self.emit(event)
-            finally:
-                stream.close()
-            self.final = step
-            if step.error is not None or not step.tool_calls:
-                return self.total
-            self.added.append(_assistant_message(step))
-            images: list[dict[str, Any]] = []
-            for call in step.tool_calls:
-                result = self.execute(call)
-                self.added.append(
-                    {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result.text}
-                )
-                images.extend(result.images)
-            if images:
-                self.added.append(
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "text", "text": "Images produced by the tool calls above:"},
-                            *images,
-                        ],
-                    }
-                )
-            self.consistent = len(self.added)
-            steps += 1
-            limit = self.limits.reached(steps, self.total.usage.cost, time.monotonic() - started)
-            if limit:
-                self.emit(Notice(limit, "warning"))
-                self.emit(Done("limit"))
-                self.final = None
-                return self.total
+    def after_step(self, turn: Turn, step: Response) -> bool:
+        settings = turn.settings
+        limits = self.limits or AgentLimits(settings.max_steps, settings.max_turn_cost, settings.agent_timeout)
+        turn.added.append(assistant_message(step))
+        images: list[dict[str, Any]] = []
+        for call in step.tool_calls:
+            result = self.execute(turn, call)
+            turn.added.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result.text})
+            images.extend(result.images)
+        if images:
+            turn.added.append({"role": "user", "content": [
+                {"type": "text", "text": "Images produced by the tool calls above:"}, *images]})
+        turn.consistent = len(turn.added)
+        turn.steps += 1
+        assert turn.total is not None
+        limit = limits.reached(turn.steps, turn.total.usage.cost, time.monotonic() - turn.started)
+        if limit:
+            turn.emit(Notice(limit, "warning"))
+            turn.emit(Done("limit"))
+            turn.final = None
+            return False
+        return True
 
-    def execute(self, call: ToolCallRequested) -> ToolResult:
-        settings = self.request.settings
+    def execute(self, turn: Turn, call: ToolCallRequested) -> ToolResult:
+        emit, settings = turn.emit, turn.settings
         if call.name == "$web_search":
             # Moonshot runs the search itself: echo the arguments back unchanged.
-            self.emit(ToolCallStarted(call.id, call.name, call.arguments))
-            self.emit(ToolCallFinished(call.id, "(search run by the provider)", None, 0.0))
+            emit(ToolCallStarted(call.id, call.name, call.arguments))
+            emit(ToolCallFinished(call.id, "(search run by the provider)", None, 0.0))
             return ToolResult(call.arguments)
         if call.name not in READ_ONLY:
             code = _code_of(call)
-            self.emit(ApprovalRequested(call.id, call.name, code))
+            emit(ApprovalRequested(call.id, call.name, code))
             decision = self.approver(call.id, call.name, code)
-            self.emit(ApprovalResolved(call.id, bool(decision.approved), decision.how))
+            emit(ApprovalResolved(call.id, bool(decision.approved), decision.how))
             if not decision.approved:
-                self.emit(ToolCallFinished(call.id, DENIED, "denied", 0.0))
+                emit(ToolCallFinished(call.id, DENIED, "denied", 0.0))
                 return ToolResult(DENIED, error="denied")
-        self.emit(ToolCallStarted(call.id, call.name, call.arguments))
+        emit(ToolCallStarted(call.id, call.name, call.arguments))
         began = time.monotonic()
-        result = run_tool(
-            self.shell,
-            call.name,
-            call.arguments,
-            frame_budget=settings.frame_budget,
-            image_max_size=settings.image_max_size,
-        )
-        self.emit(ToolCallFinished(call.id, result.text, result.error, round(time.monotonic() - began, 3)))
+        result = run_tool(self.shell, call.name, call.arguments, frame_budget=settings.frame_budget,
+                          image_max_size=settings.image_max_size)
+        emit(ToolCallFinished(call.id, result.text, result.error, round(time.monotonic() - began, 3)))
         return result
-
-    def commit(self) -> None:
-        """Store the turn in memory, never leaving a tool call without its result."""
-        conversation = self.session.conversation
-        self.session.ledger.add(self.request.source, self.total.usage, self.requests)
-        self.session.last = self.total
-        if not self.request.history:
-            return
-        steps = self.added[: self.consistent]
-        if not self.total.text and not steps:
-            return  # nothing happened: the user can simply run the cell again
-        conversation.add_user(self.request.content)
-        conversation.messages.extend(steps)
-        if self.final is not None and self.final.text:
-            conversation.add_assistant(self.final, calls=[])
-        else:
-            # Stopped at a limit, failed or interrupted: close the exchange plainly.
-            tail = self.total.text[-2000:]
-            conversation.messages.append(
-                {"role": "assistant", "content": tail or "(stopped before answering)"}
-            )
 
 
 def _code_of(call: ToolCallRequested) -> str:
@@ -210,31 +128,15 @@ def _code_of(call: ToolCallRequested) -> str:
     return code if isinstance(code, str) else call.arguments
 
 
-def run_agent_turn(
-    session: Session,
-    request: TurnRequest,
-    renderer: Renderer,
-    *,
-    shell: Any,
-    approver: Approver,
-    limits: AgentLimits | None = None,
-    web: bool = False,
-) -> Response:
-    """Run a whole tool loop as one turn; KeyboardInterrupt stops it at once."""
-    s = request.settings
-    limits = limits or AgentLimits(s.max_steps, s.max_turn_cost, s.agent_timeout)
-    loop = _Loop(session, request, renderer, shell, approver, limits, web)
-    renderer.start(request.meta())
-    interrupted = False
-    try:
-        loop.run()
-    except KeyboardInterrupt:
-        interrupted = True
-        loop.final = None
-        loop.emit(Failed(INTERRUPTED, "Interrupted", partial=bool(loop.total.text)))
-    finally:
-        renderer.finish(loop.total)
-        loop.commit()
-    if interrupted:
-        raise KeyboardInterrupt
-    return loop.total
+def agent_strategy(shell: Any, *, auto: bool = False, web: bool = False,
+                   approver: Approver | None = None) -> AgentStrategy:
+    """The agent for ``shell`` (tools act on it); asks before code runs unless ``auto``."""
+    if shell is None:
+        from ..errors import KimiError
+
+        raise KimiError("The agent needs IPython or Jupyter: its tools run in the notebook's kernel.")
+    if approver is None:
+        from .approval import choose_approver
+
+        approver = choose_approver(shell, auto=auto)
+    return AgentStrategy(shell, approver, web=web)

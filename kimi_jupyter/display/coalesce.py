@@ -22,7 +22,7 @@ from ..events import ApprovalRequested, Event, ReasoningDelta, Retrying, TextDel
 from ..response import Response
 from .fmt import next_phase
 
-__all__ = ["URGENT", "Coalescer", "paced_interval"]
+__all__ = ["URGENT", "Coalescer", "DeltaBatcher", "paced_interval"]
 
 #: Events after which the producer may block for a while: show them right away.
 URGENT: tuple[type, ...] = (ToolCallStarted, ApprovalRequested, Retrying)
@@ -78,12 +78,7 @@ class Coalescer:
         self.finished = True
         self._flush(self.clock())
 
-    def sync(self) -> Response:
-        """The snapshot so far (no repaint)."""
-        return self.response
-
     def _flush(self, now: float) -> None:
-        self.sync()
         self._last_flush = now
         self._dirty = False
         self.flushes += 1
@@ -109,3 +104,39 @@ class Coalescer:
 def paced_interval(base: float, chars: int, per: int = 50_000, ceiling: float = 1.0) -> float:
     """Repaint less often as the content grows: each repaint resends it whole."""
     return max(base, min(ceiling, base * chars / per))
+
+
+class DeltaBatcher:
+    """Coalescing for a consumer that wants deltas, not snapshots (the sidebar's comm).
+
+    Consecutive text or reasoning deltas are joined and passed on at most every
+    ``interval`` seconds; any other event first flushes what is pending, so the order is
+    kept and nothing is lost.
+    """
+
+    def __init__(self, emit: Callable[[Event], None], interval: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.emit, self.interval, self.clock = emit, interval, clock
+        self._pending: list[tuple[type, list[str]]] = []
+        self._last: float | None = None
+
+    def feed(self, event: Event) -> None:
+        if isinstance(event, (TextDelta, ReasoningDelta)):
+            kind = type(event)
+            if self._pending and self._pending[-1][0] is kind:
+                self._pending[-1][1].append(event.text)
+            else:
+                self._pending.append((kind, [event.text]))
+            now = self.clock()
+            if self._last is None or now - self._last >= self.interval:
+                self.flush(now)
+            return
+        self.flush()
+        self.emit(event)
+
+    def flush(self, now: float | None = None) -> None:
+        """Pass on what is pending (one event per run of same-kind deltas)."""
+        pending, self._pending = self._pending, []
+        for kind, pieces in pending:
+            self.emit(kind("".join(pieces)))
+        self._last = self.clock() if now is None else now

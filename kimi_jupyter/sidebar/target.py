@@ -1,7 +1,7 @@
 """The sidebar's comm target, registered at ``%load_ext`` without loading the chat engine.
 
 Registering must be cheap (it happens every time the extension loads); the engine in
-`kimi_jupyter.comm` is imported only when a sidebar actually opens a comm.
+`kimi_jupyter.sidebar.chat` is imported only when a sidebar actually opens a comm.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ TARGET = "kimi_jupyter.chat"
 
 
 def _on_open(comm: Any, open_msg: dict[str, Any]) -> None:
-    from .comm import on_open
+    from .chat import on_open
 
     on_open(comm, open_msg)
 
