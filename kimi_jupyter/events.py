@@ -28,6 +28,7 @@ __all__ = [
     "Done",
     "Failed",
     "Event",
+    "INTERRUPTED_KIND",
     "event_to_json",
     "event_from_json",
 ]
@@ -209,9 +210,14 @@ class Done:
     cut: bool = False
 
 
+#: ``Failed.kind`` of a turn the user stopped: how every view tells an interrupt from a failure.
+INTERRUPTED_KIND = "Interrupted"
+
+
 @dataclass(frozen=True)
 class Failed:
-    """The turn failed; ``error`` is the user-facing message, ``kind`` the error class."""
+    """The turn failed; ``error`` is the user-facing message, ``kind`` the error class
+    (:data:`INTERRUPTED_KIND` when the user stopped it)."""
 
     error: str
     kind: str = "KimiError"
