@@ -251,7 +251,11 @@ def event_to_json(event: Event) -> dict[str, Any]:
 
 
 def event_from_json(data: dict[str, Any]) -> Event:
-    """Inverse of :func:`event_to_json`; unknown keys are ignored."""
+    """Inverse of :func:`event_to_json`; unknown keys are ignored.
+
+    ``type`` is the class name: it never fills a field (``ToolCallRequested.type``, which
+    ``event_to_json`` overwrites, gets its default ``"function"`` back).
+    """
     cls = _EVENT_TYPES[data["type"]]
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)} - {"type"}
     return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[no-any-return]

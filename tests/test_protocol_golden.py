@@ -64,6 +64,12 @@ def test_golden_events_are_exactly_what_event_to_json_sends(path: Path):
         assert event_to_json(event_from_json(data)) == data
 
 
+def test_a_tool_call_read_back_from_json_is_a_function_call_again():
+    # The cache replays turns from JSON; the call goes back to the API as {"type": "function"}.
+    call = events_module.ToolCallRequested("c1", "run_python", "{}", 0)
+    assert event_from_json(event_to_json(call)) == call
+
+
 @pytest.mark.parametrize("path", TURNS, ids=lambda p: p.stem)
 def test_response_folds_the_golden_stream_into_its_snapshot(path: Path):
     golden = load(path)
