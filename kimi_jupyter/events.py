@@ -28,6 +28,7 @@ __all__ = [
     "Done",
     "Failed",
     "Event",
+    "INTERRUPTED_KIND",
     "event_to_json",
     "event_from_json",
 ]
@@ -209,9 +210,14 @@ class Done:
     cut: bool = False
 
 
+#: ``Failed.kind`` of a turn the user stopped: how every view tells an interrupt from a failure.
+INTERRUPTED_KIND = "Interrupted"
+
+
 @dataclass(frozen=True)
 class Failed:
-    """The turn failed; ``error`` is the user-facing message, ``kind`` the error class."""
+    """The turn failed; ``error`` is the user-facing message, ``kind`` the error class
+    (:data:`INTERRUPTED_KIND` when the user stopped it)."""
 
     error: str
     kind: str = "KimiError"
@@ -245,7 +251,11 @@ def event_to_json(event: Event) -> dict[str, Any]:
 
 
 def event_from_json(data: dict[str, Any]) -> Event:
-    """Inverse of :func:`event_to_json`; unknown keys are ignored."""
+    """Inverse of :func:`event_to_json`; unknown keys are ignored.
+
+    ``type`` is the class name: it never fills a field (``ToolCallRequested.type``, which
+    ``event_to_json`` overwrites, gets its default ``"function"`` back).
+    """
     cls = _EVENT_TYPES[data["type"]]
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)} - {"type"}
     return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[no-any-return]

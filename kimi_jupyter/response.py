@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .events import (
+    INTERRUPTED_KIND,
     ApprovalRequested,
     ApprovalResolved,
     Done,
@@ -76,6 +77,7 @@ class Response:
     events: list[Event] = field(default_factory=list, repr=False)
     keep_events: bool = field(default=True, repr=False)
     _usage_seen: bool = field(default=False, repr=False)
+    _costs: dict[str, float] = field(default_factory=dict, repr=False)
     # Deltas are buffered and joined on demand: `self.text += delta` would be quadratic.
     _text: list[str] = field(default_factory=list, repr=False)
     _reasoning: list[str] = field(default_factory=list, repr=False)
@@ -133,6 +135,12 @@ class Response:
             # Several requests in one agent turn add up; one request reports once.
             self.usage = (self.usage + event) if self._usage_seen else event
             self._usage_seen = True
+            if event.reported and event.cost is not None:
+                key = event.currency or ""
+                self._costs[key] = self._costs.get(key, 0) + event.cost
+                if len(self._costs) > 1 and self.usage.cost is not None:
+                    # Priced in two currencies: no honest total (``costs`` has one per currency).
+                    self.usage = replace(self.usage, cost=None)
         elif isinstance(event, Retrying):
             self.retries += 1
         elif isinstance(event, Notice):
@@ -163,6 +171,16 @@ class Response:
             if step.id == step_id:
                 return step
         return None
+
+    @property
+    def costs(self) -> dict[str, float]:
+        """What the turn's priced requests cost, per currency code ("" when a price has none)."""
+        return dict(self._costs)
+
+    @property
+    def interrupted(self) -> bool:
+        """The user stopped the turn (the partial answer, if any, is kept)."""
+        return self.error_kind == INTERRUPTED_KIND
 
     @property
     def code_blocks(self) -> list[CodeBlock]:
@@ -211,7 +229,8 @@ class Response:
     def summary(self, timings: bool = True) -> dict[str, Any]:
         """A JSON-ready snapshot (the sidebar and the saved bundle's rich MIME type).
 
-        ``timings=False`` leaves out durations, so a saved notebook compares stably.
+        ``timings=False`` leaves out durations, so a saved notebook compares stably. Its
+        keys are ``sidebar.protocol.ResponseSummary``.
         """
         steps = [vars(step).copy() for step in self.tool_steps]
         if not timings:
@@ -224,7 +243,9 @@ class Response:
             "notices": list(self.notices),
             "tool_steps": steps,
             "usage": vars(self.usage).copy(),
+            "costs": dict(self._costs),
             "finish_reason": self.finish_reason,
             "cut": self.cut,
             "error": self.error,
+            "error_kind": self.error_kind,
         }

@@ -8,6 +8,7 @@ phrasings here makes the four views read alike and keeps the saved text determin
 from __future__ import annotations
 
 from ..events import (
+    INTERRUPTED_KIND,
     ApprovalRequested,
     ApprovalResolved,
     Done,
@@ -42,7 +43,11 @@ __all__ = [
 
 
 def next_phase(phase: str, event: Event, response: Response) -> str:
-    """The state word after ``event``: waiting, thinking, answering, calling tools, ..."""
+    """The state word after ``event``: waiting, thinking, answering, calling tools, ...
+
+    The sidebar's ``TurnState`` (labextension/src/turn.ts) follows the same rules; the
+    golden turns in ``tests/golden/turns/`` hold both to them.
+    """
     if isinstance(event, ReasoningDelta):
         return "thinking"
     if isinstance(event, TextDelta):
@@ -59,7 +64,7 @@ def next_phase(phase: str, event: Event, response: Response) -> str:
     if isinstance(event, Done):
         return "cut" if event.cut else "done"
     if isinstance(event, Failed):
-        return "failed"
+        return "interrupted" if event.kind == INTERRUPTED_KIND else "failed"
     return phase
 
 
@@ -131,9 +136,15 @@ def context_fill(usage: Usage, window: int | None) -> float | None:
     return 100.0 * used / window if used else None
 
 
-def usage_line(usage: Usage, window: int | None = None) -> str:
-    """``Usage.describe()`` plus the context-window fill when it is known."""
+def usage_line(usage: Usage, window: int | None = None, costs: dict[str, float] | None = None) -> str:
+    """``Usage.describe()`` plus the context-window fill when it is known.
+
+    ``costs`` (``Response.costs``, per currency) is shown when the usage has no single cost:
+    a turn priced in two currencies is never summed ("cost ¥0.19 + $0.016").
+    """
     line = usage.describe()
+    if usage.reported and usage.cost is None and costs:
+        line += ", cost " + " + ".join(format_cost(cost, currency or None) for currency, cost in costs.items())
     fill = context_fill(usage, window)
     if fill is not None:
         line += f", context {fill:.1f}% of {window:,}"
@@ -149,7 +160,7 @@ def turn_usage_line(response: Response, window: int | None = None) -> str | None
     """
     usage = response.usage
     if usage.reported or not response.error:
-        return usage_line(usage, window)
+        return usage_line(usage, window, response.costs)
     if response.text or response.reasoning:
         return "usage: unknown (the answer did not finish)"
     return None

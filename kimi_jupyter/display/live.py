@@ -174,7 +174,7 @@ class LiveView:
             self.code.value = copy_buttons(blocks) if blocks else ""
         if r.usage.reported and r.usage.total is not None:
             self.usage.value = (
-                f'<div style="{_MUTED}">{html.escape(usage_line(r.usage, self._meta.context_window))}</div>'
+                f'<div style="{_MUTED}">{html.escape(usage_line(r.usage, self._meta.context_window, r.costs))}</div>'
             )
         parts = [
             (self.header, True),

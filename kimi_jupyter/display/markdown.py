@@ -39,7 +39,7 @@ def live_markdown(response: Response, meta: TurnMeta, phase: str, elapsed: float
     if response.text:
         parts.append(safe_markdown(response.text))
     if response.usage.reported and response.usage.total is not None:
-        parts.append(f"*{html.escape(usage_line(response.usage, meta.context_window))}*")
+        parts.append(f"*{html.escape(usage_line(response.usage, meta.context_window, response.costs))}*")
     return "\n\n".join(parts)
 
 

@@ -14,14 +14,14 @@ import { JSONObject } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { COMM_TARGET, FrontendMessage, IHello, KernelMessage } from './protocol';
+import { COMM_TARGET, FrontendMessage, IHelloReply, KernelMessage } from './protocol';
 
 export type BridgeStatus =
   | { kind: 'no-kernel' }
   | { kind: 'connecting' }
   | { kind: 'loading' }
   | { kind: 'not-installed'; detail: string }
-  | { kind: 'ready'; hello: IHello }
+  | { kind: 'ready'; hello: IHelloReply }
   | { kind: 'error'; message: string };
 
 export const NOT_INSTALLED =
@@ -47,7 +47,7 @@ function keepOnMainShell(comm: Kernel.IComm): void {
 /** How long an idle kernel may take to answer `hello` (a busy one may take any time). */
 const HELLO_TIMEOUT_MS = 20000;
 
-type OpenOutcome = IHello | 'closed' | 'timeout';
+type OpenOutcome = IHelloReply | 'closed' | 'timeout';
 
 export class KernelBridge implements IDisposable {
   constructor(readonly sessionContext: ISessionContext) {

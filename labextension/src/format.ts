@@ -3,7 +3,7 @@
  * `Usage.describe`), so the sidebar, the live widget and the saved output
  * read alike.
  */
-import { IToolStep, ITurnMeta, IUsage } from './protocol';
+import { IToolStepJSON, ITurnMetaJSON, IUsageJSON } from './protocol';
 
 export function formatCost(cost: number, currency?: string | null): string {
   const symbol = currency === 'CNY' ? '¥' : currency === 'USD' ? '$' : '';
@@ -19,9 +19,21 @@ function has(value: number | null | undefined): value is number {
   return value !== null && value !== undefined;
 }
 
+/** `seconds` in `display/fmt.py`: '3 s', '2.5 s', '12 s'. */
+export function seconds(value: number): string {
+  return value >= 10 || value === Math.trunc(value)
+    ? `${value.toFixed(0)} s`
+    : `${value.toFixed(1)} s`;
+}
+
+/**
+ * `usage_line` in `display/fmt.py`. `costs` (per currency) is shown when the
+ * usage has no single cost: a turn priced in two currencies is never summed.
+ */
 export function usageLine(
-  usage: IUsage | null,
-  contextWindow?: number | null
+  usage: IUsageJSON | null,
+  contextWindow?: number | null,
+  costs?: Record<string, number> | null
 ): string {
   if (!usage || usage.reported === false) {
     return 'usage: not reported by the server';
@@ -43,6 +55,11 @@ export function usageLine(
   }
   if (has(usage.cost)) {
     parts.push(`cost ${formatCost(usage.cost, usage.currency)}`);
+  } else if (costs && Object.keys(costs).length) {
+    const each = Object.entries(costs).map(([currency, cost]) =>
+      formatCost(cost, currency || null)
+    );
+    parts.push(`cost ${each.join(' + ')}`);
   }
   let line = parts.length ? 'usage: ' + parts.join(', ') : 'usage: (empty)';
   const used = has(usage.total)
@@ -62,7 +79,7 @@ export function preview(text: string, limit = 200): string {
     : trimmed.slice(0, limit - 1).trimEnd() + '…';
 }
 
-export function stepSummary(step: IToolStep): string {
+export function stepSummary(step: IToolStepJSON): string {
   let state = step.state;
   if (state === 'error' && step.error) {
     state = `error: ${preview(step.error, 120)}`;
@@ -74,7 +91,7 @@ export function stepSummary(step: IToolStep): string {
   return `${step.name} · ${state}${seconds}`;
 }
 
-export function reasoningTitle(reasoning: string, usage: IUsage | null): string {
+export function reasoningTitle(reasoning: string, usage: IUsageJSON | null): string {
   if (usage && usage.reported !== false && usage.reasoning) {
     return `Reasoning · ${usage.reasoning.toLocaleString('en-US')} tokens`;
   }
@@ -82,7 +99,7 @@ export function reasoningTitle(reasoning: string, usage: IUsage | null): string 
   return `Reasoning · ~${approx.toLocaleString('en-US')} tokens`;
 }
 
-export function headline(meta: ITurnMeta, state?: string): string {
+export function headline(meta: Partial<ITurnMetaJSON>, state?: string): string {
   const parts: string[] = [];
   if (meta.title) {
     parts.push(meta.title);

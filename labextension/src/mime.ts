@@ -10,7 +10,7 @@ import { Widget } from '@lumino/widgets';
 
 import { outputCodeActions } from './codeactions';
 import { markdownRenderer } from './markdown';
-import { IResponseSummary, RESPONSE_MIME } from './protocol';
+import { ISavedResponse, RESPONSE_MIME } from './protocol';
 import { TurnState } from './turn';
 import { TurnView } from './view';
 
@@ -21,7 +21,7 @@ export class ResponseRenderer extends Widget implements IRenderMime.IRenderer {
   }
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
-    const data = model.data[this.options.mimeType] as unknown as IResponseSummary | undefined;
+    const data = model.data[this.options.mimeType] as unknown as ISavedResponse | undefined;
     if (!data || typeof data !== 'object') {
       this.node.textContent = 'kimi: empty response';
       return;

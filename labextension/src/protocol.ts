@@ -2,15 +2,131 @@
  * The JSON spoken over the `kimi_jupyter.chat` comm and stored in the
  * `application/vnd.kimi.response+json` MIME bundle.
  *
- * Events mirror `kimi_jupyter/events.py` (`event_to_json`: the dataclass
- * fields plus `type`, the class name). A response summary mirrors
- * `Response.summary()`; `meta` mirrors `display.base.TurnMeta`.
+ * A hand-kept mirror of `kimi_jupyter/sidebar/protocol.py` (interface
+ * `I<Name>` for each TypedDict there) and of the event dataclasses of
+ * `kimi_jupyter/events.py` (`I<Class>Event`; `event_to_json` sends the
+ * fields plus `type`, the class name). Keep one field per line:
+ * `tests/test_protocol_golden.py` checks that every message, field and event
+ * is here with the same optionality, and `test/turn.test.ts` folds the
+ * golden turns of `tests/golden/turns/` exactly as Python does.
  */
 
 export const COMM_TARGET = 'kimi_jupyter.chat';
 export const RESPONSE_MIME = 'application/vnd.kimi.response+json';
+/** `Failed.kind` and `error_kind` of a turn the user stopped. */
+export const INTERRUPTED_KIND = 'Interrupted';
 
-export interface IUsage {
+// -- the pieces -------------------------------------------------------------
+
+/**
+ * `events.Usage` as JSON. `cost` is null when unknown, or when the turn's
+ * requests were priced in two currencies (then see `costs`).
+ */
+export interface IUsageJSON {
+  prompt: number | null;
+  completion: number | null;
+  cached: number | null;
+  reasoning: number | null;
+  total: number | null;
+  cost: number | null;
+  currency: string | null;
+  reported: boolean;
+}
+
+/** `response.ToolStep` as JSON (`seconds` is left out of saved bundles). */
+export interface IToolStepJSON {
+  id: string;
+  name: string;
+  arguments: string;
+  state: string;
+  result: string | null;
+  error: string | null;
+  seconds: number | null;
+  approved: boolean | null;
+}
+
+/** `display.base.TurnMeta` as JSON. */
+export interface ITurnMetaJSON {
+  model: string;
+  thinking: boolean;
+  provider: string | null;
+  context_window: number | null;
+  title: string | null;
+}
+
+/** `Response.summary()`: the final snapshot of a turn. */
+export interface IResponseSummary {
+  model: string | null;
+  text: string;
+  reasoning: string;
+  notices: string[];
+  tool_steps: IToolStepJSON[];
+  usage: IUsageJSON;
+  /** Total cost per currency code ("" for a cost without one). */
+  costs: Record<string, number>;
+  finish_reason: string | null;
+  cut: boolean;
+  error: string | null;
+  /** `Failed.kind`: 'Interrupted', 'StreamCutError', 'BudgetExceeded', ... */
+  error_kind: string | null;
+}
+
+/** The MIME bundle a `%%kimi` cell saves. */
+export interface ISavedResponse extends IResponseSummary {
+  meta: ITurnMetaJSON;
+}
+
+// -- events (kimi_jupyter/events.py) ----------------------------------------
+
+export interface IReasoningDeltaEvent {
+  type: 'ReasoningDelta';
+  text: string;
+}
+
+export interface ITextDeltaEvent {
+  type: 'TextDelta';
+  text: string;
+}
+
+export interface IToolCallRequestedEvent {
+  type: 'ToolCallRequested';
+  id: string;
+  name: string;
+  arguments: string;
+  index?: number;
+}
+
+export interface IToolCallStartedEvent {
+  type: 'ToolCallStarted';
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+export interface IToolCallFinishedEvent {
+  type: 'ToolCallFinished';
+  id: string;
+  result: string;
+  error?: string | null;
+  seconds?: number;
+}
+
+export interface IApprovalRequestedEvent {
+  type: 'ApprovalRequested';
+  id: string;
+  name: string;
+  code: string;
+}
+
+export interface IApprovalResolvedEvent {
+  type: 'ApprovalResolved';
+  id: string;
+  approved: boolean;
+  how?: string;
+}
+
+export interface IUsageEvent {
+  type: 'Usage';
   prompt?: number | null;
   completion?: number | null;
   cached?: number | null;
@@ -21,83 +137,60 @@ export interface IUsage {
   reported?: boolean;
 }
 
-export interface IToolStep {
-  id: string;
-  name: string;
-  arguments: string;
-  state: string;
-  result?: string | null;
-  error?: string | null;
-  seconds?: number | null;
-  approved?: boolean | null;
+export interface IRetryingEvent {
+  type: 'Retrying';
+  attempt: number;
+  wait: number;
+  reason: string;
 }
 
-export interface ITurnMeta {
-  model?: string | null;
-  thinking?: boolean | null;
-  provider?: string | null;
-  context_window?: number | null;
-  title?: string | null;
-}
-
-export interface IResponseSummary {
-  model?: string | null;
+export interface INoticeEvent {
+  type: 'Notice';
   text: string;
-  reasoning: string;
-  notices?: string[];
-  tool_steps: IToolStep[];
-  usage: IUsage;
-  finish_reason?: string | null;
+  level?: string;
+}
+
+export interface IDoneEvent {
+  type: 'Done';
+  finish_reason: string | null;
   cut?: boolean;
-  error?: string | null;
-  meta?: ITurnMeta;
+}
+
+export interface IFailedEvent {
+  type: 'Failed';
+  error: string;
+  kind?: string;
+  partial?: boolean;
+  extra?: Record<string, unknown>;
 }
 
 export type KimiEvent =
-  | { type: 'ReasoningDelta'; text: string }
-  | { type: 'TextDelta'; text: string }
-  | { type: 'ToolCallRequested'; id: string; name: string; arguments: string }
-  | { type: 'ToolCallStarted'; id: string; name: string; arguments: string }
-  | {
-      type: 'ToolCallFinished';
-      id: string;
-      result: string;
-      error?: string | null;
-      seconds?: number;
-    }
-  | { type: 'ApprovalRequested'; id: string; name: string; code: string }
-  | { type: 'ApprovalResolved'; id: string; approved: boolean; how?: string }
-  | ({ type: 'Usage' } & IUsage)
-  | { type: 'Retrying'; attempt: number; wait: number; reason: string }
-  | { type: 'Notice'; text: string; level?: string }
-  | { type: 'Done'; finish_reason?: string | null; cut?: boolean }
-  | { type: 'Failed'; error: string; kind?: string; partial?: boolean };
+  | IReasoningDeltaEvent
+  | ITextDeltaEvent
+  | IToolCallRequestedEvent
+  | IToolCallStartedEvent
+  | IToolCallFinishedEvent
+  | IApprovalRequestedEvent
+  | IApprovalResolvedEvent
+  | IUsageEvent
+  | IRetryingEvent
+  | INoticeEvent
+  | IDoneEvent
+  | IFailedEvent;
 
-/** What the kernel says about itself (never the key). */
-export interface IHello {
-  type: 'hello';
-  version?: string;
-  model?: string;
-  provider?: string;
-  base_url?: string;
-  has_key: boolean;
-  thinking?: boolean | null;
-  error?: string | null;
+// -- frontend -> kernel -----------------------------------------------------
+
+export interface IHelloRequest {
+  action: 'hello';
 }
 
-export type KernelMessage =
-  | IHello
-  | { type: 'start'; request_id: string; meta: ITurnMeta }
-  | { type: 'event'; request_id: string; event: KimiEvent }
-  | {
-      type: 'done';
-      request_id: string;
-      response: IResponseSummary;
-      meta?: ITurnMeta;
-    }
-  | { type: 'models'; models: string[]; current: string | null; error: string | null }
-  | { type: 'reset' }
-  | { type: 'error'; message: string; request_id?: string };
+export interface IModelsRequest {
+  action: 'models';
+}
+
+export interface IResetRequest {
+  action: 'reset';
+}
 
 export interface ICellAttachment {
   kind: 'cell';
@@ -109,21 +202,95 @@ export interface ICellAttachment {
 export interface IImageAttachment {
   kind: 'image';
   mime: string;
+  /** base64 */
   data: string;
   label?: string;
 }
 
 export type Attachment = ICellAttachment | IImageAttachment;
 
+export interface IAskOptions {
+  model?: string;
+  thinking?: boolean;
+  agent?: boolean;
+}
+
+export interface IAskRequest {
+  action: 'ask';
+  request_id: string;
+  prompt: string;
+  attachments?: Attachment[];
+  options?: IAskOptions;
+}
+
+export interface IApproveRequest {
+  action: 'approve';
+  id: string;
+  approved: boolean;
+}
+
 export type FrontendMessage =
-  | { action: 'hello' }
-  | { action: 'models' }
-  | {
-      action: 'ask';
-      request_id: string;
-      prompt: string;
-      attachments: Attachment[];
-      options: { model?: string; thinking?: boolean; agent?: boolean };
-    }
-  | { action: 'approve'; id: string; approved: boolean }
-  | { action: 'reset' };
+  | IHelloRequest
+  | IModelsRequest
+  | IResetRequest
+  | IAskRequest
+  | IApproveRequest;
+
+// -- kernel -> frontend -----------------------------------------------------
+
+/** What the kernel says about itself (never the key). */
+export interface IHelloReply {
+  type: 'hello';
+  version: string;
+  has_key: boolean;
+  error: string | null;
+  model?: string;
+  provider?: string;
+  base_url?: string;
+  thinking?: boolean;
+}
+
+export interface IStartMessage {
+  type: 'start';
+  request_id: string;
+  meta: ITurnMetaJSON;
+}
+
+export interface IEventMessage {
+  type: 'event';
+  request_id: string;
+  event: KimiEvent;
+}
+
+export interface IDoneMessage {
+  type: 'done';
+  request_id: string;
+  response: IResponseSummary;
+  meta: ITurnMetaJSON;
+}
+
+export interface IModelsReply {
+  type: 'models';
+  models: string[];
+  current: string | null;
+  error: string | null;
+}
+
+export interface IResetReply {
+  type: 'reset';
+}
+
+export interface IErrorMessage {
+  type: 'error';
+  message: string;
+  request_id?: string | null;
+}
+
+export type KernelMessage =
+  | IHelloReply
+  | IStartMessage
+  | IEventMessage
+  | IDoneMessage
+  | IModelsReply
+  | IResetReply
+  | IErrorMessage;

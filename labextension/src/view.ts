@@ -9,7 +9,7 @@
 import { Clipboard } from '@jupyterlab/apputils';
 
 import { headline, preview, reasoningTitle, stepSummary, usageLine } from './format';
-import { IToolStep } from './protocol';
+import { IToolStepJSON } from './protocol';
 import { TurnState } from './turn';
 
 export type MarkdownRenderer = (host: HTMLElement, source: string) => Promise<void>;
@@ -94,15 +94,15 @@ export class TurnView {
     this.updateAlert(state);
     // As turn_usage_line in Python: "not reported by the server" only for a turn that
     // finished; one that failed part-way never got counted, one that failed at once has none.
-    const unknown = state.usage === null || state.usage.reported === false;
+    const unknown = !state.usage.reported;
     const partial = state.text.length > 0 || state.reasoning.length > 0;
     const failed = state.error !== null && unknown;
-    const showUsage = (state.usage !== null || state.finished) && !(failed && !partial);
+    const showUsage = (state.usageSeen || state.finished) && !(failed && !partial);
     this.usage.hidden = !showUsage;
     if (showUsage) {
       this.usage.textContent = failed
         ? 'usage: unknown (the answer did not finish)'
-        : usageLine(state.usage, state.meta.context_window);
+        : usageLine(state.usage, state.meta.context_window, state.costs);
     }
   }
 
@@ -128,7 +128,7 @@ export class TurnView {
     }
   }
 
-  private updateSteps(steps: IToolStep[]): void {
+  private updateSteps(steps: IToolStepJSON[]): void {
     this.steps.hidden = steps.length === 0;
     for (const step of steps) {
       let node = this.stepNodes.get(step.id);
