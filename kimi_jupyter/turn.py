@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .conversation import assistant_message, estimate_message_tokens
-from .events import Done, Event, Failed, Notice, TextDelta, Usage, format_cost
+from .events import INTERRUPTED_KIND, Done, Event, Failed, Notice, TextDelta, Usage, format_cost
 from .response import Response
 
 if TYPE_CHECKING:
@@ -330,7 +330,7 @@ class Turn:
         """Stopped by the user: end with the partial answer kept."""
         if self.total is None:
             self.total = Response(model=self.settings.model)
-        event = Failed(INTERRUPTED, "Interrupted", partial=bool(self.total.text or self.total.reasoning))
+        event = Failed(INTERRUPTED, INTERRUPTED_KIND, partial=bool(self.total.text or self.total.reasoning))
         if self.request.strategy is not None:
             self.final = None
             self.emit(event)

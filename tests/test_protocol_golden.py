@@ -144,7 +144,7 @@ KERNEL_TYPES = {typing.get_type_hints(t, include_extras=True)["type"].__args__[0
 
 
 def test_every_message_the_kernel_sends_in_a_turn_conforms(kimi_sim_env):
-    from kimi_jupyter.comm import SidebarChat, handle_message  # the kernel side as it is today
+    from kimi_jupyter.sidebar.chat import SidebarChat, handle_message
 
     kimi_sim_env.queue(Reply(text="Forty-two.", reasoning="Think."))
     sent: list[dict[str, Any]] = []

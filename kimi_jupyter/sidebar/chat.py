@@ -1,7 +1,7 @@
 """The sidebar's chat in the kernel: its state, and the dispatch of frontend messages.
 
-Messages (typed in `protocol`; frontend -> kernel carry ``action``, kernel -> frontend
-``type``): ``hello`` (settings summary, never the key), ``ask`` (a turn: ``start``, then
+Messages (typed in `kimi_jupyter.sidebar.protocol`, which the TypeScript side mirrors;
+frontend -> kernel carry ``action``, kernel -> frontend ``type``): ``hello`` (settings summary, never the key), ``ask`` (a turn: ``start``, then
 ``event`` messages, then ``done`` with the response summary), ``models`` (the provider's
 list, fetched on a thread), ``reset``, ``approve`` (answers an ``ApprovalRequested``), and
 ``error`` for anything else. ``ask`` or ``reset`` while a turn runs is an error (one turn at
@@ -113,9 +113,11 @@ class SidebarChat:
             # The Turn already reported "Interrupted" and finished; an interrupt that came
             # before the turn started still needs an ending.
             if not renderer.finished:
+                from ..events import INTERRUPTED_KIND
+                from ..events import INTERRUPTED_KIND
                 from ..turn import INTERRUPTED
 
-                renderer.fail(INTERRUPTED, "Interrupted")
+                renderer.fail(INTERRUPTED, INTERRUPTED_KIND)
         except Exception as error:  # never a traceback in the kernel for a sidebar message
             if not renderer.finished:
                 renderer.fail(_message(error), type(error).__name__)
