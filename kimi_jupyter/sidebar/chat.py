@@ -114,7 +114,6 @@ class SidebarChat:
             # before the turn started still needs an ending.
             if not renderer.finished:
                 from ..events import INTERRUPTED_KIND
-                from ..events import INTERRUPTED_KIND
                 from ..turn import INTERRUPTED
 
                 renderer.fail(INTERRUPTED, INTERRUPTED_KIND)
