@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _EXPORTS = {
     "ask": "api",
@@ -82,10 +82,13 @@ def __dir__() -> list[str]:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """`%load_ext kimi_jupyter`: register the magics (heavy imports stay lazy)."""
+    """`%load_ext kimi_jupyter`: register the magics and the sidebar's comm target (heavy
+    imports stay lazy)."""
     from .magics import load_ipython_extension as load
+    from .sidebar.target import register
 
     load(ipython)
+    register(ipython)  # the JupyterLab sidebar's comm target; a no-op outside a kernel
 
 
 def unload_ipython_extension(ipython: Any) -> None:

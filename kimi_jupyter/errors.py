@@ -1,6 +1,6 @@
 """Typed errors whose message tells the user what to do.
 
-Each HTTP failure of the Kimi API (see KIMI_PROTOCOL.md, "Errors") maps to one class here.
+Each HTTP failure of the Kimi API (see docs/kimi-protocol.md, "Errors") maps to one class here.
 The message is one short paragraph meant for a notebook user; renderers show ``str(err)``
 and nothing else, so never put a traceback-worthy internal detail, let alone the API key, in
 it. ``retryable`` and ``retry_after`` drive the client's retry loop.

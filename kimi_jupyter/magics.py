@@ -370,9 +370,6 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(magics)
     if magics.configurable not in ipython.configurables:
         ipython.configurables.append(magics.configurable)
-    from .sidebar.target import register as register_sidebar_comm
-
-    register_sidebar_comm(ipython)  # the JupyterLab sidebar's comm target; no-op outside a kernel
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -1,6 +1,6 @@
 """Issue 9: the fault matrix through the simulator for ``ask()`` and ``aask()``.
 
-Every documented failure of the Kimi API (KIMI_PROTOCOL.md, "Errors") and every broken
+Every documented failure of the Kimi API (docs/kimi-protocol.md, "Errors") and every broken
 stream ends in a `Failed` event whose message says what to do, never in an exception;
 retries are bounded and shown ("retrying in N s"), rate limits wait the seconds the server
 names, partial text is kept, and the conversation stays usable: the next request succeeds

@@ -1,7 +1,7 @@
 """The turn state: folds chat-completion chunks (or one whole message) into events.
 
 Knows JSON shapes, not bytes or sockets. Accepts every dialect at once, because servers
-disagree (KIMI_PROTOCOL.md): reasoning may be ``reasoning_content``, ``reasoning`` or
+disagree (docs/kimi-protocol.md): reasoning may be ``reasoning_content``, ``reasoning`` or
 ``reasoning_details``; usage may sit in ``choices[0]``, at top level, or be repeated in a
 trailing chunk with no choices (we keep the last one seen and report it once, at the end);
 tool-call arguments arrive as fragments joined by ``index`` and are final only when the

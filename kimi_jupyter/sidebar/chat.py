@@ -33,7 +33,7 @@ from ..session import Chat, Session, get_session
 from ..settings import public_url
 from .approver import CommApprover
 from .renderer import CommRenderer, Send
-from .target import TARGET
+from .protocol import COMM_TARGET as TARGET
 
 __all__ = ["TARGET", "SOURCE", "SidebarChat", "chat", "handle_message", "on_open"]
 
@@ -75,7 +75,7 @@ class SidebarChat:
             self.answer(self.pending_approval, False, "closed")
 
     def hello(self) -> dict[str, Any]:
-        from .. import __version__
+        from .._version import __version__
         from ..errors import KimiError
 
         reply: dict[str, Any] = {"type": "hello", "version": __version__, "has_key": False, "error": None}

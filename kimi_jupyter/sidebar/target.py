@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TARGET", "register"]
+from .protocol import COMM_TARGET as TARGET
 
-TARGET = "kimi_jupyter.chat"
+__all__ = ["TARGET", "register"]
 
 
 def _on_open(comm: Any, open_msg: dict[str, Any]) -> None:
