@@ -337,3 +337,34 @@ def test_widget_in_a_kernel_subshell(frontend: Frontend) -> None:
     assert msg_id not in frontend.replies
     frontend.click(run_it)
     assert "DECISION True widget" in frontend.finish(msg_id, timeout=10)[1]
+
+
+def test_closing_the_sidebar_while_it_waits_for_an_approval_denies(frontend: Frontend) -> None:
+    """The sidebar's comm closes during an approval wait: the code is denied, the turn ends,
+    and the kernel is idle again (no interrupt needed)."""
+    from kimi_jupyter.testing import KimiSimulator, Reply, ToolCall
+
+    with KimiSimulator(api_key="sk-test-close") as sim:
+        sim.queue(Reply(reasoning="Run it.", tool_calls=[ToolCall("run_python", {"code": "closed_ran = True"})]),
+                  Reply(text="It was not run."))
+        setup = frontend.execute(
+            "import os\n%load_ext kimi_jupyter\n"
+            f"os.environ.update(KIMI_BASE_URL={sim.base_url!r}, MOONSHOT_API_KEY='sk-test-close', "
+            "KIMI_PROVIDER='moonshot')")
+        assert frontend.finish(setup)[0]["content"]["status"] == "ok"
+        comm_id = "sidebar-under-test"
+        frontend.send("comm_open", {"comm_id": comm_id, "target_name": "kimi_jupyter.chat", "data": {}})
+        ask = frontend.send("comm_msg", {"comm_id": comm_id, "data": {
+            "action": "ask", "request_id": "r1", "prompt": "run something", "options": {"agent": True}}})
+
+        def event(kind: str):
+            return lambda m: (m["msg_type"] == "comm_msg" and m["content"]["data"].get("type") == "event"
+                              and m["content"]["data"]["event"]["type"] == kind)
+
+        frontend.wait_iopub(event("ApprovalRequested"))
+        frontend.send("comm_close", {"comm_id": comm_id, "data": {}})
+        resolved = frontend.wait_iopub(event("ApprovalResolved"), timeout=10)["content"]["data"]["event"]
+        assert resolved["approved"] is False and resolved["how"] == "closed"
+        frontend.wait_iopub(lambda m: _is(m, "status", ask) and m["content"]["execution_state"] == "idle", 10)
+        check = frontend.execute("print('RAN' if globals().get('closed_ran') else 'NOT RUN')")
+        assert "NOT RUN" in frontend.finish(check, timeout=10)[1]
