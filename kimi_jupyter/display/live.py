@@ -36,8 +36,8 @@ from ..response import CodeBlock, Response
 from .base import TurnMeta
 from .coalesce import Coalescer, paced_interval
 from .fmt import approx_tokens, note_for, preview, reasoning_title, seconds, usage_line
-from .md2html import safe_markdown
 from .static import final_bundle
+from .untrusted import safe_markdown
 
 __all__ = ["LiveView", "copy_buttons"]
 

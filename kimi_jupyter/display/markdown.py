@@ -18,28 +18,28 @@ from ..response import Response
 from .base import TurnMeta
 from .coalesce import Coalescer, paced_interval
 from .fmt import note_for, reasoning_title, seconds, step_summary, usage_line
-from .md2html import safe_markdown
 from .static import final_bundle
+from .untrusted import markdown_text, safe_markdown
 
 __all__ = ["MarkdownRenderer", "live_markdown"]
 
 
 def live_markdown(response: Response, meta: TurnMeta, phase: str, elapsed: float, note: str = "") -> str:
     """The in-progress Markdown: header, open reasoning while thinking, steps, answer."""
-    parts = [f"*{html.escape(meta.headline(phase))} · {seconds(round(elapsed))}*"]
+    parts = [f"*{markdown_text(meta.headline(phase))} · {seconds(round(elapsed))}*"]
     if note:
-        parts.append(f"**{html.escape(note)}**")
+        parts.append(f"**{markdown_text(note)}**")
     if response.reasoning:
         is_open = " open" if phase == "thinking" else ""
         parts.append(
             f"<details{is_open}><summary>{html.escape(reasoning_title(response))}</summary>\n\n"
             f'<pre style="white-space:pre-wrap">{html.escape(response.reasoning.strip())}</pre>\n\n</details>'
         )
-    parts += [f"- tool: {html.escape(step_summary(step))}" for step in response.tool_steps]
+    parts += [f"- tool: {markdown_text(step_summary(step))}" for step in response.tool_steps]
     if response.text:
         parts.append(safe_markdown(response.text))
     if response.usage.reported and response.usage.total is not None:
-        parts.append(f"*{html.escape(usage_line(response.usage, meta.context_window))}*")
+        parts.append(f"*{markdown_text(usage_line(response.usage, meta.context_window))}*")
     return "\n\n".join(parts)
 
 
