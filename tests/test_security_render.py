@@ -80,7 +80,7 @@ ATTACKS = {
     "markdown image": f"![x]({H})",
     "raw img": f"<img src='{H}' onerror=alert(1)>",
     "escaped backtick before a tag": f'\\`<img src="{H}">` and \\` <script>alert(1)</script>',
-    "unequal backtick runs": f'`` <img src="{H}"> ` and ``a` <b>',
+    "unequal backtick runs": f'`` <img src="{H}"> ` then text',
     "backtick in a fence info string": f'```py`x\n<img src="{H}">\n```',
     "javascript link, destination on the next line": "[click](\njavascript:alert(1))",
     "reference definition": "[click][r]\n\n[r]: javascript:alert(1)",
