@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from kimi_jupyter.display import markdown_to_html, safe_markdown
-from kimi_jupyter.display.untrusted import link_allowed, markdown_text
+from kimi_jupyter.display.untrusted import GrowingMarkdown, link_allowed, markdown_text
 from kimi_jupyter.testing import KimiSimulator, Reply
 
 from .kernels import run, running_kernel
@@ -94,6 +94,7 @@ ATTACKS = {
     "raw tags in lists, quotes, tables": f'- <svg onload=x>\n\n> <iframe src="{H}">\n\n| a |\n|---|\n| <img src="{H}"> |',
     "html block": f'<div>\n<img src="{H}">\n</div>',
     "math with html": f'$a<img src="{H}">b$ and $$[x](javascript:alert(1))$$',
+    "escaped bang before a link": f"\\![x]({H}) and !\\[y\\]({H})",
     "escaped html in code": "`<img src=x>` and\n```html\n<img src=x onerror=alert(1)>\n```",
 }
 
@@ -194,6 +195,34 @@ def test_fuzz_the_policy(source: str) -> None:
     safe = safe_markdown(source)
     assert_safe_markdown(safe)
     assert_safe_html(markdown_to_html(safe))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(FRAGMENTS, max_size=40).map("".join), st.lists(st.integers(1, 30), max_size=30))
+def test_growing_markdown_matches_the_whole_rendering(source: str, steps: list[int]) -> None:
+    """The live views re-parse only the tail; each repaint is safe and the last one is exact."""
+    growing, end = GrowingMarkdown(), 0
+    for step in steps:
+        end = min(len(source), end + step)
+        assert_safe_markdown(growing(source[:end]))
+    final = growing(source)
+    assert_safe_markdown(final)
+    if "]:" not in source:  # a reference defined after its use links only in the whole rendering
+        assert final == safe_markdown(source.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def test_growing_markdown_streams_an_answer_in_small_pieces() -> None:
+    source = (
+        "# Plan\n\n[d]: https://x.org/docs\n\nSee [the docs][d].\n\n- a\n- b\n\n- c\n\n"
+        "```python\nx = 1\n\ny = 2\n```\n\n> quote\nlazy\n\npara\n---\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+        + "\n\n".join(v for k, v in ATTACKS.items() if "reference" not in k)
+    )
+    growing = GrowingMarkdown()
+    for end in range(1, len(source) + 1, 7):
+        growing(source[:end])
+    assert growing(source) == safe_markdown(source)
+    assert "[the docs](<https://x.org/docs>)" in growing(source)
+    assert growing("A new turn") == "A new turn"  # not an append: starts over
 
 
 # -- real kernels ----------------------------------------------------------------------------

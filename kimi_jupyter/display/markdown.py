@@ -19,13 +19,23 @@ from .base import TurnMeta
 from .coalesce import Coalescer, paced_interval
 from .fmt import note_for, reasoning_title, seconds, step_summary, usage_line
 from .static import final_bundle
-from .untrusted import markdown_text, safe_markdown
+from .untrusted import GrowingMarkdown, markdown_text, safe_markdown
 
 __all__ = ["MarkdownRenderer", "live_markdown"]
 
 
-def live_markdown(response: Response, meta: TurnMeta, phase: str, elapsed: float, note: str = "") -> str:
-    """The in-progress Markdown: header, open reasoning while thinking, steps, answer."""
+def live_markdown(
+    response: Response,
+    meta: TurnMeta,
+    phase: str,
+    elapsed: float,
+    note: str = "",
+    answer: Callable[[str], str] = safe_markdown,
+) -> str:
+    """The in-progress Markdown: header, open reasoning while thinking, steps, answer.
+
+    ``answer`` renders the model's text safely (a :class:`GrowingMarkdown` while streaming).
+    """
     parts = [f"*{markdown_text(meta.headline(phase))} · {seconds(round(elapsed))}*"]
     if note:
         parts.append(f"**{markdown_text(note)}**")
@@ -37,7 +47,7 @@ def live_markdown(response: Response, meta: TurnMeta, phase: str, elapsed: float
         )
     parts += [f"- tool: {markdown_text(step_summary(step))}" for step in response.tool_steps]
     if response.text:
-        parts.append(safe_markdown(response.text))
+        parts.append(answer(response.text))
     if response.usage.reported and response.usage.total is not None:
         parts.append(f"*{markdown_text(usage_line(response.usage, meta.context_window))}*")
     return "\n\n".join(parts)
@@ -66,11 +76,13 @@ class MarkdownRenderer:
         self._meta = TurnMeta(model="", thinking=False)
         self._coalescer = Coalescer(self._paint, interval, clock)
         self._note = ""
+        self._answer = GrowingMarkdown()
 
     def start(self, meta: TurnMeta) -> None:
         self._meta = meta
         self._note = ""
         self._coalescer = Coalescer(self._paint, self._interval, self._clock)
+        self._answer = GrowingMarkdown()
         self._handle = self._display(self._bundle(self._coalescer))
 
     def handle(self, event: Event) -> None:
@@ -82,7 +94,7 @@ class MarkdownRenderer:
             self._handle.update(final_bundle(response, self._meta), raw=True)
 
     def _bundle(self, c: Coalescer) -> dict[str, str]:
-        markdown = live_markdown(c.response, self._meta, c.phase, c.elapsed(), self._note)
+        markdown = live_markdown(c.response, self._meta, c.phase, c.elapsed(), self._note, self._answer)
         return {"text/markdown": markdown, "text/plain": c.response.text or self._meta.headline(c.phase)}
 
     def _paint(self, c: Coalescer) -> None:
