@@ -99,6 +99,7 @@ def _parser() -> MarkdownIt:
     rules = md.add_render_rule
     rules("image", _render_image)
     rules("link_open", _render_link_open)
+    rules("link_close", _render_link_close)
     rules("math_inline", lambda self, tokens, idx, options, env: html.escape(f"${tokens[idx].content}$"))
     rules(
         "math_block",
@@ -109,15 +110,26 @@ def _parser() -> MarkdownIt:
 
 def _render_image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
     token = tokens[idx]
-    alt = self.renderInlineAsText(token.children or [], options, env)
-    src = token.attrGet("src") or ""
-    shown = html.escape(str(src))
-    return f'image: {html.escape(alt)} (<a href="{shown}" rel="noopener noreferrer nofollow">{shown}</a>)'
+    alt = html.escape(self.renderInlineAsText(token.children or [], options, env))
+    src = str(token.attrGet("src") or "")
+    if not link_allowed(src):  # an empty destination: "![a]()"
+        return f"image: {alt}" + (f" ({html.escape(src)})" if src else "")
+    shown = html.escape(src)
+    return f'image: {alt} (<a href="{shown}" rel="noopener noreferrer nofollow">{shown}</a>)'
 
 
 def _render_link_open(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    allowed = link_allowed(str(tokens[idx].attrGet("href") or ""))  # "" for "[a]()"
+    env.setdefault("kimi_links", []).append(allowed)
+    if not allowed:
+        return ""
     tokens[idx].attrSet("rel", "noopener noreferrer nofollow")
     return self.renderToken(tokens, idx, options, env)
+
+
+def _render_link_close(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    opened = env.get("kimi_links") or [True]
+    return self.renderToken(tokens, idx, options, env) if opened.pop() else ""
 
 
 _MD = _parser()
@@ -125,7 +137,7 @@ _MD = _parser()
 
 def markdown_to_html(markdown: str) -> str:
     """``markdown`` (model text) as HTML under the policy above; no tag comes from the text."""
-    return _MD.render(markdown.replace("\x00", "")).rstrip("\n")
+    return _MD.render(markdown.replace("\x00", ""), {}).rstrip("\n")
 
 
 # -- safe Markdown ---------------------------------------------------------------------------
@@ -234,6 +246,8 @@ def _image(token: Token) -> str:
     src = str(token.attrGet("src") or "")
     if link_allowed(src):
         return f"image: {alt} ([{_escape(src)}](<{_url(src)}>))"
+    if not src:
+        return f"image: {alt}"
     shown = src if len(src) <= _URL_SHOWN else src[:_URL_SHOWN] + "…"
     return f"image: {alt} ({_escape(shown)})"
 
