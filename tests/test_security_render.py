@@ -299,3 +299,13 @@ def test_live_widget_view_publishes_safe_markdown(sim, kernel):
         _check_bundle({"text/markdown": text})
     final = [m["content"]["data"] for m in messages if m["msg_type"] == "update_display_data"][-1]
     _check_bundle(final)
+
+
+def test_a_response_shown_as_a_cell_result_obeys_the_policy(sim, kernel):
+    _, client = kernel
+    sim.queue(Reply(text=HOSTILE))
+    reply, messages = run(client, "import kimi_jupyter\nr = kimi_jupyter.ask('show me a chart', display='none')\nr")
+    assert reply["status"] == "ok"
+    (result,) = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
+    assert "image: x" in result["text/markdown"]
+    _check_bundle(result)
