@@ -20,8 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from kimi_jupyter.display import markdown_to_html, safe_markdown
+from kimi_jupyter.display import TurnMeta, final_bundle, markdown_to_html, safe_markdown
+from kimi_jupyter.display.markdown import live_markdown
 from kimi_jupyter.display.untrusted import GrowingMarkdown, link_allowed, markdown_text
+from kimi_jupyter.events import Failed, Notice, ReasoningDelta, TextDelta, ToolCallFinished, ToolCallStarted
+from kimi_jupyter.response import Response
 from kimi_jupyter.testing import KimiSimulator, Reply
 
 from .kernels import run, running_kernel
@@ -309,3 +312,25 @@ def test_a_response_shown_as_a_cell_result_obeys_the_policy(sim, kernel):
     (result,) = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
     assert "image: x" in result["text/markdown"]
     _check_bundle(result)
+
+
+def test_saved_bundle_keeps_reasoning_tool_text_notes_and_errors_as_text() -> None:
+    """Tool arguments and results, reasoning, notices and errors are untrusted too."""
+    evil = f"line\n\n![x]({H})\n\n[j](javascript:alert(1))\n\n<img src='{H}'>\n\n</pre></details><img src='{H}'>"
+    response = Response().feed_all(
+        [
+            ReasoningDelta(evil),
+            ToolCallStarted("c1", "run_python", evil),
+            ToolCallFinished("c1", evil, None, 0.1),
+            Notice(evil),
+            TextDelta("ok"),
+            Failed(evil),
+        ]
+    )
+    meta = TurnMeta(model="kimi-k2.5", thinking=True)
+    bundle = final_bundle(response, meta)
+    live = live_markdown(response, meta, "answering", 1.0, note=evil)
+    for rendered in (lax_render(bundle["text/markdown"]), bundle["text/html"], lax_render(live)):
+        tags = tags_of(rendered)
+        assert not [t for t, _ in tags if t in ("img", "script", "iframe")], rendered
+        assert all(link_allowed(a.get("href", "")) for t, a in tags if t == "a")

@@ -172,14 +172,16 @@ def usage_html(response: Response, meta: TurnMeta) -> str:
 def _step_body(step: ToolStep) -> str:
     """Arguments and result of a step as escaped preformatted blocks (no timings).
 
-    Each ``<pre>`` starts a line so Markdown renderers keep blank lines inside it.
+    Each ``<pre>`` follows a blank line, so in ``text/markdown`` it opens its own HTML block,
+    which only ``</pre>`` ends: blank lines in the (escaped) text cannot end it and let the
+    rest be read as Markdown (where ``![x](url)`` would become an image).
     """
     parts = [("arguments", step.arguments)]
     if step.error:
         parts.append(("error", step.error))
     elif step.result is not None:
         parts.append(("result", step.result))
-    return "\n".join(
-        f'<div style="{_MUTED}">{label}</div>\n<pre style="{_PRE}">{html.escape(preview(text, 2000))}</pre>'
+    return "\n\n".join(
+        f'<div style="{_MUTED}">{label}</div>\n\n<pre style="{_PRE}">{html.escape(preview(text, 2000))}</pre>'
         for label, text in parts
     )
