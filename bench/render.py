@@ -75,6 +75,7 @@ def run(quick: bool, log: Log) -> list[Result]:
     live_ratio = median(ours_s) / median(base_s)
 
     stock = MarkdownIt("commonmark").enable("table")
+    markdown_to_html(PARAGRAPH)  # warm-up: Pygments imports its lexer once per process
     final_ours: list[float] = []
     final_base: list[float] = []
     for _ in range(reps):
