@@ -216,7 +216,12 @@ class Response:
                 f"tool_steps={len(self.tool_steps)}, {state})")
 
     def _repr_markdown_(self) -> str:
-        return self.text or f"*({self.error or 'empty response'})*"
+        """The answer for a notebook's Markdown renderer: model text under the rendering policy."""
+        from .display.untrusted import markdown_text, safe_markdown
+
+        if self.text:
+            return safe_markdown(self.text)
+        return f"*({markdown_text(self.error or 'empty response')})*"
 
     def raise_for_error(self) -> Response:
         """Raise the turn's failure as a `KimiError` (for scripts that prefer exceptions)."""

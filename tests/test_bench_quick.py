@@ -24,6 +24,7 @@ EXPECTED = (
     "frame 50,000x50 summary: time",
     "frame 50,000x50 summary: tokens",
     "frame 50,000x50 summary: peak memory",
+    "live Markdown 10 repaints, 20 kB answer",
 )
 
 

@@ -174,4 +174,5 @@ def test_nbconvert_html_keeps_reasoning_details_and_usage_table(kernel_name: str
     assert reasoning and "First I look at the &lt;columns&gt;." in reasoning.group(0)
     assert '<table class="kimi-usage"' in body
     assert ">¥0.0004</td>" in body and ">100</td>" in body
-    assert '<code class="language-python">df.describe()</code>' in body
+    code = re.search(r'<code class="language-python">(.*?)</code>', body, re.S)
+    assert code and re.sub(r"<[^>]+>", "", code.group(1)) == "df.describe()\n"  # highlighted spans, same text

@@ -219,7 +219,7 @@ def test_markdown_renderer_shows_retries_and_neutralises_html() -> None:
     renderer.handle(Notice("flush"))
     renderer.handle(ToolCallStarted("d", "run_python", "y"))  # urgent: repaints now
     live = handles[0].bundles[-1]["text/markdown"]
-    assert "<script" not in live and "&lt;script>" in live
+    assert "<script" not in live and "&lt;script&gt;" in live
     assert "retrying" not in live  # the retry note goes once content flows again
 
 
@@ -261,7 +261,7 @@ def test_live_view_builds_folds_and_is_replaced_by_the_static_bundle() -> None:
     assert view.reasoning.selected_index is None  # folded once the answer starts
     assert view.reasoning.titles[0] == "Reasoning · ~100 tokens · 2 s"
     (output,) = view.answer.outputs
-    assert output["data"]["text/markdown"].startswith("Here:\n```python")
+    assert output["data"]["text/markdown"].startswith("Here:\n\n```python")
     assert "Copy python #1" in view.code.value and "navigator.clipboard" in view.code.value
     assert "print(&#x27;a&lt;b&#x27;)" in view.code.value
 

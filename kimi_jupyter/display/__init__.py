@@ -14,10 +14,10 @@ from .base import MODES, NullRenderer, Renderer, TurnMeta, in_kernel, widgets_av
 from .coalesce import Coalescer
 from .live import LiveView
 from .markdown import MarkdownRenderer
-from .md2html import markdown_to_html, safe_markdown
 from .plain import PlainRenderer
 from .static import final_bundle
 from .tables import UsageRow, usage_table
+from .untrusted import markdown_to_html, safe_markdown
 
 __all__ = [
     "MODES",

@@ -36,8 +36,8 @@ from ..response import CodeBlock, Response
 from .base import TurnMeta
 from .coalesce import Coalescer, paced_interval
 from .fmt import approx_tokens, note_for, preview, reasoning_title, seconds, usage_line
-from .md2html import safe_markdown
 from .static import final_bundle
+from .untrusted import GrowingMarkdown
 
 __all__ = ["LiveView", "copy_buttons"]
 
@@ -114,6 +114,7 @@ class LiveView:
         self._header_key: tuple[str, int] = ("", -1)
         self._open = False
         self._coalescer = Coalescer(self._paint, self._interval, self._clock)
+        self._answer_markdown = GrowingMarkdown()  # safe Markdown of the growing answer
         self.header = w.HTML(self._header("waiting", 0, ""))
         self.note = w.HTML()
         self.trace = w.HTML()
@@ -168,7 +169,7 @@ class LiveView:
         if r.tool_steps:
             self.steps.value = self._steps_html(r)
         if r.text:
-            data = {"text/markdown": safe_markdown(r.text), "text/plain": r.text}
+            data = {"text/markdown": self._answer_markdown(r.text), "text/plain": r.text}
             self.answer.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
             blocks = r.code_blocks
             self.code.value = copy_buttons(blocks) if blocks else ""

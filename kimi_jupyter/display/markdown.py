@@ -18,28 +18,38 @@ from ..response import Response
 from .base import TurnMeta
 from .coalesce import Coalescer, paced_interval
 from .fmt import note_for, reasoning_title, seconds, step_summary, usage_line
-from .md2html import safe_markdown
 from .static import final_bundle
+from .untrusted import GrowingMarkdown, markdown_text, safe_markdown
 
 __all__ = ["MarkdownRenderer", "live_markdown"]
 
 
-def live_markdown(response: Response, meta: TurnMeta, phase: str, elapsed: float, note: str = "") -> str:
-    """The in-progress Markdown: header, open reasoning while thinking, steps, answer."""
-    parts = [f"*{html.escape(meta.headline(phase))} · {seconds(round(elapsed))}*"]
+def live_markdown(
+    response: Response,
+    meta: TurnMeta,
+    phase: str,
+    elapsed: float,
+    note: str = "",
+    answer: Callable[[str], str] = safe_markdown,
+) -> str:
+    """The in-progress Markdown: header, open reasoning while thinking, steps, answer.
+
+    ``answer`` renders the model's text safely (a :class:`GrowingMarkdown` while streaming).
+    """
+    parts = [f"*{markdown_text(meta.headline(phase))} · {seconds(round(elapsed))}*"]
     if note:
-        parts.append(f"**{html.escape(note)}**")
+        parts.append(f"**{markdown_text(note)}**")
     if response.reasoning:
         is_open = " open" if phase == "thinking" else ""
         parts.append(
             f"<details{is_open}><summary>{html.escape(reasoning_title(response))}</summary>\n\n"
             f'<pre style="white-space:pre-wrap">{html.escape(response.reasoning.strip())}</pre>\n\n</details>'
         )
-    parts += [f"- tool: {html.escape(step_summary(step))}" for step in response.tool_steps]
+    parts += [f"- tool: {markdown_text(step_summary(step))}" for step in response.tool_steps]
     if response.text:
-        parts.append(safe_markdown(response.text))
+        parts.append(answer(response.text))
     if response.usage.reported and response.usage.total is not None:
-        parts.append(f"*{html.escape(usage_line(response.usage, meta.context_window, response.costs))}*")
+        parts.append(f"*{markdown_text(usage_line(response.usage, meta.context_window, response.costs))}*")
     return "\n\n".join(parts)
 
 
@@ -66,11 +76,13 @@ class MarkdownRenderer:
         self._meta = TurnMeta(model="", thinking=False)
         self._coalescer = Coalescer(self._paint, interval, clock)
         self._note = ""
+        self._answer = GrowingMarkdown()
 
     def start(self, meta: TurnMeta) -> None:
         self._meta = meta
         self._note = ""
         self._coalescer = Coalescer(self._paint, self._interval, self._clock)
+        self._answer = GrowingMarkdown()
         self._handle = self._display(self._bundle(self._coalescer))
 
     def handle(self, event: Event) -> None:
@@ -82,7 +94,7 @@ class MarkdownRenderer:
             self._handle.update(final_bundle(response, self._meta), raw=True)
 
     def _bundle(self, c: Coalescer) -> dict[str, str]:
-        markdown = live_markdown(c.response, self._meta, c.phase, c.elapsed(), self._note)
+        markdown = live_markdown(c.response, self._meta, c.phase, c.elapsed(), self._note, self._answer)
         return {"text/markdown": markdown, "text/plain": c.response.text or self._meta.headline(c.phase)}
 
     def _paint(self, c: Coalescer) -> None:

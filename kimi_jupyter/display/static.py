@@ -20,7 +20,7 @@ from typing import Any
 from ..response import Response, ToolStep
 from .base import TurnMeta
 from .fmt import final_state, preview, reasoning_title, step_summary, turn_usage_line, usage_cells
-from .md2html import markdown_to_html, safe_markdown
+from .untrusted import markdown_text, markdown_to_html, safe_markdown
 
 __all__ = ["final_bundle", "html_bundle", "markdown_bundle", "plain_text"]
 
@@ -103,8 +103,8 @@ def markdown_bundle(response: Response, meta: TurnMeta) -> str:
         parts.append(safe_markdown(response.text.strip()))
     ending = _ending(response)
     if ending:
-        parts.append("**" + html.escape(" ".join(ending[1].split()), quote=False) + "**")
-    parts += ["*" + html.escape(note, quote=False) + "*" for note in _notes(response)]
+        parts.append("**" + markdown_text(ending[1]) + "**")
+    parts += ["*" + markdown_text(note) + "*" for note in _notes(response)]
     if response.reasoning:
         parts.append(
             f"<details><summary>{html.escape(reasoning_title(response))}</summary>\n\n"
@@ -117,7 +117,7 @@ def markdown_bundle(response: Response, meta: TurnMeta) -> str:
         )
     usage = turn_usage_line(response, meta.context_window)
     if usage is not None:
-        parts.append(f"*{html.escape(usage)}*")
+        parts.append(f"*{markdown_text(usage)}*")
     return "\n\n".join(parts)
 
 
@@ -172,14 +172,16 @@ def usage_html(response: Response, meta: TurnMeta) -> str:
 def _step_body(step: ToolStep) -> str:
     """Arguments and result of a step as escaped preformatted blocks (no timings).
 
-    Each ``<pre>`` starts a line so Markdown renderers keep blank lines inside it.
+    Each ``<pre>`` follows a blank line, so in ``text/markdown`` it opens its own HTML block,
+    which only ``</pre>`` ends: blank lines in the (escaped) text cannot end it and let the
+    rest be read as Markdown (where ``![x](url)`` would become an image).
     """
     parts = [("arguments", step.arguments)]
     if step.error:
         parts.append(("error", step.error))
     elif step.result is not None:
         parts.append(("result", step.result))
-    return "\n".join(
-        f'<div style="{_MUTED}">{label}</div>\n<pre style="{_PRE}">{html.escape(preview(text, 2000))}</pre>'
+    return "\n\n".join(
+        f'<div style="{_MUTED}">{label}</div>\n\n<pre style="{_PRE}">{html.escape(preview(text, 2000))}</pre>'
         for label, text in parts
     )
