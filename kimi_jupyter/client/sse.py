@@ -11,28 +11,48 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 
-__all__ = ["DONE", "SSEDecoder", "split_lines", "iter_lines", "aiter_lines", "iter_sse"]
+__all__ = ["DONE", "LineSplitter", "SSEDecoder", "split_lines", "iter_lines", "aiter_lines", "iter_sse"]
 
 DONE = "[DONE]"
 
 
-class _LineSplitter:
+class LineSplitter:
     """Lines as SSE defines them: ended by CRLF, LF or CR, and nothing else.
 
     httpx's ``iter_lines`` uses ``str.splitlines``, which also breaks at U+2028, U+2029,
     U+0085 and a few control characters. JSON strings may hold those raw (a server that
     does not escape non-ASCII sends them as they are), so a token containing one would
     cut its chunk in two and be lost.
+
+    Linear time: a line that arrives in many pieces is kept as a list of pieces and joined
+    once, when it ends (adding each piece to the line so far would copy it every time,
+    quadratic in its length). ``max_line`` (characters) bounds one line: past it,
+    `ResponseTooLargeError`.
     """
 
-    __slots__ = ("tail",)
+    __slots__ = ("_more", "_more_size", "max_line", "tail")
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int | None = None) -> None:
         self.tail = ""
+        self._more: list[str] = []  # pieces of an unfinished line after ``tail``
+        self._more_size = 0
+        self.max_line = max_line
 
     def feed(self, text: str) -> list[str]:
         if self.tail:
-            text = self.tail + text
+            if "\n" not in text and "\r" not in text and self.tail[-1] != "\r":
+                self._more.append(text)
+                self._more_size += len(text)
+                if self.max_line is not None and len(self.tail) + self._more_size > self.max_line:
+                    self._too_long()
+                return []
+            if self._more:
+                self._more.append(text)
+                text = self.tail + "".join(self._more)
+                self._more = []
+                self._more_size = 0
+            else:
+                text = self.tail + text
         if "\r" in text:
             held = text[-1] == "\r"  # maybe the first half of a CRLF: decide with the next text
             if held:
@@ -42,13 +62,31 @@ class _LineSplitter:
         else:
             lines = text.split("\n")
             self.tail = lines.pop()
+        limit = self.max_line
+        if limit is not None and len(text) > limit and (
+                len(self.tail) > limit or any(len(line) > limit for line in lines)):
+            self._too_long()
         return lines
 
+    def _too_long(self) -> None:
+        from ..errors import ResponseTooLargeError
+
+        limit = self.max_line or 0
+        shown = f"{limit / (1024 * 1024):g} MiB" if limit >= 1024 * 1024 else f"{limit:,} characters"
+        raise ResponseTooLargeError(
+            f"The server sent one line of more than {shown} without ending it; the answer was cut "
+            "there. Raise %config Kimi.max_line_bytes if a single chunk can really be this large."
+        )
+
     def close(self) -> list[str]:
-        tail, self.tail = self.tail, ""
+        tail = self.tail + "".join(self._more) if self._more else self.tail
+        self.tail, self._more, self._more_size = "", [], 0
         if tail[-1:] == "\r":  # a held CR ended its line after all
             return [tail[:-1]]
         return [tail] if tail else []
+
+
+_LineSplitter = LineSplitter
 
 
 def split_lines(text: str) -> list[str]:
