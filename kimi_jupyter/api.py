@@ -47,6 +47,9 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
         _check_display(call.get("display"))
         content = build_user_content(prompt, attachments, call.get("namespace"), settings.frame_budget,
                                      settings.image_max_size)
+        from .secrets import redact, secrets_of  # issue 15 hook: no key in the prompt or its {var}s
+
+        content = redact(content, secrets_of(settings))
     except (KimiError, ValueError) as error:  # ContextError is a ValueError with a user message
         response = Response()
         response.feed(Failed(str(error), type(error).__name__))

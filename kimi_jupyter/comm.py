@@ -311,7 +311,9 @@ def build_message(prompt: str, attachments: list[Any], namespace: dict[str, Any]
     if prompt.strip():
         parts.extend(build_content(prompt, namespace, frame_budget=settings.frame_budget,
                                    image_max_size=settings.image_max_size))
-    return merge_text(parts)
+    from .secrets import redact, secrets_of  # issue 15 hook: no key in sidebar attachments or {var}
+
+    return merge_text(redact(parts, secrets_of(settings)))
 
 
 def _cell_text(attachment: dict[str, Any]) -> str:

@@ -225,13 +225,17 @@ class KimiMagics(Magics):
     def _content(self, cell: str, args: Any, settings: Settings) -> str | list[dict[str, Any]]:
         from .context import build_content, recent_cells
         from .context.errors import ContextError
+        from .secrets import secrets_of  # issue 15 hook
 
+        secrets = secrets_of(settings)  # issue 15 hook: no key in --cells, {var}, {In[n]}
         parts: list[dict[str, Any]] = []
         if args.cells:
             parts.append({"type": "text", "text": "Context: the notebook's recent cells\n"
-                          + recent_cells(self.shell, args.cells, self.plots.running_count(), plots=self.plots)})
+                          + recent_cells(self.shell, args.cells, self.plots.running_count(), plots=self.plots,
+                                         secrets=secrets)})
         parts.extend(build_content(cell, self.shell.user_ns, frame_budget=settings.frame_budget,
-                                   image_max_size=settings.image_max_size, history=self.plots))
+                                   image_max_size=settings.image_max_size, history=self.plots,
+                                   secrets=secrets))
         if args.plot:
             running = self.plots.running_count()
             images = self.plots.last_plots(running)

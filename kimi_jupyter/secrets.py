@@ -27,10 +27,16 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "MIN_SECRET", "redact", "redact_text", "secrets_of", "validate_key", "KEY_ENV_VARS"]
+__all__ = ["key_notice_once", "MASK", "MIN_SECRET", "redact", "redact_text", "secrets_of", "validate_key", "KEY_ENV_VARS"]
 
 MASK = "***"
 MIN_SECRET = 6
+#: A cut piece of a key is masked too: wherever the first `PREFIX` characters of a key (of at
+#: least `PREFIX_MIN` characters) appear, as much of the key as follows them is masked. A
+#: value truncated in the middle of a key (a bounded repr, a frame cell, a clipped tool
+#: result) therefore shows no part of it beyond what cannot identify it.
+PREFIX = 10
+PREFIX_MIN = 16
 KEY_ENV_VARS = ("MOONSHOT_API_KEY", "KIMI_API_KEY")
 
 
@@ -63,11 +69,39 @@ def _usable(secrets: Iterable[str] | str | None) -> tuple[str, ...]:
 
 
 def redact_text(text: str, secrets: Iterable[str] | str | None) -> str:
-    """``text`` with each secret replaced by ``***``."""
+    """``text`` with each secret (and each cut piece of one) replaced by ``***``."""
     for s in _usable(secrets):
-        if s in text:
-            text = text.replace(s, MASK)
+        text = _mask(text, s)
     return text
+
+
+def _mask(text: str, s: str) -> str:
+    if s in text:
+        text = text.replace(s, MASK)
+    if len(s) >= PREFIX_MIN:
+        head = s[:PREFIX]
+        if head in text:
+            text = _mask_heads(text, s, head)
+    return text
+
+
+def _mask_heads(text: str, s: str, head: str) -> str:
+    out: list[str] = []
+    at = 0
+    while True:
+        i = text.find(head, at)
+        if i < 0:
+            break
+        j = i + len(head)
+        k = len(head)
+        while j < len(text) and k < len(s) and text[j] == s[k]:
+            j += 1
+            k += 1
+        out.append(text[at:i])
+        out.append(MASK)
+        at = j
+    out.append(text[at:])
+    return "".join(out)
 
 
 def redact(value: Any, secrets: Iterable[str] | str | None) -> Any:
@@ -87,8 +121,7 @@ def _walk(value: Any, found: tuple[str, ...], encoded: tuple[bytes, ...], depth:
     kind = type(value)
     if kind is str:
         for s in found:
-            if s in value:
-                value = value.replace(s, MASK)
+            value = _mask(value, s)
         return value
     if depth > 64:  # a structure this deep is not a message; masking stops at the strings above
         return value
@@ -130,3 +163,20 @@ def validate_key(key: str) -> str | None:
     if not key.isprintable():
         return "The API key contains a control character"
     return None
+
+
+_ANNOUNCED: set[tuple[str, str, str]] = set()
+
+
+def key_notice_once(settings: Any) -> str | None:
+    """`Settings.key_destination_notice`, once per (host, key source, URL source) in this
+    process: the first turn that would send the key there says so, later ones do not."""
+    text = settings.key_destination_notice()
+    if not text:
+        return None
+    sources = getattr(settings, "sources", {}) or {}
+    mark = (str(settings.base_url), sources.get("api_key", ""), sources.get("base_url", ""))
+    if mark in _ANNOUNCED:
+        return None
+    _ANNOUNCED.add(mark)
+    return text

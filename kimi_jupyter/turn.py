@@ -186,6 +186,15 @@ def _guard(session: Session, request: TurnRequest, messages: list[dict[str, Any]
 
     s = request.settings
     notices: list[Event] = []
+    from .context.size import check_request_size  # issue 15 hook: size before any upload
+    from .secrets import key_notice_once
+
+    too_big = check_request_size(messages, s)
+    if too_big:
+        return too_big, []
+    where = key_notice_once(s)  # issue 15 hook: the key and the URL come from different places
+    if where:
+        notices.append(Notice(where, "warning"))
     price = s.price()
     currency = price.currency if price else None
     spent = session.ledger.total.usage.cost or 0.0
@@ -244,6 +253,8 @@ def execute_turn(session: Session, request: TurnRequest, renderer: Renderer, run
     cache = ResponseCache(request.settings.cache_dir) if use_cache else None
     key = _cache_key(request, messages) if cache else ""
     hit = cache.load(key) if cache else None
+    if cache is not None and cache.problem:  # issue 15 hook: a damaged entry is a miss, said in one line
+        notices.append(Notice(cache.problem, "warning"))
     if hit is not None:
         return _replay(session, request, renderer, hit)
     recorder = _Recorder(renderer, notices)

@@ -28,6 +28,7 @@ from ..events import (
     ToolCallStarted,
 )
 from ..response import Response
+from ..secrets import secrets_of  # issue 15 hook
 from ..session import Session
 from ..turn import INTERRUPTED, Renderer, TurnRequest
 from .tools import READ_ONLY, ToolResult, run_tool, tool_schemas
@@ -173,6 +174,7 @@ class _Loop:
             call.arguments,
             frame_budget=settings.frame_budget,
             image_max_size=settings.image_max_size,
+            secrets=secrets_of(settings),  # issue 15 hook: tool results never carry the key
         )
         self.emit(ToolCallFinished(call.id, result.text, result.error, round(time.monotonic() - began, 3)))
         return result
