@@ -138,7 +138,7 @@ class Settings:
     budget: float | None = None
     preflight_tokens: int = 20_000
     max_line_bytes: int = 16 * 1024 * 1024
-    max_response_bytes: int = 256 * 1024 * 1024
+    max_response_bytes: int = 64 * 1024 * 1024
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property

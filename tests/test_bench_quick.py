@@ -24,6 +24,8 @@ EXPECTED = (
     "frame 50,000x50 summary: time",
     "frame 50,000x50 summary: tokens",
     "frame 50,000x50 summary: peak memory",
+    "SSE line 10 MiB vs 2 MiB: read time",
+    "gzip bomb -> 128 MiB: peak RSS growth",
 )
 
 

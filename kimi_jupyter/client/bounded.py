@@ -12,7 +12,7 @@ forever. The clients read every body through here:
   through httpx's decoder.
 * `read_capped` reads a whole body (a non-streamed answer, an error) up to a cap:
   past it, it raises `ResponseTooLargeError`, or for an error body keeps the first part.
-* `StreamGuard` counts a streamed body (`Settings.max_response_bytes`), splits it into SSE
+* `StreamGuard` (`StreamGuard.batches`) counts a streamed body (`Settings.max_response_bytes`), splits it into SSE
   lines with a cap on one line (`Settings.max_line_bytes`), spots an HTML page in place of
   the stream, and keeps an idle deadline that counts from the last piece of the answer,
   not the last byte: a server that sends only ``: PROCESSING`` comments times out after
@@ -107,8 +107,9 @@ class BodyDecoder:
 
 
 def _too_large(limit: int, what: str) -> ResponseTooLargeError:
+    kept = "; the partial answer above is kept" if what == "streamed answer" else ""
     return ResponseTooLargeError(
-        f"The server's {what} passed {mib(limit)} (after decompression) and was cut off there. "
+        f"The server's {what} passed {mib(limit)} (after decompression) and was cut off there{kept}. "
         "Raise %config Kimi.max_response_bytes if you expect replies this large."
     )
 
@@ -124,7 +125,7 @@ def _add(buf: bytearray, piece: bytes, limit: int, keep_head: bool, what: str) -
     raise _too_large(limit, what)
 
 
-def read_capped(resp: Any, limit: int, *, keep_head: bool = False, what: str = "reply") -> bytes:
+def read_capped(resp: Any, limit: int, *, keep_head: bool = False, what: str = "reply") -> bytearray:
     """The decoded body of ``resp`` (a streamed httpx response), at most ``limit`` bytes.
 
     Past the cap: raises `ResponseTooLargeError`, or with ``keep_head`` returns the first
@@ -135,21 +136,21 @@ def read_capped(resp: Any, limit: int, *, keep_head: bool = False, what: str = "
     for raw in raw_chunks(resp):
         for piece in decoder.feed(raw):
             if _add(buf, piece, limit, keep_head, what):
-                return bytes(buf)
+                return buf
     _add(buf, decoder.flush(), limit, keep_head, what)
-    return bytes(buf)
+    return buf  # not copied into bytes: json.loads and decode take it as it is
 
 
-async def aread_capped(resp: Any, limit: int, *, keep_head: bool = False, what: str = "reply") -> bytes:
+async def aread_capped(resp: Any, limit: int, *, keep_head: bool = False, what: str = "reply") -> bytearray:
     """The async twin of `read_capped`."""
     decoder = BodyDecoder(resp.headers, resp)
     buf = bytearray()
     async for raw in araw_chunks(resp):
         for piece in decoder.feed(raw):
             if _add(buf, piece, limit, keep_head, what):
-                return bytes(buf)
+                return buf
     _add(buf, decoder.flush(), limit, keep_head, what)
-    return bytes(buf)
+    return buf  # not copied into bytes: json.loads and decode take it as it is
 
 
 class StreamGuard:
@@ -170,25 +171,41 @@ class StreamGuard:
         self._last = time.monotonic()
         self._sniff = True
 
-    def lines(self, raw: bytes) -> list[str]:
-        """The complete lines of the next raw chunk."""
-        out: list[str] = []
-        for data in self._decoder.feed(raw):
-            self._total += len(data)
-            if self._total > self._limit:
-                raise _too_large(self._limit, "streamed answer")
-            if self._sniff:
-                head = data.lstrip()
-                if head:
-                    self._sniff = False
-                    if head[:1] == b"<":
-                        raise html_error(self._host)
-            lines = self._splitter.feed(self._text.decode(data))
-            if out:
-                out.extend(lines)
-            else:
-                out = lines
-        return out
+    def batches(self, raws: Iterator[bytes]) -> Iterator[list[str]]:
+        """The complete lines of the body, a list per decoded piece (at most `STEP` bytes
+        of a compressed body, one network read of a plain one)."""
+        feed = self._decoder.feed
+        split = self._splitter.feed
+        decode = self._text.decode
+        for raw in raws:
+            for data in feed(raw):
+                self._total += len(data)
+                if self._total > self._limit:
+                    raise _too_large(self._limit, "streamed answer")
+                if self._sniff:
+                    self._check_html(data)
+                yield split(decode(data))
+
+    async def abatches(self, raws: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
+        """The async twin of `batches`."""
+        feed = self._decoder.feed
+        split = self._splitter.feed
+        decode = self._text.decode
+        async for raw in raws:
+            for data in feed(raw):
+                self._total += len(data)
+                if self._total > self._limit:
+                    raise _too_large(self._limit, "streamed answer")
+                if self._sniff:
+                    self._check_html(data)
+                yield split(decode(data))
+
+    def _check_html(self, data: bytes) -> None:
+        head = data.lstrip()
+        if head:
+            self._sniff = False
+            if head[:1] == b"<":
+                raise html_error(self._host)
 
     def close(self) -> list[str]:
         """The last lines (a last line without a line ending included)."""

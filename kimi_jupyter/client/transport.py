@@ -216,7 +216,7 @@ class _Base:
         if status < 400 and "text/html" in (resp.headers.get("content-type") or "").lower():
             raise html_error(self._host(str(resp.url)))
 
-    def _body_json(self, body: bytes, resp: httpx.Response) -> Any:
+    def _body_json(self, body: bytes | bytearray, resp: httpx.Response) -> Any:
         try:
             return json.loads(body)
         except ValueError:
@@ -224,10 +224,11 @@ class _Base:
                 raise html_error(self._host(str(resp.url))) from None
             raise MalformedResponseError("The server's reply was not JSON.") from None
 
-    def _error_of(self, resp: httpx.Response, body: bytes) -> KimiError:
+    def _error_of(self, resp: httpx.Response, body: bytes | bytearray) -> KimiError:
         return self._http_error(resp.status_code, body.decode("utf-8", "replace"), resp.headers)
 
-    def _opened(self, resp: httpx.Response, stream: bool, state: TurnState, body: bytes | None) -> list[Event]:
+    def _opened(self, resp: httpx.Response, stream: bool, state: TurnState,
+                body: bytes | bytearray | None) -> list[Event]:
         """The simulator notice; a whole non-streamed answer (``body``, read bounded)."""
         events: list[Event] = [SIMULATED] if "x-kimi-simulator" in resp.headers else []
         if not stream:
@@ -325,10 +326,10 @@ class KimiClient(_Base):
         reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
         read = reader.read
         guard = self._guard(resp, url)
-        lines_of, tick = guard.lines, guard.tick
-        for raw in raw_chunks(resp):
+        tick = guard.tick
+        for lines in guard.batches(raw_chunks(resp)):
             content = False
-            for line in lines_of(raw):
+            for line in lines:
                 events = read(line)
                 if events is None:
                     break
@@ -430,9 +431,9 @@ class AsyncKimiClient(_Base):
                         reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
                         guard = self._guard(resp, url)
                         finished = False
-                        async for raw in araw_chunks(resp):
+                        async for lines in guard.abatches(araw_chunks(resp)):
                             content = False
-                            for line in guard.lines(raw):
+                            for line in lines:
                                 events = reader.read(line)
                                 if events is None:
                                     finished = True
