@@ -70,6 +70,23 @@ def test_the_error_body_is_redacted_before_it_is_cut():
     assert KEY[:10] not in message and KEY[-6:] not in message
 
 
+def test_sidebar_attachments_and_tool_output_are_redacted(ip, kimi_sim_env):
+    import json
+
+    from kimi_jupyter.agent.tools import run_tool
+    from kimi_jupyter.comm import build_message
+
+    settings = resolve_settings(explicit={"api_key": KEY}, environ={})
+    ip.user_ns["token"] = KEY
+    parts = build_message("and {token}?", [{"kind": "cell", "source": f"key = '{KEY}'", "outputs": KEY}],
+                          ip.user_ns, settings)
+    assert KEY[:12] not in json.dumps(parts) and json.dumps(parts).count("***") == 3
+    result = run_tool(ip, "run_python", json.dumps({"code": "print('the key is', token)"}), secrets=secrets_of(settings))
+    assert result.text == "stdout:\nthe key is ***\n"
+    hidden = run_tool(ip, "get_variable", json.dumps({"name": "_ih"}), secrets=secrets_of(settings))
+    assert hidden.error == "unknown variable"
+
+
 # -- key validation -----------------------------------------------------------------------------
 
 BAD_KEYS = {"non-ASCII": KEY[:10] + "é" + KEY[11:], "newline": KEY[:10] + "\n" + KEY[10:],

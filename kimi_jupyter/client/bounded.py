@@ -107,7 +107,7 @@ class BodyDecoder:
 
 
 def _too_large(limit: int, what: str) -> ResponseTooLargeError:
-    kept = "; the partial answer above is kept" if what == "streamed answer" else ""
+    kept = "; what arrived before is kept" if what == "streamed answer" else ""
     return ResponseTooLargeError(
         f"The server's {what} passed {mib(limit)} (after decompression) and was cut off there{kept}. "
         "Raise %config Kimi.max_response_bytes if you expect replies this large."

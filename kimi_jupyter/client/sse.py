@@ -75,7 +75,7 @@ class LineSplitter:
         shown = f"{limit / (1024 * 1024):g} MiB" if limit >= 1024 * 1024 else f"{limit:,} characters"
         raise ResponseTooLargeError(
             f"The server sent one line of more than {shown} without ending it; the answer was cut "
-            "there. Raise %config Kimi.max_line_bytes if a single chunk can really be this large."
+            "there (what arrived before is kept). Raise %config Kimi.max_line_bytes if a single chunk can really be this large."
         )
 
     def close(self) -> list[str]:
