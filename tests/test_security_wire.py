@@ -363,3 +363,32 @@ def test_a_huge_plain_error_body_is_read_only_in_part():
         events, _ = run(server.url)
     error = failed(events).error
     assert error.startswith("The server had an error (500)") and len(error) < 600
+
+
+# --- ordinary compressed replies still work ------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate"])
+def test_a_normal_compressed_answer_is_read_whole(encoding):
+    words = [f"w{i} " for i in range(3000)]
+    body = b"".join(chunk(w) for w in words) + b"data: [DONE]\n\n"
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS, "raw-deflate": -zlib.MAX_WBITS}[encoding]
+    z = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    packed = z.compress(body) + z.flush()
+    name = "gzip" if encoding == "gzip" else "deflate"
+
+    def answer(conn: socket.socket, head: bytes) -> None:
+        assert b"accept-encoding: gzip, deflate" in head.lower()
+        respond(conn, "200 OK", {**SSE, "Content-Encoding": name}, packed)
+
+    with hostile(answer) as server:
+        events, response = run(server.url)
+    assert isinstance(events[-1], Done) and response.text == "".join(words)
+
+
+def test_a_damaged_compressed_body_is_a_clear_error():
+    def answer(conn: socket.socket, head: bytes) -> None:
+        respond(conn, "200 OK", {**SSE, "Content-Encoding": "gzip"}, b"\x1f\x8b\x08\x00garbage-not-gzip" * 10)
+
+    with hostile(answer) as server:
+        events, _ = run(server.url)
+    assert "compressed reply is damaged" in failed(events).error
