@@ -100,7 +100,7 @@ def _event(data: Any) -> Event:
     values = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
-            if not _field_ok(f.type, data[f.name]):
+            if not _field_ok(str(f.type), data[f.name]):
                 raise DamagedEntry(f"{cls.__name__}.{f.name} has the wrong type")
             values[f.name] = data[f.name]
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -189,7 +189,8 @@ class ResponseCache:
             return self._damaged(path, "its fields have the wrong types")
         return CachedTurn(replay_events(hit.events), hit.conversation)
 
-    def _damaged(self, path: Path, reason: str) -> None:
+    def _damaged(self, path: Path, reason: str) -> CachedTurn | None:
+        """A miss, with the one-line notice in `problem`."""
         self.problem = (f"Ignored a damaged response-cache entry ({path.name[:12]}…: {reason}); "
                         "the request was sent instead.")
         return None

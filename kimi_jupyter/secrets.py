@@ -43,7 +43,7 @@ KEY_ENV_VARS = ("MOONSHOT_API_KEY", "KIMI_API_KEY")
 def secrets_of(settings: Any, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The strings to redact for ``settings``: its key and the keys in the environment."""
     found: list[str] = []
-    key = getattr(settings, "api_key", None)
+    key: Any = getattr(settings, "api_key", None)
     value = key.get() if hasattr(key, "get") else key
     if isinstance(value, str):
         found.append(value)
@@ -140,11 +140,11 @@ def _walk(value: Any, found: tuple[str, ...], encoded: tuple[bytes, ...], depth:
             return value
         return items if kind is list else tuple(items)
     if kind is bytes or kind is bytearray:
-        if not any(s in value for s in encoded):
+        if not any(b in value for b in encoded):
             return value
         out_b = bytes(value)
-        for s in encoded:
-            out_b = out_b.replace(s, MASK.encode())
+        for b in encoded:
+            out_b = out_b.replace(b, MASK.encode())
         return out_b if kind is bytes else bytearray(out_b)
     if isinstance(value, str):  # a str subclass
         return _walk(str(value), found, encoded, depth)
