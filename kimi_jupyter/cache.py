@@ -17,12 +17,14 @@ tool and approval events into notices that say they were recorded, not run in th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,9 +201,18 @@ class ResponseCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"format": FORMAT, "events": [event_to_json(e) for e in events], "conversation": conversation}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(path)  # never leave a half-written entry behind
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        # A fresh temporary file (O_EXCL: never a planted FIFO or link), then an atomic
+        # rename, so no half-written entry is ever left behind.
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def info(self) -> tuple[int, int]:
         """(entries, bytes) on disk."""

@@ -103,6 +103,19 @@ def test_a_directory_or_a_huge_file_is_a_miss(tmp_path):
     assert cache.load(KEY) is None and "too large" in (cache.problem or "")
 
 
+def test_storing_never_opens_a_planted_temporary_file(tmp_path):
+    cache = ResponseCache(tmp_path)
+    path = cache._path(KEY)
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path.with_suffix(".tmp"))  # where an older version wrote its temporary file
+    done = threading.Event()
+    threading.Thread(target=lambda: (cache.store(KEY, [TextDelta("hi"), Done("stop")], []), done.set()),
+                     daemon=True).start()
+    assert done.wait(5), "storing blocked on a FIFO"
+    assert cache.load(KEY).events == [TextDelta("hi"), Done("stop")]
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, path.with_suffix(".tmp").name])
+
+
 def test_a_replay_marks_tool_steps_and_approvals_as_recorded():
     recorded = [
         ToolCallRequested("c1", "run_python", '{"code": "1"}'),
