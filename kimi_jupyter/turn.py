@@ -187,14 +187,10 @@ def _guard(session: Session, request: TurnRequest, messages: list[dict[str, Any]
     s = request.settings
     notices: list[Event] = []
     from .context.size import check_request_size  # issue 15 hook: size before any upload
-    from .secrets import key_notice_once
 
     too_big = check_request_size(messages, s)
     if too_big:
         return too_big, []
-    where = key_notice_once(s)  # issue 15 hook: the key and the URL come from different places
-    if where:
-        notices.append(Notice(where, "warning"))
     price = s.price()
     currency = price.currency if price else None
     spent = session.ledger.total.usage.cost or 0.0
@@ -257,6 +253,11 @@ def execute_turn(session: Session, request: TurnRequest, renderer: Renderer, run
         notices.append(Notice(cache.problem, "warning"))
     if hit is not None:
         return _replay(session, request, renderer, hit)
+    from .secrets import key_notice_once  # issue 15 hook: said once, right before the key is first sent there
+
+    where = key_notice_once(request.settings)
+    if where:
+        notices.insert(0, Notice(where, "warning"))
     recorder = _Recorder(renderer, notices)
     before = len(session.conversation)
     response = runner(session, request, recorder)
