@@ -12,7 +12,8 @@ POSIX process (where notebook cells run) a ``SIGALRM`` timer interrupts it and t
 shown as ``<TYPE: repr took longer than 2 s>``. Where that cannot be applied (another thread,
 Windows, a timer the user's code already set, a slow repr inside C code that does not
 return to Python, such as one huge C-level formatting call) the repr runs unbounded in time;
-its output is still cut to size.
+its output is still cut to size. Reprs that a library calls itself (pandas formatting the
+object cells of a DataFrame summary) do not go through here and are not bounded in time.
 """
 
 from __future__ import annotations
