@@ -46,7 +46,7 @@ def _timed(fn: Callable[[], object]) -> float:
 def run(quick: bool, log: Log) -> list[Result]:
     from markdown_it import MarkdownIt
 
-    from kimi_jupyter.display.untrusted import GrowingMarkdown, markdown_to_html, safe_markdown
+    from kimi_jupyter.untrusted import GrowingMarkdown, markdown_to_html, safe_markdown
 
     size, repaints, reps = (20_000, 10, 1) if quick else (100_000, 60, 3)
     text = _answer(size)

@@ -33,9 +33,11 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
         settings = session.settings(**options)
         _check_display(call.get("display"))
         from .context import compose
+        from .secrets import secrets_of
 
         content = compose(prompt, call.get("namespace"), attachments=attachments,
-                          frame_budget=settings.frame_budget, image_max_size=settings.image_max_size)
+                          frame_budget=settings.frame_budget, image_max_size=settings.image_max_size,
+                          secrets=secrets_of(settings))
         strategy = None
         if call.get("agent"):
             from IPython import get_ipython

@@ -6,23 +6,45 @@ small), tools and response format. The entry keeps the turn's events exactly as 
 shown and the messages the turn added to the conversation, so a replay renders the same
 text, reasoning, usage and tool steps and leaves the memory as the original run did.
 Entries hold no API key and no base URL (a gateway URL can carry credentials).
+
+A cache file is untrusted input (anyone who can write the folder can plant one): `load`
+opens only regular files of at most `MAX_ENTRY_BYTES` (a FIFO in place of an entry would
+block the cell), checks the schema and every field's type, and treats anything else as a
+miss, setting `ResponseCache.problem` to a one-line notice. A replayed entry never shows a
+tool step or an approval as if it happened now: `replay_events` turns the recorded run's
+tool and approval events into notices that say they were recorded, not run in this replay.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .events import Event, event_from_json, event_to_json
+from .events import (
+    _EVENT_TYPES,
+    ApprovalRequested,
+    ApprovalResolved,
+    Event,
+    Notice,
+    ToolCallFinished,
+    ToolCallStarted,
+    event_to_json,
+)
 
-__all__ = ["ResponseCache", "CachedTurn", "request_key"]
+__all__ = ["ResponseCache", "CachedTurn", "request_key", "replay_events", "parse_entry", "MAX_ENTRY_BYTES"]
 
 FORMAT = 1
+MAX_ENTRY_BYTES = 64 * 1024 * 1024
+_ROLES = {"system", "user", "assistant", "tool"}
 
 
 def _hash_media(value: Any) -> Any:
@@ -48,29 +70,149 @@ class CachedTurn:
     conversation: list[dict[str, Any]]
 
 
+class DamagedEntry(ValueError):
+    """A cache entry that is not what `ResponseCache.store` writes."""
+
+
+_CHECKS = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "dict[str, Any]": lambda v: isinstance(v, dict),
+}
+
+
+def _field_ok(kind: str, value: Any) -> bool:
+    for option in str(kind).split(" | "):
+        if option == "None":
+            if value is None:
+                return True
+        elif _CHECKS.get(option, lambda v: False)(value):
+            return True
+    return False
+
+
+def _event(data: Any) -> Event:
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise DamagedEntry("an event is not an object with a type")
+    cls = _EVENT_TYPES.get(data["type"])
+    if cls is None:
+        raise DamagedEntry(f"unknown event type {data['type'][:40]!r}")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            if not _field_ok(str(f.type), data[f.name]):
+                raise DamagedEntry(f"{cls.__name__}.{f.name} has the wrong type")
+            values[f.name] = data[f.name]
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise DamagedEntry(f"{cls.__name__} lacks {f.name}")
+    return cls(**values)  # type: ignore[no-any-return]
+
+
+def _message(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict) or data.get("role") not in _ROLES:
+        raise DamagedEntry("a conversation message has no valid role")
+    content = data.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise DamagedEntry("a conversation message has content of the wrong type")
+    if isinstance(content, list) and not all(isinstance(p, dict) and isinstance(p.get("type"), str) for p in content):
+        raise DamagedEntry("a content part is not an object with a type")
+    calls = data.get("tool_calls")
+    if calls is not None and not (isinstance(calls, list) and all(isinstance(c, dict) for c in calls)):
+        raise DamagedEntry("tool_calls is not a list of objects")
+    return data
+
+
+def parse_entry(data: Any) -> CachedTurn:
+    """A `CachedTurn` from a decoded entry, or `DamagedEntry` saying what is wrong."""
+    if not isinstance(data, dict):
+        raise DamagedEntry("the entry is not a JSON object")
+    if data.get("format") != FORMAT:
+        raise DamagedEntry("the entry has another format version")
+    events, conversation = data.get("events"), data.get("conversation")
+    if not isinstance(events, list) or not isinstance(conversation, list):
+        raise DamagedEntry("events or conversation is not a list")
+    return CachedTurn([_event(e) for e in events], [_message(m) for m in conversation])
+
+
+def replay_events(events: list[Event]) -> list[Event]:
+    """The recorded events as a replay shows them: tool steps and approvals of the recorded
+    run become notices that say so; nothing looks as if it ran, or was approved, now."""
+    names: dict[str, str] = {}
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, ToolCallStarted):
+            names[event.id] = event.name
+            out.append(Notice(f"Recorded tool step {event.name}: replayed, not run in this replay.", "info"))
+        elif isinstance(event, ApprovalRequested):
+            names[event.id] = event.name
+        elif isinstance(event, ApprovalResolved):
+            decision = "approved" if event.approved else "denied"
+            out.append(Notice(f"The recorded run's {names.get(event.id, 'tool')} step was {decision} then; "
+                              "nothing was asked or run in this replay.", "info"))
+        elif isinstance(event, ToolCallFinished):
+            result = event.error or event.result
+            short = result if len(result) <= 200 else result[:200] + "…"
+            out.append(Notice(f"Recorded result of {names.get(event.id, 'a tool')} (not run in this replay): "
+                              f"{short}", "info"))
+        else:
+            out.append(event)
+    return out
+
+
 class ResponseCache:
     def __init__(self, directory: str | os.PathLike[str]):
         self.directory = Path(directory)
+        self.problem: str | None = None  # a one-line notice after a damaged entry
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
     def load(self, key: str) -> CachedTurn | None:
+        """The entry for ``key`` ready to replay, or None (a miss). A damaged or planted
+        entry is a miss too, and sets `problem`."""
+        self.problem = None
+        path = self._path(key)
         try:
-            data = json.loads(self._path(key).read_text(encoding="utf-8"))
-            if data.get("format") != FORMAT:
-                return None
-            return CachedTurn([event_from_json(e) for e in data["events"]], list(data["conversation"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # a missing or damaged entry is simply a miss
+            raw = _read_regular(path)
+        except FileNotFoundError:
+            return None
+        except (OSError, DamagedEntry) as error:
+            return self._damaged(path, str(error) if isinstance(error, DamagedEntry) else "it cannot be read")
+        if raw is None:
+            return None
+        try:
+            hit = parse_entry(json.loads(raw.decode("utf-8")))
+        except (ValueError, RecursionError) as error:  # DamagedEntry is a ValueError
+            reason = str(error) if isinstance(error, DamagedEntry) else "it is not valid JSON"
+            return self._damaged(path, reason)
+        except (TypeError, KeyError):
+            return self._damaged(path, "its fields have the wrong types")
+        return CachedTurn(replay_events(hit.events), hit.conversation)
+
+    def _damaged(self, path: Path, reason: str) -> CachedTurn | None:
+        """A miss, with the one-line notice in `problem`."""
+        self.problem = (f"Ignored a damaged response-cache entry ({path.name[:12]}…: {reason}); "
+                        "the request was sent instead.")
+        return None
 
     def store(self, key: str, events: list[Event], conversation: list[dict[str, Any]]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"format": FORMAT, "events": [event_to_json(e) for e in events], "conversation": conversation}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(path)  # never leave a half-written entry behind
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        # A fresh temporary file (O_EXCL: never a planted FIFO or link), then an atomic
+        # rename, so no half-written entry is ever left behind.
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def info(self) -> tuple[int, int]:
         """(entries, bytes) on disk."""
@@ -84,3 +226,31 @@ class ResponseCache:
         if self.directory.is_dir():
             shutil.rmtree(self.directory)
         return entries
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file of at most `MAX_ENTRY_BYTES`.
+
+    Opened non-blocking and checked with ``fstat`` on the open file, so a FIFO, a device
+    or a directory planted as an entry never blocks and is never read."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DamagedEntry("it is not a regular file")
+        if st.st_size > MAX_ENTRY_BYTES:
+            raise DamagedEntry("it is too large")
+        chunks = []
+        left = MAX_ENTRY_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        if left <= 0:
+            raise DamagedEntry("it is too large")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

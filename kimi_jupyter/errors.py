@@ -30,6 +30,9 @@ __all__ = [
     "KimiTimeoutError",
     "StreamCutError",
     "MalformedResponseError",
+    "RedirectError",
+    "ResponseTooLargeError",
+    "RequestTooLargeError",
     "error_from_response",
     "redact",
 ]
@@ -125,9 +128,30 @@ class CellFailed(KimiError):
         return [str(self)]
 
 
-def redact(text: str, secret: str | None) -> str:
-    """Remove ``secret`` (and anything that looks like a bearer token) from ``text``."""
-    if secret and len(secret) >= 4:
+class RedirectError(KimiError):
+    """The server answered with a redirect: never followed with the key, never retried."""
+
+
+class ResponseTooLargeError(KimiError):
+    """A reply passed one of the wire caps (line, body, decompressed size)."""
+
+
+class RequestTooLargeError(KimiError):
+    """The request would be larger than the API accepts; nothing was sent."""
+
+
+#: The most of an error body that is read (and shown, cut further) from the server.
+ERROR_BODY_BYTES = 64 * 1024
+_SHOWN = 300
+
+
+def redact(text: str, secret: str | tuple[str, ...] | None) -> str:
+    """Remove ``secret`` (one key or several) and anything that looks like a bearer token
+    from ``text``."""
+    from .secrets import redact_text
+
+    text = redact_text(text, secret)
+    if secret and isinstance(secret, str) and len(secret) >= 4 and secret in text:
         text = text.replace(secret, "***")
     return re.sub(r"(?i)(bearer\s+)[^\s\"']+", r"\1***", text)
 
@@ -139,7 +163,7 @@ def _parse_error_body(body: str) -> tuple[str, str]:
     try:
         data: Any = json.loads(body)
     except (ValueError, TypeError):
-        return "", body.strip()[:300]
+        return "", body.strip()
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
         return str(err.get("type") or err.get("code") or ""), str(err.get("message") or "")
@@ -147,7 +171,7 @@ def _parse_error_body(body: str) -> tuple[str, str]:
         return "", err
     if isinstance(data, dict) and "message" in data:
         return str(data.get("type") or ""), str(data["message"])
-    return "", body.strip()[:300]
+    return "", body.strip()
 
 
 def _retry_after(headers: Any, message: str) -> float | None:
@@ -168,11 +192,19 @@ def error_from_response(
     *,
     base_url: str = "",
     model: str = "",
-    secret: str | None = None,
+    secret: str | tuple[str, ...] | None = None,
 ) -> KimiError:
-    """Map an HTTP error response to the typed error that says what to do."""
+    """Map an HTTP error response to the typed error that says what to do.
+
+    The body is redacted whole before anything is cut from it, so a key can never be split
+    by the cut and partly survive; the message shown is then at most 300 characters.
+    """
+    body = redact(body[:ERROR_BODY_BYTES], secret)
     kind, server_msg = _parse_error_body(body)
-    server_msg = redact(server_msg, secret)
+    server_msg = redact(server_msg, secret)  # a JSON-escaped key is whole again once decoded
+    if len(server_msg) > _SHOWN:
+        server_msg = server_msg[:_SHOWN] + "…"
+    kind = kind[:80]
     low = f"{kind} {server_msg}".lower()
     said = f" (server said: {server_msg})" if server_msg else ""
 

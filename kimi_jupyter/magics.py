@@ -228,11 +228,14 @@ class KimiMagics(Magics):
     def _content(self, cell: str, args: Any, settings: Settings) -> str | list[dict[str, Any]]:
         from .context import compose, recent_cells
         from .context.errors import ContextError
+        from .secrets import secrets_of
 
+        secrets = secrets_of(settings)  # no key in --cells, {var}, {In[n]}
         before: list[dict[str, Any]] = []
         if args.cells:
             before.append({"type": "text", "text": "Context: the notebook's recent cells\n"
-                           + recent_cells(self.shell, args.cells, self.plots.running_count(), plots=self.plots)})
+                           + recent_cells(self.shell, args.cells, self.plots.running_count(), plots=self.plots,
+                                          secrets=secrets)})
         after: list[dict[str, Any]] = []
         if args.plot:
             running = self.plots.running_count()
@@ -249,7 +252,8 @@ class KimiMagics(Magics):
         if hint:
             after.append({"type": "text", "text": "\n\n" + hint})
         return compose(cell, self.shell.user_ns, frame_budget=settings.frame_budget,
-                       image_max_size=settings.image_max_size, before=before, after=after, history=self.plots)
+                       image_max_size=settings.image_max_size, before=before, after=after, history=self.plots,
+                       secrets=secrets)
 
     def _after(self, response: Any, fmt: str) -> None:
         if fmt == "code":

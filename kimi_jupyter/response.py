@@ -217,7 +217,7 @@ class Response:
 
     def _repr_markdown_(self) -> str:
         """The answer for a notebook's Markdown renderer: model text under the rendering policy."""
-        from .display.untrusted import markdown_text, safe_markdown
+        from .untrusted import markdown_text, safe_markdown
 
         if self.text:
             return safe_markdown(self.text)

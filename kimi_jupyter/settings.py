@@ -5,6 +5,12 @@ Resolution order, highest first: explicit arguments (``ask(model=...)``, magic o
 ``KIMI_BASE_URL``, ``KIMI_MODEL``, ``KIMI_PROVIDER``, ``KIMI_ENDPOINT``) > a ``.env`` file in
 the working directory > the provider preset's defaults > built-in defaults.
 
+``.env`` is read with python-dotenv (quotes, ``export``, inline ``# comments`` as in a
+shell), without ``${VAR}`` expansion, and only when it is a regular file of at most 1 MiB.
+A ``.env`` that sets ``KIMI_BASE_URL`` while the key comes from the environment (or any
+other split of key and URL between sources) makes `Settings.key_destination_notice` return
+a one-time warning naming the host the key will go to.
+
 The key is held in a `Secret`, whose repr and str never show it; `%kimi config` shows the
 ``sources`` so a user can see why a value is what it is.
 """
@@ -20,7 +26,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, MissingKeyError
-from .providers import Prices, Provider, get_provider, infer_provider
+from .providers import PROVIDERS, Prices, Provider, get_provider, infer_provider
+from .secrets import validate_key
 
 __all__ = ["Secret", "Settings", "resolve_settings", "read_dotenv", "public_url", "ENV_VARS", "SETTING_HELP"]
 
@@ -53,6 +60,8 @@ SETTING_HELP: dict[str, str] = {
     "keep_going": "a %%kimi cell whose turn fails ends as ok (prints the message) instead of failing, so Run All goes on",
     "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
     "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
+    "max_line_bytes": "longest single line of a streamed answer, in bytes (a longer line ends the answer)",
+    "max_response_bytes": "largest answer body, streamed or not, counted after decompression, in bytes",
     "prices": "price override: {'input': .., 'output': .., 'input_cached': .., 'currency': 'USD'} per 1M tokens",
 }
 
@@ -130,6 +139,8 @@ class Settings:
     budget: float | None = None
     preflight_tokens: int = 20_000
     keep_going: bool = False
+    max_line_bytes: int = 16 * 1024 * 1024
+    max_response_bytes: int = 64 * 1024 * 1024
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -158,6 +169,10 @@ class Settings:
         return self.prices or self.preset.price_for(self.model)
 
     def require_key(self) -> str:
+        if self.api_key:
+            problem = validate_key(self.api_key.get())
+            if problem:
+                raise ConfigError(_key_problem(problem, self.sources))
         if not self.api_key:
             raise MissingKeyError(
                 "No API key is set. Put it in the environment before starting Jupyter "
@@ -166,6 +181,29 @@ class Settings:
                 "Keys come from platform.moonshot.cn (or .ai) or from your gateway."
             )
         return self.api_key.get()
+
+    def key_destination_notice(self) -> str | None:
+        """A warning when the key and the base URL come from different sources.
+
+        A key from the environment and a URL from a ``.env`` file (or a notebook cell) means
+        whoever wrote that file chooses where the key goes. Returns None when both come from
+        the same place, when the URL is a provider's built-in default, or when its host is
+        one of the known providers' hosts.
+        """
+        if not self.api_key:
+            return None
+        key_source = _layer(self.sources.get("api_key", "argument"))
+        url_source = self.sources.get("base_url", "default")
+        if _layer(url_source) in ("provider default", "default") or key_source == _layer(url_source):
+            return None
+        try:
+            host = urlsplit(self.base_url).hostname or ""
+        except ValueError:
+            host = ""
+        if not host or host in _KNOWN_HOSTS:
+            return None
+        return (f"Your API key (from {self.sources.get('api_key', 'an argument')}) will be sent to {host}, "
+                f"a base URL set by {url_source}. If you did not set that, stop and check it.")
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(name, shown value, source) rows for `%kimi config`; the key is masked."""
@@ -197,28 +235,50 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """A minimal .env reader: KEY=VALUE lines, `export`, quotes and comments."""
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return values
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :]
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key.strip()] = value
-    return values
+DOTENV_MAX_BYTES = 1024 * 1024
 
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """The values of a ``.env`` file, read with python-dotenv.
+
+    Quotes, ``export`` and inline comments follow the shell (``KEY='abc'  # note`` is
+    ``abc``); ``${VAR}`` is not expanded. Only a regular file of at most 1 MiB is opened (a
+    FIFO or a device named ``.env`` would block); anything unreadable gives no values.
+    """
+    import io
+    import stat
+
+    from dotenv import dotenv_values
+
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > DOTENV_MAX_BYTES:
+            return {}
+        with open(path, "rb") as f:
+            raw = f.read(DOTENV_MAX_BYTES + 1)
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    try:
+        values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    except Exception:  # a malformed file gives what python-dotenv could not parse: nothing
+        return {}
+    return {k: v for k, v in values.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _layer(source: str) -> str:
+    """The layer of a source string: ``.env (KIMI_BASE_URL)`` -> ``.env``."""
+    return source.split(" (", 1)[0]
+
+
+def _key_problem(problem: str, sources: Mapping[str, str]) -> str:
+    where = f" (from {sources['api_key']})" if "api_key" in sources else ""
+    return (f"{problem}{where}. Copy the key again from your provider's console and set it "
+            "without quotes or spaces. Nothing was sent; the key is not shown.")
+
+
+_KNOWN_HOSTS = frozenset(h for h in (urlsplit(p.base_url).hostname for p in PROVIDERS.values())
+                         if h and h not in ("localhost", "127.0.0.1"))
 
 _COERCE = {f.name: f.type for f in dataclasses.fields(Settings)}
 
@@ -323,6 +383,8 @@ def _check(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
         elif (kind.startswith("str") and not isinstance(value, str)) or (
                 f.name == "api_key" and not isinstance(value, Secret)):
             problem = "use text"
+        elif f.name == "api_key" and validate_key(value.get()):
+            raise ConfigError(_key_problem(validate_key(value.get()) or "", sources))
         elif f.name == "base_url" and value and not value.lower().startswith(("http://", "https://")):
             problem = "use an http:// or https:// URL such as https://api.moonshot.cn/v1"
         elif f.name == "display" and value not in _DISPLAYS:

@@ -170,6 +170,11 @@ class Turn:
         None when the drivers should send `messages()`.
         """
         self.renderer.start(self.request.meta())
+        from .client.size import check_request_size
+
+        too_big = check_request_size(self.base, self.settings)  # sized before anything is uploaded
+        if too_big:
+            return self._end_now(Failed(too_big, "RequestTooLargeError"))
         refusal = self._guard()
         if refusal is not None:
             return self._end_now(Failed(refusal, "BudgetExceeded"))
@@ -180,9 +185,16 @@ class Turn:
             self._cache = ResponseCache(self.settings.cache_dir)
             self._key = self._cache_key()
             hit = self._cache.load(self._key)
+            if self._cache.problem:  # a damaged entry is a miss, said in one line
+                self._before.append(Notice(self._cache.problem, "warning"))
             if hit is not None:
                 return self._replay(hit)
             self._recorded = []
+        from .secrets import key_notice_once
+
+        where = key_notice_once(self.settings)  # said once, right before the key first goes there
+        if where:
+            self._before.insert(0, Notice(where, "warning"))
         if self.request.strategy is not None:
             self.total = Response(model=self.settings.model)
         return None

@@ -25,6 +25,8 @@ EXPECTED = (
     "frame 50,000x50 summary: tokens",
     "frame 50,000x50 summary: peak memory",
     "live Markdown 10 repaints, 20 kB answer",
+    "SSE line 10 MiB vs 2 MiB: read time",
+    "gzip bomb -> 128 MiB: peak RSS growth",
 )
 
 

@@ -78,7 +78,10 @@ def test_agent_turn_replays_its_tool_steps_without_running_them(ip, kimi_sim_env
     assert ip.user_ns.pop("agent_ran") == 1 and chat_count(kimi_sim_env) == 2
     second = kimi(ip, "--agent --yes --cache --new", "set the flag")
     assert chat_count(kimi_sim_env) == 2 and "agent_ran" not in ip.user_ns
-    assert [(s.name, s.state, s.result) for s in second.tool_steps] == [(s.name, s.state, s.result) for s in first.tool_steps]
+    # The replay shows the recorded steps as recorded, never as run (or approved) now.
+    assert [s.name for s in first.tool_steps] == ["run_python"] and second.tool_steps == []
+    assert any("run_python: replayed, not run in this replay" in n for n in second.notices)
+    assert any("was approved then; nothing was asked or run in this replay" in n for n in second.notices)
     roles = [m["role"] for m in get_session().conversation.messages]
     assert roles == ["user", "assistant", "tool", "assistant"]
 

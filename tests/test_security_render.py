@@ -22,10 +22,10 @@ from markdown_it import MarkdownIt
 
 from kimi_jupyter.display import TurnMeta, final_bundle, markdown_to_html, safe_markdown
 from kimi_jupyter.display.markdown import live_markdown
-from kimi_jupyter.display.untrusted import GrowingMarkdown, link_allowed, markdown_text
 from kimi_jupyter.events import Failed, Notice, ReasoningDelta, TextDelta, ToolCallFinished, ToolCallStarted
 from kimi_jupyter.response import Response
 from kimi_jupyter.testing import KimiSimulator, Reply
+from kimi_jupyter.untrusted import GrowingMarkdown, link_allowed, markdown_text
 
 from .kernels import run, running_kernel
 

@@ -30,6 +30,7 @@ from ..events import (
     ToolCallStarted,
 )
 from ..response import Response
+from ..secrets import secrets_of
 from ..settings import Settings
 from ..turn import Turn
 from .tools import READ_ONLY, ToolResult, run_tool, tool_schemas
@@ -112,7 +113,8 @@ class AgentStrategy:
         emit(ToolCallStarted(call.id, call.name, call.arguments))
         began = time.monotonic()
         result = run_tool(self.shell, call.name, call.arguments, frame_budget=settings.frame_budget,
-                          image_max_size=settings.image_max_size)
+                          image_max_size=settings.image_max_size,
+                          secrets=secrets_of(settings))  # tool results never carry the key
         emit(ToolCallFinished(call.id, result.text, result.error, round(time.monotonic() - began, 3)))
         return result
 

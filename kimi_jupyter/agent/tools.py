@@ -3,7 +3,10 @@
 Names and schemas are what the model sees. ``run_python`` executes in the user's namespace
 (only after approval, which the loop enforces); ``get_variable`` and ``list_variables`` are
 read-only and go through the context layer, so a DataFrame is summarised exactly as a
-``{name}`` reference would be. Every tool returns a `ToolResult`: text for the tool message
+``{name}`` reference would be. Both see the same names: no underscore names, nothing IPython
+keeps for itself (``In``, ``Out``, ``_ih``, ``_oh``, ``_i1``, ``_1``, ...), nothing in
+``user_ns_hidden``. Every result, whatever the tool, has the API key masked
+(`kimi_jupyter.secrets.redact`) before it goes back to the model or onto the screen. Every tool returns a `ToolResult`: text for the tool message
 and, optionally, image parts that go back to the model in a following user message.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,16 +82,28 @@ class ToolResult:
     images: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _clip(text: str, limit: int = RESULT_CHARS) -> str:
+def _clip(text: str, limit: int = RESULT_CHARS, secrets: Iterable[str] = ()) -> str:
+    if secrets:  # masked before the cut, so a cut can never leave part of a key
+        from ..secrets import redact_text
+
+        text = redact_text(text, secrets)
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit} more characters cut)"
 
 
 _HIDDEN = {"In", "Out", "exit", "quit", "get_ipython", "open"}
 
 
+def _visible(name: str, hidden: set[str]) -> bool:
+    return isinstance(name, str) and not name.startswith("_") and name not in hidden
+
+
+def _hidden(shell: Any) -> set[str]:
+    return set(getattr(shell, "user_ns_hidden", {}) or {}) | _HIDDEN
+
+
 def _user_names(shell: Any) -> list[str]:
-    hidden = set(getattr(shell, "user_ns_hidden", {}) or {}) | _HIDDEN
-    return sorted(n for n in shell.user_ns if not n.startswith("_") and n not in hidden)
+    hidden = _hidden(shell)
+    return sorted(n for n in shell.user_ns if _visible(n, hidden))
 
 
 def _shape(value: Any) -> str:
@@ -117,11 +133,12 @@ def list_variables(shell: Any) -> ToolResult:
     return ToolResult("\n".join(rows) if rows else "(no user variables)")
 
 
-def get_variable(shell: Any, name: str, frame_budget: int, image_max_size: tuple[int, int]) -> ToolResult:
+def get_variable(shell: Any, name: str, frame_budget: int, image_max_size: tuple[int, int],
+                 secrets: Iterable[str] = ()) -> ToolResult:
     from ..context import value_parts
     from ..context.errors import ContextError
 
-    if not isinstance(name, str) or name not in shell.user_ns:
+    if not isinstance(name, str) or name not in shell.user_ns or not _visible(name, _hidden(shell)):
         return ToolResult(
             f"No variable named {name!r}. Call list_variables to see what exists.", error="unknown variable"
         )
@@ -133,10 +150,10 @@ def get_variable(shell: Any, name: str, frame_budget: int, image_max_size: tuple
         return ToolResult(str(error), error="could not summarise")
     text = "\n".join(p["text"] for p in parts if p.get("type") == "text")
     images = [p for p in parts if p.get("type") in ("image_url", "video_url")]
-    return ToolResult(_clip(text or f"[{name}]"), images=images)
+    return ToolResult(_clip(text or f"[{name}]", secrets=secrets), images=images)
 
 
-def run_python(shell: Any, code: str, image_max_size: tuple[int, int]) -> ToolResult:
+def run_python(shell: Any, code: str, image_max_size: tuple[int, int], secrets: Iterable[str] = ()) -> ToolResult:
     """Run ``code`` like a cell (without storing history) and report what it produced."""
     from IPython.core.displayhook import CapturingDisplayHook
     from IPython.display import publish_display_data
@@ -190,9 +207,10 @@ def run_python(shell: Any, code: str, image_max_size: tuple[int, int]) -> ToolRe
     if error is not None:
         formatted = "".join(traceback.format_exception_only(type(error), error)).strip()
         detail = _ANSI.sub("", tracebacks[-1]) if tracebacks else formatted
-        pieces.append("error:\n" + _clip(detail, 3000))
-        return ToolResult(_clip("\n\n".join(pieces)), error=formatted.splitlines()[-1][:200], images=images)
-    return ToolResult(_clip("\n\n".join(pieces) or "(ran without output)"), images=images)
+        pieces.append("error:\n" + _clip(detail, 3000, secrets))
+        last = _clip(formatted, len(formatted), secrets).splitlines()[-1][:200]
+        return ToolResult(_clip("\n\n".join(pieces), secrets=secrets), error=last, images=images)
+    return ToolResult(_clip("\n\n".join(pieces) or "(ran without output)", secrets=secrets), images=images)
 
 
 def run_tool(
@@ -202,8 +220,25 @@ def run_tool(
     *,
     frame_budget: int = 1500,
     image_max_size: tuple[int, int] = (4096, 2160),
+    secrets: Iterable[str] = (),
 ) -> ToolResult:
-    """Dispatch one call; any exception in the tool becomes the result, never a crash."""
+    """Dispatch one call; any exception in the tool becomes the result, never a crash.
+
+    ``secrets`` (`kimi_jupyter.secrets.secrets_of`) are masked in the result's text and
+    error, before anything is cut from them."""
+    secrets = tuple(secrets)
+    result = _run_tool(shell, name, arguments, frame_budget, image_max_size, secrets)
+    if secrets:
+        from ..secrets import redact
+
+        text, error = redact(result.text, secrets), redact(result.error, secrets)
+        if text is not result.text or error is not result.error:
+            result = ToolResult(text, error, result.images)
+    return result
+
+
+def _run_tool(shell: Any, name: str, arguments: str, frame_budget: int,
+              image_max_size: tuple[int, int], secrets: tuple[str, ...]) -> ToolResult:
     try:
         args = json.loads(arguments or "{}")
         if not isinstance(args, dict):
@@ -214,12 +249,12 @@ def run_tool(
         if name == "list_variables":
             return list_variables(shell)
         if name == "get_variable":
-            return get_variable(shell, args.get("name", ""), frame_budget, image_max_size)
+            return get_variable(shell, args.get("name", ""), frame_budget, image_max_size, secrets)
         if name == "run_python":
             code = args.get("code")
             if not isinstance(code, str) or not code.strip():
                 return ToolResult("run_python needs a non-empty 'code' string.", error="invalid arguments")
-            return run_python(shell, code, image_max_size)
+            return run_python(shell, code, image_max_size, secrets)
         return ToolResult(
             f"Unknown tool {name!r}. Available: run_python, get_variable, list_variables.",
             error="unknown tool",

@@ -29,9 +29,10 @@ from .sse import DONE, SSEDecoder
 __all__ = ["StreamReader", "RELEARN_EVERY", "unfinished"]
 
 RELEARN_EVERY = 64  # a template that stops fitting is relearned at most once per 64 decoded chunks
+LEARN_MAX = 16_384  # a longer line teaches nothing a short one would not, at several passes over it
 
 _scan = json.decoder.scanstring  # type: ignore[attr-defined]
-_loads = json.loads
+_decode_at = json.JSONDecoder().raw_decode  # decodes in place: no copy of the line after "data: "
 _new = object.__new__
 _set_text = text_slot_setter(TextDelta)
 _set_reasoning = text_slot_setter(ReasoningDelta)
@@ -115,7 +116,9 @@ class StreamReader:
         # 2. A whole chunk on one data: line.
         if not pending and line[:7] == "data: {":
             try:
-                chunk = _loads(line[6:])  # a trailing "\r" is JSON whitespace
+                chunk, end = _decode_at(line, 6)
+                if end != len(line) and line[end:].strip(" \t\r\n"):  # a trailing "\r" is JSON whitespace
+                    chunk = None
             except ValueError:
                 chunk = None  # an object split over several data: lines: the decoder joins it
             if type(chunk) is dict:
@@ -158,6 +161,8 @@ class StreamReader:
         return events
 
     def _maybe_learn(self, line: str, chunk: dict[str, Any], is_text: bool) -> None:
+        if len(line) > LEARN_MAX:
+            return
         head = self._text_head if is_text else self._reasoning_head
         if head != _NO_HEAD and self._decoded < self._relearn_at:
             return

@@ -46,4 +46,7 @@ def build_payload(
 
 
 def auth_headers(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}", "Accept": "text/event-stream, application/json"}
+    # Only the encodings `client.bounded` inflates step by step (httpx would offer br/zstd
+    # too when those packages are installed, and inflate a whole network read of them at once).
+    return {"Authorization": f"Bearer {key}", "Accept": "text/event-stream, application/json",
+            "Accept-Encoding": "gzip, deflate"}

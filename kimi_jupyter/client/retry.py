@@ -42,7 +42,7 @@ def should_retry(error: KimiError, attempt: int, max_retries: int, cap: float, s
 
 
 def from_transport_error(exc: httpx.HTTPError, url: str, settings_read_timeout: float,
-                         saw_content: bool, secret: str | None) -> KimiError:
+                         saw_content: bool, secret: str | tuple[str, ...] | None) -> KimiError:
     """Turn an httpx transport failure into the typed error that says what to do."""
     detail = redact(str(exc) or type(exc).__name__, secret)
     host = httpx.URL(url).host

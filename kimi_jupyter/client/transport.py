@@ -6,6 +6,11 @@ with exactly one `Done` or `Failed`, and it never raises for an API or network p
 KeyboardInterrupt / CancelledError, closing the connection on the way out. Retries happen
 only before the first token arrives; once text has streamed, a failure keeps the partial
 answer and says it was cut.
+
+Every body is read through `client.bounded` (caps on one line, on the whole body after
+decompression, on error bodies; an idle deadline that keep-alive comments do not reset).
+Redirects are never followed (the key would go with them) and never retried; an HTML page
+in place of the API says to check the base URL.
 """
 
 from __future__ import annotations
@@ -19,18 +24,20 @@ from typing import Any
 import httpx
 
 from ..errors import (
+    ERROR_BODY_BYTES,
     KimiError,
     MalformedResponseError,
+    RedirectError,
     error_from_response,
 )
 from ..events import Event, Failed, Notice, Retrying
 from ..response import Response
 from ..settings import Settings
+from .bounded import StreamGuard, araw_chunks, aread_capped, html_error, raw_chunks, read_capped
 from .chunks import TurnState
 from .reader import StreamReader
 from .request import auth_headers, build_payload
 from .retry import backoff_delay, from_transport_error, should_retry
-from .sse import aiter_lines, iter_lines
 
 __all__ = ["KimiClient", "AsyncKimiClient", "EventStream", "AsyncEventStream"]
 
@@ -120,7 +127,10 @@ class _Base:
         self.settings = settings
 
     def _prepare(self, messages: list[dict[str, Any]], stream: bool, **kw: Any) -> tuple[str, dict[str, Any], dict[str, str], list[Notice]]:
+        from .size import check_request_size
+
         key = self.settings.require_key()
+        check_request_size(messages, self.settings, raise_error=True)
         payload, notices = build_payload(self.settings, messages, stream=stream, **kw)
         return self.settings.chat_url, payload, auth_headers(key), notices
 
@@ -129,8 +139,10 @@ class _Base:
                                    model=self.settings.model, secret=self._secret)
 
     @property
-    def _secret(self) -> str | None:
-        return self.settings.api_key.get() if self.settings.api_key else None
+    def _secret(self) -> tuple[str, ...]:
+        from ..secrets import secrets_of
+
+        return secrets_of(self.settings)
 
     def _transport_error(self, exc: httpx.HTTPError, url: str, saw_content: bool) -> KimiError:
         return from_transport_error(exc, url, self.settings.timeout_read, saw_content, self._secret)
@@ -178,29 +190,57 @@ class _Base:
             status = code if isinstance(code, int) and 400 <= code < 600 else 500
             raise self._http_error(status, json.dumps({"error": err}), None)
 
-    def _json_or_raise(self, resp: httpx.Response) -> Any:
-        if resp.status_code >= 400:
-            raise self._http_error(resp.status_code, resp.text, resp.headers)
+    def _host(self, url: str | None = None) -> str:
         try:
-            return resp.json()
+            return httpx.URL(url or self.settings.api_base).host or "the server"
+        except Exception:
+            return "the server"
+
+    def _error_limit(self) -> int:
+        return ERROR_BODY_BYTES + 4096  # a little over: a key cut at the end is redacted, then cut off
+
+    def _check_status(self, resp: httpx.Response) -> None:
+        """Redirects and HTML pages: clear, final errors (the body is not read)."""
+        status = resp.status_code
+        if 300 <= status < 400:
+            location = resp.headers.get("location") or ""
+            try:
+                target = httpx.URL(resp.url).join(location).host if location else ""
+            except Exception:
+                target = ""
+            where = f" to {target}" if target else ""
+            raise RedirectError(
+                f"The server at {self._host(str(resp.url))} redirected the request{where} ({status}). "
+                "Requests are never sent on to another address with your key, and not retried: if the "
+                "API has moved, set KIMI_BASE_URL to the new address yourself.", status=status)
+        if status < 400 and "text/html" in (resp.headers.get("content-type") or "").lower():
+            raise html_error(self._host(str(resp.url)))
+
+    def _body_json(self, body: bytes | bytearray, resp: httpx.Response) -> Any:
+        try:
+            return json.loads(body)
         except ValueError:
+            if body.lstrip()[:1] == b"<":
+                raise html_error(self._host(str(resp.url))) from None
             raise MalformedResponseError("The server's reply was not JSON.") from None
 
-    def _opened(self, resp: httpx.Response, stream: bool, state: TurnState) -> list[Event]:
-        """Check the status; the simulator notice; a whole non-streamed answer."""
-        if resp.status_code >= 400:
-            resp.read()
-            raise self._http_error(resp.status_code, resp.text, resp.headers)
+    def _error_of(self, resp: httpx.Response, body: bytes | bytearray) -> KimiError:
+        return self._http_error(resp.status_code, body.decode("utf-8", "replace"), resp.headers)
+
+    def _opened(self, resp: httpx.Response, stream: bool, state: TurnState,
+                body: bytes | bytearray | None) -> list[Event]:
+        """The simulator notice; a whole non-streamed answer (``body``, read bounded)."""
         events: list[Event] = [SIMULATED] if "x-kimi-simulator" in resp.headers else []
         if not stream:
-            resp.read()
-            try:
-                body = resp.json()
-            except ValueError as exc:
-                raise MalformedResponseError("The server's reply was not JSON.") from exc
-            events += state.handle_message(body)
+            assert body is not None
+            events += state.handle_message(self._body_json(body, resp))
             events += state.finish()
         return events
+
+    def _guard(self, resp: httpx.Response, url: str) -> StreamGuard:
+        s = self.settings
+        return StreamGuard(resp, max_line=s.max_line_bytes, max_total=s.max_response_bytes,
+                           idle=s.timeout_read, host=self._host(url))
 
     def __repr__(self) -> str:  # never shows the key
         return f"{type(self).__name__}(base_url={self.settings.base_url!r}, model={self.settings.model!r})"
@@ -252,12 +292,16 @@ class KimiClient(_Base):
             attempt += 1
             state = TurnState(self.settings.price())
             try:
-                with self._http.stream("POST", url, json=payload, headers=headers) as resp:
-                    for event in self._opened(resp, stream, state):
+                with self._http.stream("POST", url, json=payload, headers=headers, follow_redirects=False) as resp:
+                    self._check_status(resp)
+                    if resp.status_code >= 400:
+                        raise self._error_of(resp, read_capped(resp, self._error_limit(), keep_head=True))
+                    body = None if stream else read_capped(resp, self.settings.max_response_bytes)
+                    for event in self._opened(resp, stream, state, body):
                         feed(event)
                         yield event
                     if stream:
-                        yield from self._stream_body(resp, state, response)
+                        yield from self._stream_body(resp, state, response, url)
                 return
             except KimiError as error:
                 failure = error
@@ -276,15 +320,30 @@ class KimiClient(_Base):
             yield retrying
             self._sleep(wait)
 
-    def _stream_body(self, resp: httpx.Response, state: TurnState, response: Response) -> Iterator[Event]:
+    def _stream_body(self, resp: httpx.Response, state: TurnState, response: Response,
+                     url: str) -> Iterator[Event]:
         """The SSE body: events fed to ``response`` and yielded, ending with `Done`."""
         reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
         read = reader.read
-        for line in iter_lines(resp.iter_text()):
-            events = read(line)
-            if events is None:
-                break
-            yield from events
+        guard = self._guard(resp, url)
+        tick = guard.tick
+        for lines in guard.batches(raw_chunks(resp)):
+            content = False
+            for line in lines:
+                events = read(line)
+                if events is None:
+                    break
+                if events:
+                    content = True
+                    yield from events
+            else:
+                tick(content)
+                continue
+            break
+        else:
+            for line in guard.close():
+                if reader.read(line) is None:
+                    break
         yield from reader.close()
         yield from reader.finish()
 
@@ -296,22 +355,23 @@ class KimiClient(_Base):
         return int((body.get("data") or {}).get("total_tokens") or 0)
 
     def _get(self, path: str) -> Any:
-        key = self.settings.require_key()
-        url = self.settings.api_base + path
-        try:
-            resp = self._http.get(url, headers=auth_headers(key))
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, url, False) from None
-        return self._json_or_raise(resp)
+        return self._call("GET", path, None)
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
+        return self._call("POST", path, body)
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         key = self.settings.require_key()
         url = self.settings.api_base + path
         try:
-            resp = self._http.post(url, json=body, headers=auth_headers(key))
+            with self._http.stream(method, url, json=body, headers=auth_headers(key),
+                                   follow_redirects=False) as resp:
+                self._check_status(resp)
+                if resp.status_code >= 400:
+                    raise self._error_of(resp, read_capped(resp, self._error_limit(), keep_head=True))
+                return self._body_json(read_capped(resp, self.settings.max_response_bytes), resp)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, url, False) from None
-        return self._json_or_raise(resp)
 
 class AsyncKimiClient(_Base):
     """The async twin: same events, same retries, on httpx.AsyncClient."""
@@ -358,20 +418,37 @@ class AsyncKimiClient(_Base):
             attempt += 1
             state = TurnState(self.settings.price())
             try:
-                async with self._http.stream("POST", url, json=payload, headers=headers) as resp:
-                    if resp.status_code >= 400 or not stream:
-                        await resp.aread()  # then _opened's read() has the body already
-                    for event in self._opened(resp, stream, state):
+                async with self._http.stream("POST", url, json=payload, headers=headers,
+                                             follow_redirects=False) as resp:
+                    self._check_status(resp)
+                    if resp.status_code >= 400:
+                        raise self._error_of(resp, await aread_capped(resp, self._error_limit(), keep_head=True))
+                    body = None if stream else await aread_capped(resp, self.settings.max_response_bytes)
+                    for event in self._opened(resp, stream, state, body):
                         feed(event)
                         yield event
                     if stream:
                         reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
-                        async for line in aiter_lines(resp.aiter_text()):
-                            events = reader.read(line)
-                            if events is None:
+                        guard = self._guard(resp, url)
+                        finished = False
+                        async for lines in guard.abatches(araw_chunks(resp)):
+                            content = False
+                            for line in lines:
+                                events = reader.read(line)
+                                if events is None:
+                                    finished = True
+                                    break
+                                if events:
+                                    content = True
+                                    for event in events:
+                                        yield event
+                            if finished:
                                 break
-                            for event in events:
-                                yield event
+                            guard.tick(content)
+                        if not finished:
+                            for line in guard.close():
+                                if reader.read(line) is None:
+                                    break
                         for event in reader.close() + reader.finish():
                             yield event
                 return
@@ -396,10 +473,14 @@ class AsyncKimiClient(_Base):
         key = self.settings.require_key()
         url = self.settings.api_base + "/models"
         try:
-            resp = await self._http.get(url, headers=auth_headers(key))
+            async with self._http.stream("GET", url, headers=auth_headers(key), follow_redirects=False) as resp:
+                self._check_status(resp)
+                if resp.status_code >= 400:
+                    raise self._error_of(resp, await aread_capped(resp, self._error_limit(), keep_head=True))
+                body = await aread_capped(resp, self.settings.max_response_bytes)
+                return _model_ids(self._body_json(body, resp))
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, url, False) from None
-        return _model_ids(self._json_or_raise(resp))
 
 
 def _model_ids(body: Any) -> list[str]:

@@ -7,7 +7,7 @@ source, each output and the whole text, and marks cells whose plots were capture
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._repr import bounded_repr, clip
@@ -58,6 +58,7 @@ def recent_cells(
     plots: Callable[[int], Sequence[bytes]] | Mapping[int, Sequence[bytes]] | Any = None,
     max_chars: int = 12_000,
     skip_prefixes: Sequence[str] = ("%%kimi",),
+    secrets: Iterable[str] = (),
 ) -> str:
     """The last ``n`` executed cells before ``before_count``, oldest first, as text.
 
@@ -72,8 +73,13 @@ def recent_cells(
 
     ``plots`` (a ``PlotCapture``, callable or mapping by count) adds the ``[plot]`` markers.
     The oldest cells are dropped first when the text would exceed ``max_chars``; returns ""
-    when there is nothing to show.
+    when there is nothing to show. ``secrets`` (`kimi_jupyter.secrets.secrets_of`) are
+    masked in each source and output before anything is cut (a cell that ran
+    ``%config Kimi.api_key = '...'`` is shown with ``***``).
     """
+    from ..secrets import redact_text
+
+    secrets = tuple(secrets)
     try:
         n = int(n)
     except (TypeError, ValueError):
@@ -95,9 +101,10 @@ def recent_cells(
             continue
         if any(source.lstrip().startswith(p) for p in skip_prefixes):
             continue
+        source = redact_text(source, secrets)
         lines = [f"In [{count}]:", clip(source.rstrip("\n"), _SOURCE_CHARS, "\n…(cell truncated)")]
         if count in outputs:
-            lines.append(f"Out[{count}]: " + _output_text(outputs[count]))
+            lines.append(f"Out[{count}]: " + redact_text(_output_text(outputs[count]), secrets))
         shown = _plot_count(plots, count)
         if shown:
             lines.append("[plot]" + (f" x{shown}" if shown > 1 else ""))

@@ -48,10 +48,14 @@ def compose(
     attachments: tuple[Any, ...] = (),
     after: Iterable[Part] = (),
     history: Any = None,
+    secrets: tuple[str, ...] = (),
 ) -> str | list[Part]:
     """The user message: ``before`` parts, the prompt (``{name}`` filled from ``namespace``;
     with no namespace the prompt is taken literally), the ``attachments`` converted like
-    ``{name}`` references, then ``after`` parts."""
+    ``{name}`` references, then ``after`` parts. ``secrets`` (`kimi_jupyter.secrets.secrets_of`)
+    are masked everywhere in it, whatever path they took (values are masked before they are
+    cut, so no part of a key survives a truncation)."""
+    from ..secrets import redact
     from .interpolate import build_content
 
     names: dict[str, Any] = dict(namespace or {})
@@ -65,9 +69,9 @@ def compose(
     parts: list[Part] = list(before)
     if template.strip() or not parts:
         parts.extend(build_content(template, names, frame_budget=frame_budget, image_max_size=image_max_size,
-                                   history=history))
+                                   history=history, secrets=secrets))
     parts.extend(after)
-    return flatten(merge_text(parts))
+    return flatten(merge_text(redact(parts, secrets)))
 
 
 def cell_part(source: str, outputs: str = "", label: str = "Context: a notebook cell") -> Part:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Union
@@ -243,11 +243,22 @@ def value_parts(
     image_max_size: tuple[int, int] = DEFAULT_MAX_SIZE,
     repr_chars: int = 4000,
     video_max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
+    secrets: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
-    """The content parts one value becomes when interpolated as ``{label}``."""
+    """The content parts one value becomes when interpolated as ``{label}``.
+
+    ``secrets`` (`kimi_jupyter.secrets.secrets_of`) are masked in the parts."""
     out = _Parts()
     _add_value(out, value, label, _Options(frame_budget, image_max_size, repr_chars, video_max_bytes))
-    return out.result()
+    return _redacted(out.result(), secrets)
+
+
+def _redacted(parts: list[dict[str, Any]], secrets: Iterable[str]) -> list[dict[str, Any]]:
+    if not secrets:
+        return parts
+    from ..secrets import redact
+
+    return [redact(p, secrets) if p.get("type") == "text" else p for p in parts]
 
 
 def _add_media(out: _Parts, value: Any, label: str, kind: str, opts: _Options) -> None:
@@ -340,8 +351,12 @@ def build_content(
     history: HistorySource = None,
     repr_chars: int = 4000,
     video_max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
+    secrets: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
     """Content parts for ``template`` with placeholders filled from ``namespace``.
+
+    ``secrets`` (`kimi_jupyter.secrets.secrets_of`) are masked in every text part, whatever
+    put them there: the template, a ``{var}``, an ``{In[n]}`` source, a repr.
 
     Every placeholder is checked before anything is converted, so an undefined name raises
     :class:`ContextError` without side effects. ``{In[n]}`` inserts the source text of cell
@@ -366,7 +381,7 @@ def build_content(
             out.text(namespace["In"][seg.index])
         else:
             _add_output(out, seg, namespace, history, opts)
-    return out.result()
+    return _redacted(out.result(), secrets)
 
 
 def _add_output(

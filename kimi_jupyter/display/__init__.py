@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
+from ..untrusted import markdown_to_html, safe_markdown
 from .base import MODES, NullRenderer, Renderer, TurnMeta, in_kernel, widgets_available
 from .coalesce import Coalescer
 from .live import LiveView
@@ -17,7 +18,6 @@ from .markdown import MarkdownRenderer
 from .plain import PlainRenderer
 from .static import final_bundle
 from .tables import UsageRow, usage_table
-from .untrusted import markdown_to_html, safe_markdown
 
 __all__ = [
     "MODES",

@@ -33,11 +33,11 @@ from typing import Any
 
 from ..events import Event
 from ..response import CodeBlock, Response
+from ..untrusted import GrowingMarkdown
 from .base import TurnMeta
 from .coalesce import Coalescer, paced_interval
 from .fmt import approx_tokens, note_for, preview, reasoning_title, seconds, usage_line
 from .static import final_bundle
-from .untrusted import GrowingMarkdown
 
 __all__ = ["LiveView", "copy_buttons"]
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from ..events import Event
 from ..response import Response
+from ..untrusted import GrowingMarkdown, markdown_text, safe_markdown
 from .base import TurnMeta
 from .coalesce import Coalescer, paced_interval
 from .fmt import note_for, reasoning_title, seconds, step_summary, usage_line
 from .static import final_bundle
-from .untrusted import GrowingMarkdown, markdown_text, safe_markdown
 
 __all__ = ["MarkdownRenderer", "live_markdown"]
 

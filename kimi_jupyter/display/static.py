@@ -18,9 +18,9 @@ import html
 from typing import Any
 
 from ..response import Response, ToolStep
+from ..untrusted import markdown_text, markdown_to_html, safe_markdown
 from .base import TurnMeta
 from .fmt import final_state, preview, reasoning_title, step_summary, turn_usage_line, usage_cells
-from .untrusted import markdown_text, markdown_to_html, safe_markdown
 
 __all__ = ["final_bundle", "html_bundle", "markdown_bundle", "plain_text"]
 

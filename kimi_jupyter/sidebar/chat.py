@@ -32,8 +32,8 @@ from ..response import Response
 from ..session import Chat, Session, get_session
 from ..settings import public_url
 from .approver import CommApprover
-from .renderer import CommRenderer, Send
 from .protocol import COMM_TARGET as TARGET
+from .renderer import CommRenderer, Send
 
 __all__ = ["TARGET", "SOURCE", "SidebarChat", "chat", "handle_message", "on_open"]
 
@@ -138,8 +138,10 @@ class SidebarChat:
             renderer.fail("The message is empty: type a question first.", "ValueError")
             return
         before = frontend_parts(attachments if isinstance(attachments, list) else [], settings.image_max_size)
+        from ..secrets import secrets_of
+
         content = compose(prompt, self._namespace(), before=before, frame_budget=settings.frame_budget,
-                          image_max_size=settings.image_max_size)
+                          image_max_size=settings.image_max_size, secrets=secrets_of(settings))
         strategy = None
         if options.get("agent"):
             from ..agent.loop import agent_strategy
