@@ -21,7 +21,7 @@ import pytest
 from kimi_jupyter.client import KimiClient
 from kimi_jupyter.client.size import BODY_LIMIT, check_request_size
 from kimi_jupyter.context._repr import REPR_SECONDS, bounded_repr, safe_repr
-from kimi_jupyter.errors import ConfigError, RequestTooLargeError, error_from_response
+from kimi_jupyter.errors import CellFailed, ConfigError, RequestTooLargeError, error_from_response
 from kimi_jupyter.events import Failed
 from kimi_jupyter.secrets import redact, secrets_of
 from kimi_jupyter.settings import Secret, Settings, resolve_settings
@@ -73,14 +73,14 @@ def test_the_error_body_is_redacted_before_it_is_cut():
 def test_sidebar_attachments_and_tool_output_are_redacted(ip, kimi_sim_env):
     import json
 
-    from kimi_jupyter.comm import build_message
-
     from kimi_jupyter.agent.tools import run_tool
+    from kimi_jupyter.context import compose, frontend_parts
 
     settings = resolve_settings(explicit={"api_key": KEY}, environ={})
     ip.user_ns["token"] = KEY
-    parts = build_message("and {token}?", [{"kind": "cell", "source": f"key = '{KEY}'", "outputs": KEY}],
-                          ip.user_ns, settings)
+    attached = frontend_parts([{"kind": "cell", "source": f"key = '{KEY}'", "outputs": KEY}], settings.image_max_size)
+    parts = compose("and {token}?", ip.user_ns, before=attached, frame_budget=settings.frame_budget,
+                    image_max_size=settings.image_max_size, secrets=secrets_of(settings))
     assert KEY[:12] not in json.dumps(parts) and json.dumps(parts).count("***") == 3
     result = run_tool(ip, "run_python", json.dumps({"code": "print('the key is', token)"}), secrets=secrets_of(settings))
     assert result.text == "stdout:\nthe key is ***\n"
@@ -151,7 +151,8 @@ def test_a_prompt_far_over_the_context_window_is_refused_locally():
 def test_the_magic_refuses_a_10_mb_prompt_before_any_upload(ip, kimi_sim_env, capsys):
     ip.user_ns["big_text"] = "lorem ipsum " * 900_000
     kimi_sim_env.queue(Reply(text="never"))
-    ip.run_cell_magic("kimi", "--display text --new", "summarise {big_text}")
+    with pytest.raises(CellFailed):  # the refusal fails the cell, with its one-line message
+        ip.run_cell_magic("kimi", "--display text --new", "summarise {big_text}")
     out = capsys.readouterr().out
     assert "far over the model's context window" in out and "never" not in out
     assert kimi_sim_env.requests == []  # not even the pre-flight token count was asked for
