@@ -331,16 +331,17 @@ class KimiMagics(Magics):
     def _models(self, _: str) -> None:
         try:
             settings = self.session.settings()
-            models = self.session.client(settings).list_models()
+            entries = self.session.client(settings).model_entries()  # platform hook: registry learns /models
         except KimiError as error:
             _say(str(error))
             return
-        if not models:
+        if not entries:
             print(f"{public_url(settings.base_url)} lists no models.")
             return
-        print(f"Models at {public_url(settings.base_url)} (current: {settings.model}):")
-        for model in models:
-            print(("* " if model == settings.model else "  ") + model)
+        from .models import models_report  # platform hook: id, window, price, modalities
+
+        print(models_report(public_url(settings.base_url), settings.model, settings.provider, entries,
+                            settings.model_overrides))
 
 
 HELP = """\

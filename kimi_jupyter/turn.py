@@ -57,7 +57,7 @@ class TurnRequest:
 
         s = self.settings
         return TurnMeta(model=s.model, thinking=bool(s.thinking), provider=s.provider,
-                        context_window=s.preset.context_window)
+                        context_window=s.context_window)  # platform hook: the model registry's window
 
 
 def merge_text(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:

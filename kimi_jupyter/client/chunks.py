@@ -20,8 +20,9 @@ from ..providers import Prices
 __all__ = ["TurnState", "parse_usage", "join_tool_call_fragments"]
 
 
-def parse_usage(raw: dict[str, Any], prices: Prices | None) -> Usage:
-    """A `Usage` from any usage object shape; cost from ``prices`` when known."""
+def parse_usage(raw: dict[str, Any], prices: Prices | None, price_note: str | None = None) -> Usage:
+    """A `Usage` from any usage object shape; cost from ``prices`` when known, else
+    ``price_note`` (what to say instead of a cost)."""
 
     def as_int(value: Any) -> int | None:
         try:
@@ -47,7 +48,8 @@ def parse_usage(raw: dict[str, Any], prices: Prices | None) -> Usage:
         cost = prices.cost(prompt, completion, cached or 0)
         currency = prices.currency
     return Usage(prompt=prompt, completion=completion, cached=cached, reasoning=reasoning,
-                 total=total, cost=cost, currency=currency, reported=True)
+                 total=total, cost=cost, currency=currency, reported=True,
+                 note=price_note if cost is None else None)
 
 
 def _reasoning_text(source: dict[str, Any]) -> str | None:
@@ -97,8 +99,9 @@ def join_tool_call_fragments(calls: dict[int, _PartialCall], deltas: list[dict[s
 class TurnState:
     """One request's worth of state. ``handle_chunk``/``handle_message`` return new events."""
 
-    def __init__(self, prices: Prices | None = None):
+    def __init__(self, prices: Prices | None = None, price_note: str | None = None):
         self.prices = prices
+        self.price_note = price_note
         self.finish_reason: str | None = None
         self.model: str | None = None
         self._usage: dict[str, Any] | None = None
@@ -210,7 +213,7 @@ class TurnState:
     def usage(self) -> Usage:
         if self._usage is None:
             return Usage.not_reported()
-        return parse_usage(self._usage, self.prices)
+        return parse_usage(self._usage, self.prices, self.price_note)
 
     def finish(self, *, cut: bool = False) -> list[Event]:
         """Events that close the turn: pending tool calls, the one Usage, then Done."""

@@ -21,6 +21,7 @@ import httpx
 from ..errors import (
     KimiError,
     MalformedResponseError,
+    ModelNotFoundError,
     error_from_response,
 )
 from ..events import Event, Failed, Notice, Retrying
@@ -202,6 +203,21 @@ class _Base:
             events += state.finish()
         return events
 
+    def _learn(self, body: Any) -> list[dict[str, Any]]:
+        from ..models import registry
+
+        data = body.get("data") if isinstance(body, dict) else body
+        entries = [m for m in data or [] if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
+        registry().learn(self.settings.api_base, entries)
+        return entries
+
+    def _suggest_models(self, error: KimiError, listed: list[str] | None) -> KimiError:
+        """A 404 for the model: say whether it is retired and which Kimi models the server has."""
+        from ..models import not_found_hint
+
+        hint = not_found_hint(self.settings.model, listed)
+        return ModelNotFoundError(f"{error.message} {hint}" if hint else error.message, status=error.status)
+
     def __repr__(self) -> str:  # never shows the key
         return f"{type(self).__name__}(base_url={self.settings.base_url!r}, model={self.settings.model!r})"
 
@@ -250,7 +266,7 @@ class KimiClient(_Base):
         attempt = 0
         while True:
             attempt += 1
-            state = TurnState(self.settings.price())
+            state = TurnState(self.settings.price(), self.settings.price_note())
             try:
                 with self._http.stream("POST", url, json=payload, headers=headers) as resp:
                     for event in self._opened(resp, stream, state):
@@ -265,6 +281,8 @@ class KimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
+                if isinstance(failure, ModelNotFoundError):
+                    failure = self._suggest_models(failure, self._listed_or_none())
                 closing = state.finish(cut=True) if state.saw_content else []
                 closing.append(_failed(failure, state.saw_content, attempt - 1))
                 for event in closing:
@@ -289,7 +307,17 @@ class KimiClient(_Base):
         yield from reader.finish()
 
     def list_models(self) -> list[str]:
-        return _model_ids(self._get("/models"))
+        return _model_ids(self.model_entries())
+
+    def model_entries(self) -> list[dict[str, Any]]:
+        """The server's ``/models`` entries; the model registry learns from them."""
+        return self._learn(self._get("/models"))
+
+    def _listed_or_none(self) -> list[str] | None:
+        try:
+            return _model_ids(self.model_entries())
+        except KimiError:
+            return None
 
     def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
         body = self._post("/tokenizers/estimate-token-count", {"model": self.settings.model, "messages": messages})
@@ -356,7 +384,7 @@ class AsyncKimiClient(_Base):
         attempt = 0
         while True:
             attempt += 1
-            state = TurnState(self.settings.price())
+            state = TurnState(self.settings.price(), self.settings.price_note())
             try:
                 async with self._http.stream("POST", url, json=payload, headers=headers) as resp:
                     if resp.status_code >= 400 or not stream:
@@ -381,6 +409,8 @@ class AsyncKimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
+                if isinstance(failure, ModelNotFoundError):
+                    failure = self._suggest_models(failure, await self._listed_or_none())
                 closing = state.finish(cut=True) if state.saw_content else []
                 closing.append(_failed(failure, state.saw_content, attempt - 1))
                 for event in closing:
@@ -393,13 +423,23 @@ class AsyncKimiClient(_Base):
             await self._sleep(wait)
 
     async def list_models(self) -> list[str]:
+        return _model_ids(await self.model_entries())
+
+    async def model_entries(self) -> list[dict[str, Any]]:
+        """The server's ``/models`` entries; the model registry learns from them."""
         key = self.settings.require_key()
         url = self.settings.api_base + "/models"
         try:
             resp = await self._http.get(url, headers=auth_headers(key))
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, url, False) from None
-        return _model_ids(self._json_or_raise(resp))
+        return self._learn(self._json_or_raise(resp))
+
+    async def _listed_or_none(self) -> list[str] | None:
+        try:
+            return _model_ids(await self.model_entries())
+        except KimiError:
+            return None
 
 
 def _model_ids(body: Any) -> list[str]:

@@ -33,6 +33,8 @@ from typing import Any, ClassVar
 from .tokens import Usage
 
 DONE = "data: [DONE]\n\n"
+# What Moonshot's /models says of its smaller-window models (the rest: the context limit).
+_SERVED_WINDOWS = {"moonshot-v1-8k": 8192, "moonshot-v1-32k": 32768, "moonshot-v1-128k": 131072}
 
 
 def _dumps(data: Any) -> str:
@@ -78,11 +80,11 @@ class Turn:
 
 
 def model_can_think(model: str) -> str:
-    """``"always"`` for ``*thinking*`` models, ``"switch"`` for K2.5, else ``"never"``."""
+    """``"always"`` for ``*thinking*`` models, ``"switch"`` for K2.5/K2.6, else ``"never"``."""
     lowered = model.lower()
     if "thinking" in lowered:
         return "always"
-    if "k2.5" in lowered or "k2p5" in lowered or "k2-5" in lowered:
+    if any(tag in lowered for tag in ("k2.5", "k2p5", "k2-5", "k2.6", "k2p6", "k2-6")):
         return "switch"
     return "never"
 
@@ -101,9 +103,9 @@ class Dialect:
     error_code: ClassVar[bool] = False  # add "code" to error bodies
     default_models: ClassVar[tuple[str, ...]] = (
         "kimi-k2.5",
+        "kimi-k2.6",
         "kimi-k2-thinking",
         "kimi-k2-thinking-turbo",
-        "kimi-k2-0905-preview",
         "kimi-k2-turbo-preview",
         "moonshot-v1-8k",
         "moonshot-v1-32k",
@@ -226,6 +228,9 @@ class Dialect:
             "cached_tokens": usage.cached_tokens,
         }
 
+    # Ids this provider used to serve and has retired: a request names them, gets a 404.
+    retired_models: ClassVar[tuple[str, ...]] = ("kimi-k2-0905-preview", "kimi-k2-0711-preview")
+
     # -- /models -----------------------------------------------------------------------
     def model_entry(self, model_id: str, created: int, context_limit: int) -> dict[str, Any]:
         return {
@@ -233,7 +238,7 @@ class Dialect:
             "object": "model",
             "created": created,
             "owned_by": self.owned_by,
-            "context_length": context_limit,
+            "context_length": min(context_limit, _SERVED_WINDOWS.get(model_id, context_limit)),
         }
 
 
