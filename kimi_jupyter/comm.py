@@ -225,10 +225,14 @@ class SidebarChat:
         if not prompt.strip() and not data.get("attachments"):
             renderer.fail("The message is empty: type a question first.", "ValueError")
             return
-        content = build_message(prompt, data.get("attachments") or [], self._namespace(), settings)
+        from .context.media import request_extras, session_sink  # platform hook: Files API media, documents
+
+        sink = session_sink(self.shared, settings)
+        content = build_message(prompt, data.get("attachments") or [], self._namespace(), settings, media=sink)
         agent = bool(options.get("agent"))
         request = TurnRequest(content=content, settings=settings, source=SOURCE,
-                              mode={"agent": True, "web": False} if agent else {})
+                              mode={"agent": True, "web": False} if agent else {},
+                              **request_extras(sink))  # platform hook
         runner = self._agent_runner(settings, comm_id) if agent else None
         execute_turn(self, request, renderer, runner)  # type: ignore[arg-type]  # a Session look-alike
 
@@ -295,7 +299,8 @@ class CommApprover:
             pump.close()
 
 
-def build_message(prompt: str, attachments: list[Any], namespace: dict[str, Any], settings: Any) -> list[dict[str, Any]]:
+def build_message(prompt: str, attachments: list[Any], namespace: dict[str, Any], settings: Any,
+                  media: Any = None) -> list[dict[str, Any]]:
     """Content parts: the attachments first (as context), then the prompt with ``{name}`` filled."""
     from .context import build_content, image_part
 
@@ -310,7 +315,7 @@ def build_message(prompt: str, attachments: list[Any], namespace: dict[str, Any]
             parts.append(image_part(_image_bytes(attachment), max_size=settings.image_max_size))
     if prompt.strip():
         parts.extend(build_content(prompt, namespace, frame_budget=settings.frame_budget,
-                                   image_max_size=settings.image_max_size))
+                                   image_max_size=settings.image_max_size, media=media))  # platform hook
     return merge_text(parts)
 
 

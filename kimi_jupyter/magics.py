@@ -112,6 +112,7 @@ class KimiMagics(Magics):
     def __init__(self, shell: Any, session: Session | None = None):
         super().__init__(shell)
         self._session = session
+        self._media: Any = None  # platform hook: the last cell's MediaSink
         self.configurable = Kimi(parent=shell)
         self.plots.install(shell)  # from now on, displayed plots are recorded per cell
 
@@ -159,6 +160,8 @@ class KimiMagics(Magics):
                               help="replay this cell's answer from the on-disk cache when the request is unchanged")
     @magic_arguments.argument("--display", choices=["auto", "widget", "markdown", "text", "none"],
                               help="how to show the answer (default: auto)")
+    @magic_arguments.argument("--prefill", type=_text, metavar="TEXT",  # platform hook: partial mode
+                              help="start the answer with TEXT; Kimi continues it (partial mode)")
     @_cell_magic
     def kimi(self, line: str, cell: str) -> None:
         """Send the cell to Kimi and stream the answer here.
@@ -188,6 +191,8 @@ class KimiMagics(Magics):
             return
         if args.new:
             self.session.reset()
+        from .context.media import request_extras  # platform hook: documents, partial mode
+        from .partial import prefill_options
         from .turn import TurnRequest, execute_turn
 
         request = TurnRequest(
@@ -197,6 +202,8 @@ class KimiMagics(Magics):
             source="magic",
             mode={"agent": True, "web": args.web} if args.agent else {},
             cache=True if args.cache else None,
+            wire=prefill_options(args.format, args.prefill, settings),  # platform hook
+            **request_extras(self._media),  # platform hook
         )
         from .display import choose_renderer
 
@@ -230,8 +237,12 @@ class KimiMagics(Magics):
         if args.cells:
             parts.append({"type": "text", "text": "Context: the notebook's recent cells\n"
                           + recent_cells(self.shell, args.cells, self.plots.running_count(), plots=self.plots)})
+        from .context.media import session_sink  # platform hook: Files API media and documents
+
+        self._media = session_sink(self.session, settings)
         parts.extend(build_content(cell, self.shell.user_ns, frame_budget=settings.frame_budget,
-                                   image_max_size=settings.image_max_size, history=self.plots))
+                                   image_max_size=settings.image_max_size, history=self.plots,
+                                   media=self._media))
         if args.plot:
             running = self.plots.running_count()
             images = self.plots.last_plots(running)
@@ -271,14 +282,16 @@ class KimiMagics(Magics):
     # -- %kimi ---------------------------------------------------------------------------
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
-        """%kimi help | reset | history | usage | config | models | cache [info|clear]"""
+        """%kimi help | reset | history | usage | config | models | cache [info|clear] | files [list|clear]"""
         command, _, rest = line.strip().partition(" ")
         handler = {
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
             "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
+            "files": self._files,  # platform hook
         }.get(command)
         if handler is None:
-            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models | cache")
+            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
+                 "| cache | files")
             return None
         return handler(rest.strip())
 
@@ -298,6 +311,16 @@ class KimiMagics(Magics):
         from .display.tables import usage_table
 
         display(usage_table(self.session.ledger), raw=True)
+
+    def _files(self, rest: str) -> None:  # platform hook: %kimi files [list|clear]
+        from .context.media import files_report
+
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
+        print(files_report(self.session, settings, rest or "list"))
 
     def _cache(self, rest: str) -> None:
         from .cache import ResponseCache
@@ -356,10 +379,12 @@ kimi_jupyter: Kimi K2.5 in this notebook.
   --agent                 Kimi may call run_python / get_variable / list_variables here;
                           code runs only after you approve it (--yes: without asking; --web: web search)
   --cache                 replay an unchanged request from the on-disk cache (no request, no bill)
-  {name}                  insert a variable (DataFrame summary, figure/image, video path, text)
+  --prefill TEXT          start the answer with TEXT (partial mode; -f code/json prefill a fence / {)
+  {name}                  insert a variable (DataFrame summary, figure/image, video path, text,
+                          document path: pdf/docx/xlsx/pptx/txt/md as a system message)
   {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
 
-%kimi reset | history | usage | config | models | cache [info|clear] | help
+%kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""

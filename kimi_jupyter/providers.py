@@ -61,6 +61,8 @@ class Provider:
     files_api: bool = False
     # Whether requests are billed (self-hosted servers are not: no "price unknown" note).
     bills: bool = True
+    # Partial mode: a last assistant message with "partial": true is continued (see partial.py).
+    partial_mode: bool = False
 
     def fixes_sampling(self, model: str) -> bool:
         """Whether ``model`` on this server refuses sampling values other than its own."""
@@ -94,6 +96,7 @@ PROVIDERS: dict[str, Provider] = {
             description="Moonshot AI platform, China (api.moonshot.cn); prices in CNY",
             hosts=("api.moonshot.cn", "*.moonshot.cn"),
             files_api=True,
+            partial_mode=True,
         ),
         Provider(
             name="moonshot-intl",
@@ -102,6 +105,7 @@ PROVIDERS: dict[str, Provider] = {
             description="Moonshot AI platform, international (api.moonshot.ai); prices in USD",
             hosts=("api.moonshot.ai", "*.moonshot.ai"),
             files_api=True,
+            partial_mode=True,
         ),
         Provider(
             name="openrouter",
@@ -137,6 +141,7 @@ PROVIDERS: dict[str, Provider] = {
             description="Cloudsway MaaS (endpoint path inside the URL: set KIMI_ENDPOINT)",
             hosts=("*cloudsway.net", "*cloudsway.com"),
             needs_endpoint=True,
+            partial_mode=True,
         ),
         Provider(
             name="openai",

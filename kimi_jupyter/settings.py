@@ -53,6 +53,8 @@ SETTING_HELP: dict[str, str] = {
     "cache_dir": "folder of the response cache (relative to the working directory)",
     "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
     "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
+    "upload_threshold": "images and videos larger than this many bytes are uploaded once through the Files API "
+                        "(moonshot, moonshot-intl) and sent as ms://<id>",
     "prices": "price override: {'input': .., 'output': .., 'input_cached': .., 'currency': 'USD'} per 1M tokens",
     "model_overrides": "model registry overrides: {'model-id': {'context_window': .., 'prices': {provider: {..}}, "
                        "'modalities': [..], 'thinking': 'switch|always|never', 'retired': ..}} (see %kimi models)",
@@ -132,6 +134,7 @@ class Settings:
     cache_dir: str = ".kimi-cache"
     budget: float | None = None
     preflight_tokens: int = 20_000
+    upload_threshold: int = 10 * 1024 * 1024
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -71,6 +71,11 @@ def is_video_path(value: Any) -> bool:
         return False
 
 
+def inline_video_limit(max_bytes: int = DEFAULT_MAX_VIDEO_BYTES) -> int:
+    """The largest video file that can go inline as base64 within a 100 MB request body."""
+    return min(int(max_bytes), (_BODY_LIMIT - _HEADROOM) * 3 // 4)
+
+
 def video_part(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_VIDEO_BYTES) -> dict[str, Any]:
     """A ``{"type": "video_url", ...}`` part embedding the file at ``path`` as a data URL."""
     return video_part_with_info(path, max_bytes=max_bytes)[0]
@@ -93,7 +98,7 @@ def video_part_with_info(
             where = "is not a file" if p.exists() else "not found"
             raise ContextError(f"video file '{p}' {where}; check the path (working directory: {Path.cwd()})")
         size = p.stat().st_size
-        limit = min(int(max_bytes), (_BODY_LIMIT - _HEADROOM) * 3 // 4)
+        limit = inline_video_limit(max_bytes)
         if size > limit:
             raise ContextError(
                 f"video file '{p}' is {size / 2**20:.1f} MB; at most {limit / 2**20:.0f} MB can be "

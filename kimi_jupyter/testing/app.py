@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import validation
-from .demo import demo_reply
+from .demo import demo_continuation, demo_reply
 from .dialects import Dialect, Turn, WireToolCall, get_dialect
 from .errors import ApiError, invalid_request, not_found
 from .faults import Fault
@@ -256,11 +256,15 @@ class SimulatorApp:
             if outcome.is_status:
                 raise outcome.error()
             fault, outcome = fault or outcome, None
+        prefix = validation.partial_prefix(dialect, messages)
         if outcome is None:
             json_mode = (body.get("response_format") or {}).get("type") == "json_object"
-            reply = demo_reply(
-                conv, stats.media, thinking=thinking, tools=body.get("tools"), json_mode=json_mode
-            )
+            if prefix is not None:
+                reply = demo_continuation(prefix, conv, stats.media, thinking=thinking, json_mode=json_mode)
+            else:
+                reply = demo_reply(
+                    conv, stats.media, thinking=thinking, tools=body.get("tools"), json_mode=json_mode
+                )
         elif isinstance(outcome, Reply):
             reply = outcome
         else:

@@ -100,6 +100,7 @@ class Dialect:
     sampling_rules: ClassVar[bool] = True  # fixed temperature/top_p/n/penalties for K2.5
     checks_model: ClassVar[bool] = True
     moonshot_endpoints: ClassVar[bool] = True  # /tokenizers/estimate-token-count, /users/me/balance
+    partial_mode: ClassVar[bool] = True  # a last assistant message with "partial": true is continued
     error_code: ClassVar[bool] = False  # add "code" to error bodies
     default_models: ClassVar[tuple[str, ...]] = (
         "kimi-k2.5",
@@ -250,6 +251,7 @@ class OpenRouterDialect(Dialect):
     reasoning_request_fields = ("reasoning_content", "reasoning", "reasoning_details")
     sampling_rules = False
     moonshot_endpoints = False
+    partial_mode = False
     error_code = True
     default_models = (
         "moonshotai/kimi-k2.5",
@@ -365,6 +367,7 @@ class VllmDialect(Dialect):
     moonshot_rules = False
     sampling_rules = False
     moonshot_endpoints = False
+    partial_mode = False
     error_code = True
     default_models = ("kimi-k2.5", "moonshotai/Kimi-K2.5", "moonshotai/Kimi-K2-Thinking")
     owned_by = "vllm"
@@ -409,6 +412,7 @@ class LlamaCppDialect(Dialect):
     sampling_rules = False
     checks_model = False
     moonshot_endpoints = False
+    partial_mode = False
     default_models = ("kimi-k2.5",)
     owned_by = "llamacpp"
 
