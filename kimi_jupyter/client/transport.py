@@ -24,7 +24,7 @@ from ..errors import (
     ModelNotFoundError,
     error_from_response,
 )
-from ..events import Event, Failed, Notice, Retrying, TextDelta
+from ..events import Event, Failed, Notice, Retrying
 from ..response import Response
 from ..settings import Settings
 from .chunks import TurnState
@@ -212,14 +212,6 @@ class _Base:
             return last["content"] or None
         return None
 
-    @staticmethod
-    def _with_prefill(events: list[Event], prefill: str | None) -> list[Event]:
-        """The opened response's events with the prefix shown first (the reply does not repeat it)."""
-        if not prefill:
-            return events
-        at = 1 if events and events[0] is SIMULATED else 0
-        return [*events[:at], TextDelta(prefill), *events[at:]]
-
     def _learn(self, body: Any) -> list[dict[str, Any]]:
         from ..models import registry
 
@@ -284,13 +276,12 @@ class KimiClient(_Base):
         attempt = 0
         while True:
             attempt += 1
-            state = TurnState(self.settings.price(), self.settings.price_note())
+            state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
             try:
                 with self._http.stream("POST", url, json=payload, headers=headers) as resp:
-                    for event in self._with_prefill(self._opened(resp, stream, state), prefill):
+                    for event in self._opened(resp, stream, state):
                         feed(event)
                         yield event
-                    prefill = None
                     if stream:
                         yield from self._stream_body(resp, state, response)
                 return
@@ -404,15 +395,14 @@ class AsyncKimiClient(_Base):
         attempt = 0
         while True:
             attempt += 1
-            state = TurnState(self.settings.price(), self.settings.price_note())
+            state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
             try:
                 async with self._http.stream("POST", url, json=payload, headers=headers) as resp:
                     if resp.status_code >= 400 or not stream:
                         await resp.aread()  # then _opened's read() has the body already
-                    for event in self._with_prefill(self._opened(resp, stream, state), prefill):
+                    for event in self._opened(resp, stream, state):
                         feed(event)
                         yield event
-                    prefill = None
                     if stream:
                         reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
                         async for line in aiter_lines(resp.aiter_text()):

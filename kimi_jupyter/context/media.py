@@ -97,6 +97,7 @@ class SessionUploads:
         self._path_hashes: dict[tuple[str, int, int], str] = {}
         self._clients: dict[tuple[str, str], FilesClient] = {}
         self.uploads_sent = 0  # how many uploads actually went over the wire
+        self.cleared: set[str] = set()  # ids `%kimi files clear` deleted
 
     # -- plumbing ----------------------------------------------------------------------
     def files_client(self, settings: Settings) -> FilesClient:
@@ -178,6 +179,7 @@ class SessionUploads:
                 problems.append(f"{uploaded.name}: {error}")
                 continue
             self.forget(uploaded.file.id)
+            self.cleared.add(uploaded.file.id)
         return deleted, problems
 
     def close(self) -> None:
@@ -330,6 +332,25 @@ def session_sink(session: Any, settings: Settings) -> MediaSink:
     return MediaSink(settings, uploads_for(session))
 
 
+def forget_in_history(session: Any, file_ids: set[str]) -> int:
+    """Replace parts of the conversation memory that name deleted files (the server would
+    refuse the next request for them) with a text placeholder; returns how many."""
+    conversation = getattr(session, "conversation", None)
+    replaced = 0
+    for message in getattr(conversation, "messages", ()):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for i, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            url = (part.get(kind) or {}).get("url", "") if kind in ("image_url", "video_url") else ""
+            if url.startswith("ms://") and url[len("ms://"):] in file_ids:
+                label = "video" if kind == "video_url" else "image"
+                content[i] = {"type": "text", "text": f"[{label} removed: its uploaded file was deleted]"}
+                replaced += 1
+    return replaced
+
+
 def request_extras(sink: MediaSink | None) -> dict[str, Any]:
     """``TurnRequest`` fields for what ``sink`` collected: documents and their summaries."""
     if sink is None or not (sink.system_messages or sink.summaries):
@@ -355,6 +376,7 @@ def files_report(session: Any, settings: Settings, command: str = "list") -> str
             deleted, problems = uploads.clear(settings)
         except KimiError as error:
             return str(error)
+        forget_in_history(session, uploads.cleared)
         text = f"Deleted {deleted} file{'s' if deleted != 1 else ''} this session uploaded."
         return text + ("\n" + "\n".join(problems) if problems else "")
     if command not in ("", "list"):
