@@ -35,7 +35,7 @@ def test_the_estimate_is_an_upper_bound_close_to_the_real_body(messages):
 def test_the_largest_parts_are_named_biggest_first():
     messages = [{"role": "user", "content": [video(3000), {"type": "text", "text": "t" * 10}, video(7000)]}]
     (first, _), (second, what) = largest_parts(messages, 2)
-    assert first > second and "a video in user message 1 (inline)" == what
+    assert first > second and what == "a video in user message 1 (inline)"
 
 
 def test_over_the_limit_the_message_says_what_to_do():
