@@ -311,6 +311,12 @@ class KimiMagics(Magics):
         from .display.tables import usage_table
 
         display(usage_table(self.session.ledger), raw=True)
+        try:  # platform hook: the rate limits the server announced
+            from .ratelimit import rate_limits
+
+            print(rate_limits().describe(self.session.settings().api_base))
+        except KimiError:
+            pass
 
     def _files(self, rest: str) -> None:  # platform hook: %kimi files [list|clear]
         from .context.media import files_report

@@ -22,9 +22,11 @@ from ..errors import (
     KimiError,
     MalformedResponseError,
     ModelNotFoundError,
+    RateLimitError,
     error_from_response,
 )
 from ..events import Event, Failed, Notice, Retrying
+from ..ratelimit import rate_limits
 from ..response import Response
 from ..settings import Settings
 from .chunks import TurnState
@@ -148,7 +150,18 @@ class _Base:
         s = self.settings
         if not should_retry(error, attempt, s.max_retries, s.retry_max_wait, saw_content):
             return None
-        return backoff_delay(attempt, s.retry_backoff, s.retry_max_wait, error.retry_after)
+        retry_after = error.retry_after
+        if retry_after is None and isinstance(error, RateLimitError):
+            retry_after = rate_limits().retry_after(s.api_base)  # the reset the headers announced
+        return backoff_delay(attempt, s.retry_backoff, s.retry_max_wait, retry_after)
+
+    def _wait_for_limits(self) -> tuple[float, Notice | None]:
+        """Seconds to wait before sending because the server said nothing is left, and the notice."""
+        wait = rate_limits().wait_before_send(self.settings.api_base)
+        if wait <= 0 or wait > self.settings.retry_max_wait:
+            return 0.0, None
+        return wait, Notice(f"Waiting {wait:.1f} s: the server's rate limit has nothing left until it resets.",
+                            "info")
 
     def _handle_data(self, data: str, state: TurnState) -> list[Event]:
         """The events of one SSE data payload (a list: this runs once per token)."""
@@ -189,6 +202,7 @@ class _Base:
 
     def _opened(self, resp: httpx.Response, stream: bool, state: TurnState) -> list[Event]:
         """Check the status; the simulator notice; a whole non-streamed answer."""
+        rate_limits().record(self.settings.api_base, resp.headers)
         if resp.status_code >= 400:
             resp.read()
             raise self._http_error(resp.status_code, resp.text, resp.headers)
@@ -273,6 +287,11 @@ class KimiClient(_Base):
             feed(notice)
             yield notice
         prefill = self._sent_prefill(payload)
+        wait, waiting = self._wait_for_limits()
+        if waiting is not None:
+            feed(waiting)
+            yield waiting
+            self._sleep(wait)
         attempt = 0
         while True:
             attempt += 1
@@ -392,6 +411,11 @@ class AsyncKimiClient(_Base):
             feed(notice)
             yield notice
         prefill = self._sent_prefill(payload)
+        wait, waiting = self._wait_for_limits()
+        if waiting is not None:
+            feed(waiting)
+            yield waiting
+            await self._sleep(wait)
         attempt = 0
         while True:
             attempt += 1

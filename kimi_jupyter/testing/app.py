@@ -24,6 +24,7 @@ from .dialects import Dialect, Turn, WireToolCall, get_dialect
 from .errors import ApiError, invalid_request, not_found
 from .faults import Fault
 from .files import FileLimits, FileStore, check_multipart, file_response_body, parse_upload, resolver
+from .ratelimit import RateLimits, RateWindow
 from .replies import Conversation, Reply, split_text
 from .server import HttpRequest, HttpResponse
 from .state import RecordedRequest, SimulatorState, prefix_keys
@@ -50,6 +51,7 @@ class AppConfig:
     chunk_delay: float = 0.0
     max_body_bytes: int = 100 * 1024 * 1024
     file_limits: FileLimits = field(default_factory=FileLimits)
+    rate_limits: RateLimits | None = None
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
@@ -86,6 +88,7 @@ class SimulatorApp:
         self.config = config
         self.files = files if files is not None else FileStore(config.file_limits)
         self._resolve = resolver(self.files)
+        self.window = RateWindow(config.rate_limits) if config.rate_limits else None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         routed = route(request.path, self.config.dialect)
@@ -246,6 +249,11 @@ class SimulatorApp:
         validation.check_tools(dialect, body.get("tools"))
         validation.check_messages(dialect, messages, thinking)
         validation.check_context(stats, self.config.context_limit)
+        limit_headers: dict[str, str] = {}
+        if self.window is not None:
+            asked = body.get("max_completion_tokens") or body.get("max_tokens")
+            asked = asked if isinstance(asked, int) and not isinstance(asked, bool) else 0
+            limit_headers = self.window.admit(stats.total + asked)  # or the 429 that agrees with them
 
         conv = Conversation.of(messages)
         fault = self.state.take_fault(conv)
@@ -275,8 +283,8 @@ class SimulatorApp:
         self.state.remember_prefix(keys)
         delay = reply.chunk_delay if reply.chunk_delay is not None else self.config.chunk_delay
         if body.get("stream") is True:
-            return HttpResponse(200, events=dialect.stream(turn), delay=delay, fault=fault)
-        response = _json_response(200, dialect.completion(turn))
+            return HttpResponse(200, headers=limit_headers, events=dialect.stream(turn), delay=delay, fault=fault)
+        response = _json_response(200, dialect.completion(turn), limit_headers)
         return replace(response, fault=fault)
 
     def _turn(

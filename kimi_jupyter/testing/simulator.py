@@ -22,6 +22,7 @@ from .app import AppConfig, SimulatorApp
 from .dialects import DIALECTS, get_dialect
 from .faults import Fault
 from .files import FileLimits, FileStore, StoredFile
+from .ratelimit import RateLimits
 from .replies import Outcome, Predicate, Reply, Rule, load_rules
 from .server import LoopbackServer
 from .state import RecordedRequest, SimulatorState
@@ -51,6 +52,8 @@ class KimiSimulator:
     ``max_body_bytes``: larger bodies get 413. ``balance``: what ``/users/me/balance`` says.
     ``file_limits``: the Files API's limits (:class:`~kimi_jupyter.testing.files.FileLimits`;
     Moonshot's 100 MB a file, 1,000 files, 10 GB by default); :attr:`files` is the store.
+    ``rate_limits``: requests/tokens per window, announced in ``x-ratelimit-*`` headers and
+    enforced with 429s (:class:`~kimi_jupyter.testing.ratelimit.RateLimits`; None: no limits).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class KimiSimulator:
         max_body_bytes: int = 100 * 1024 * 1024,
         balance: float = 50.0,
         file_limits: FileLimits | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         get_dialect(dialect)
         if not is_loopback(host):
@@ -84,6 +88,7 @@ class KimiSimulator:
             chunk_delay=chunk_delay,
             max_body_bytes=max_body_bytes,
             file_limits=file_limits or FileLimits(),
+            rate_limits=rate_limits,
         )
         self._files = FileStore(self._config.file_limits)
         self._server: LoopbackServer | None = None
