@@ -45,6 +45,11 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
     call = {k: options.pop(k) for k in _CALL_OPTIONS if k in options}
     try:
         settings = session.settings(**options)
+        web_notices: list[Any] = []
+        if call.get("agent") and call.get("web"):  # platform hook: thinking off while $web_search is offered
+            from .web import web_settings
+
+            settings, web_notices = web_settings(settings)
         _check_display(call.get("display"))
         from .context.media import request_extras, session_sink  # platform hook
         from .partial import prefill_options
@@ -63,7 +68,7 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
                           mode={"agent": True, "web": bool(call.get("web"))} if agent else {},
                           cache=call.get("use_cache"),
                           wire=prefill_options(None, call.get("prefill"), settings),  # platform hook
-                          **request_extras(sink))  # platform hook: documents
+                          **request_extras(sink, web_notices))  # platform hook: documents, web notices
     if agent:
         request.mode["yes"] = bool(call.get("yes"))
     return session, request, None

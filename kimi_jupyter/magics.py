@@ -185,6 +185,11 @@ class KimiMagics(Magics):
         try:
             settings = self.session.settings(model=args.model, thinking=args.thinking,
                                              max_tokens=args.max_tokens, system=args.system)
+            web_notices: list[Any] = []
+            if args.web:  # platform hook: thinking off while $web_search is offered
+                from .web import web_settings
+
+                settings, web_notices = web_settings(settings)
             content = self._content(cell.rstrip(), args, settings)
         except (KimiError, ValueError) as error:
             _say(str(error))
@@ -203,7 +208,7 @@ class KimiMagics(Magics):
             mode={"agent": True, "web": args.web} if args.agent else {},
             cache=True if args.cache else None,
             wire=prefill_options(args.format, args.prefill, settings),  # platform hook
-            **request_extras(self._media),  # platform hook
+            **request_extras(self._media, web_notices),  # platform hook
         )
         from .display import choose_renderer
 
@@ -317,6 +322,11 @@ class KimiMagics(Magics):
             print(rate_limits().describe(self.session.settings().api_base))
         except KimiError:
             pass
+        from .web import searches_for  # platform hook: web search costs
+
+        searches = searches_for(self.session).describe()
+        if searches:
+            print(searches)
 
     def _files(self, rest: str) -> None:  # platform hook: %kimi files [list|clear]
         from .context.media import files_report

@@ -154,6 +154,9 @@ class _Loop:
         settings = self.request.settings
         if call.name == "$web_search":
             # Moonshot runs the search itself: echo the arguments back unchanged.
+            from ..web import search_notice  # platform hook: count the search's reported cost
+
+            self.emit(search_notice(self.session, call.arguments))
             self.emit(ToolCallStarted(call.id, call.name, call.arguments))
             self.emit(ToolCallFinished(call.id, "(search run by the provider)", None, 0.0))
             return ToolResult(call.arguments)

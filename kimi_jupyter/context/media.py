@@ -351,16 +351,18 @@ def forget_in_history(session: Any, file_ids: set[str]) -> int:
     return replaced
 
 
-def request_extras(sink: MediaSink | None) -> dict[str, Any]:
-    """``TurnRequest`` fields for what ``sink`` collected: documents and their summaries."""
-    if sink is None or not (sink.system_messages or sink.summaries):
-        return {}
+def request_extras(sink: MediaSink | None, notices: list[Any] | None = None) -> dict[str, Any]:
+    """``TurnRequest`` fields: the documents ``sink`` collected, their summaries, other notices."""
     from ..events import Notice
 
-    return {
-        "context": list(sink.system_messages),
-        "notices": [Notice(f"Document {line}", "info") for line in sink.summaries],
-    }
+    extras: dict[str, Any] = {}
+    if sink is not None and sink.system_messages:
+        extras["context"] = list(sink.system_messages)
+    shown = [Notice(f"Document {line}", "info") for line in (sink.summaries if sink else ())]
+    shown += list(notices or ())
+    if shown:
+        extras["notices"] = shown
+    return extras
 
 
 def files_report(session: Any, settings: Settings, command: str = "list") -> str:

@@ -247,6 +247,7 @@ class SimulatorApp:
         stats = count_prompt(messages, body.get("tools"), self._resolver(dialect))
         validation.check_media(dialect, stats)
         validation.check_tools(dialect, body.get("tools"))
+        validation.check_web_search(dialect, body.get("tools"), model, thinking)
         validation.check_messages(dialect, messages, thinking)
         validation.check_context(stats, self.config.context_limit)
         limit_headers: dict[str, str] = {}

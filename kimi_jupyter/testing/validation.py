@@ -183,6 +183,19 @@ def _check_schema(schema: Any, path: str) -> None:
         _check_schema(items, f"{path}.items")
 
 
+def check_web_search(dialect: Dialect, tools: Any, model: str, thinking: bool) -> None:
+    """On K2.5/K2.6, a request that offers ``$web_search`` must switch thinking off."""
+    if not dialect.moonshot_rules or not thinking or model_can_think(model) != "switch":
+        return
+    for tool in tools if isinstance(tools, list) else ():
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        if isinstance(function, Mapping) and function.get("name") == WEB_SEARCH:
+            raise invalid_request(
+                "Invalid request: the builtin $web_search cannot be used while thinking is enabled; "
+                "send thinking: {\"type\": \"disabled\"} with it"
+            )
+
+
 def partial_prefix(dialect: Dialect, messages: Sequence[Mapping[str, Any]]) -> str | None:
     """The prefix of a partial-mode request (None without one); misplaced ``partial`` is a 400.
 
