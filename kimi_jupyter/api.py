@@ -67,8 +67,8 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
                           source=call.get("source", "ask"),
                           mode={"agent": True, "web": bool(call.get("web"))} if agent else {},
                           cache=call.get("use_cache"),
-                          wire=prefill_options(None, call.get("prefill"), settings),  # platform hook
-                          **request_extras(sink, web_notices))  # platform hook: documents, web notices
+                          **request_extras(sink, web_notices, prefill_options(None, call.get("prefill"), settings)))
+    # platform hook above: documents, notices, partial mode
     if agent:
         request.mode["yes"] = bool(call.get("yes"))
     return session, request, None

@@ -207,9 +207,8 @@ class KimiMagics(Magics):
             source="magic",
             mode={"agent": True, "web": args.web} if args.agent else {},
             cache=True if args.cache else None,
-            wire=prefill_options(args.format, args.prefill, settings),  # platform hook
-            **request_extras(self._media, web_notices),  # platform hook
-        )
+            **request_extras(self._media, web_notices, prefill_options(args.format, args.prefill, settings)),
+        )  # platform hook above: documents, notices, partial mode
         from .display import choose_renderer
 
         renderer = choose_renderer("text" if args.format == "text" and not args.display else

@@ -45,10 +45,9 @@ class TurnRequest:
     mode: dict[str, Any] = field(default_factory=dict)
     cache: bool | None = None  # None: the `cache` setting decides
     # -- platform hook (issue 16) --------------------------------------------------------
-    # context: system messages sent before the user message (documents); notices: shown
-    # before the answer (document summaries); wire: extra client options (prefill).
+    # context: system messages sent before the user message (documents); wire: extra client
+    # options for stream_chat (prefill; notices shown first and kept in the Response).
     context: list[dict[str, Any]] = field(default_factory=list)
-    notices: list[Any] = field(default_factory=list)
     wire: dict[str, Any] = field(default_factory=dict)
 
     def messages(self, session: Session) -> list[dict[str, Any]]:
@@ -235,7 +234,7 @@ def _cache_key(request: TurnRequest, messages: list[dict[str, Any]]) -> str:
     return request_key({
         "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
         "messages": messages, "tools": request.tools, "response_format": request.response_format,
-        "mode": request.mode, **({"wire": request.wire} if request.wire else {}),  # platform hook
+        "mode": request.mode, **({"prefill": request.wire["prefill"]} if request.wire.get("prefill") else {}),  # platform hook
     })
 
 
@@ -254,7 +253,7 @@ def execute_turn(session: Session, request: TurnRequest, renderer: Renderer, run
     hit = cache.load(key) if cache else None
     if hit is not None:
         return _replay(session, request, renderer, hit)
-    recorder = _Recorder(renderer, [*request.notices, *notices])  # platform hook: document summaries
+    recorder = _Recorder(renderer, notices)
     before = len(session.conversation)
     response = runner(session, request, recorder)
     if cache is not None and response.error is None and response.done:

@@ -123,9 +123,11 @@ class _Base:
         self.settings = settings
 
     def _prepare(self, messages: list[dict[str, Any]], stream: bool, **kw: Any) -> tuple[str, dict[str, Any], dict[str, str], list[Notice]]:
+        # ``notices``: shown first and kept in the Response (document summaries, --web).
+        shown = [n for n in kw.pop("notices", None) or () if isinstance(n, Notice)]
         key = self.settings.require_key()
         payload, notices = build_payload(self.settings, messages, stream=stream, **kw)
-        return self.settings.chat_url, payload, auth_headers(key), notices
+        return self.settings.chat_url, payload, auth_headers(key), [*shown, *notices]
 
     def _http_error(self, status: int, body: str, headers: Any) -> KimiError:
         return error_from_response(status, body, headers, base_url=self.settings.base_url,

@@ -351,17 +351,19 @@ def forget_in_history(session: Any, file_ids: set[str]) -> int:
     return replaced
 
 
-def request_extras(sink: MediaSink | None, notices: list[Any] | None = None) -> dict[str, Any]:
-    """``TurnRequest`` fields: the documents ``sink`` collected, their summaries, other notices."""
+def request_extras(sink: MediaSink | None, notices: list[Any] | None = None,
+                   wire: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``TurnRequest`` fields: the documents ``sink`` collected (``context``) and the client
+    options (``wire``: ``wire`` plus the documents' summaries and ``notices`` to show first)."""
     from ..events import Notice
 
-    extras: dict[str, Any] = {}
+    extras: dict[str, Any] = {"wire": dict(wire or {})}
     if sink is not None and sink.system_messages:
         extras["context"] = list(sink.system_messages)
     shown = [Notice(f"Document {line}", "info") for line in (sink.summaries if sink else ())]
     shown += list(notices or ())
     if shown:
-        extras["notices"] = shown
+        extras["wire"]["notices"] = shown
     return extras
 
 
