@@ -24,6 +24,8 @@ EXPECTED = (
     "frame 50,000x50 summary: time",
     "frame 50,000x50 summary: tokens",
     "frame 50,000x50 summary: peak memory",
+    "video 5 MB: second reference vs first",
+    "video 5 MB: peak memory sending via Files API",
 )
 
 
