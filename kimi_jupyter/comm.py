@@ -313,6 +313,10 @@ def build_message(prompt: str, attachments: list[Any], namespace: dict[str, Any]
         elif attachment.get("kind") == "image":
             parts.append({"type": "text", "text": "[image attached from the notebook]\n"})
             parts.append(image_part(_image_bytes(attachment), max_size=settings.image_max_size))
+        elif attachment.get("kind") == "file":  # platform hook: a file picked with Attach file
+            from .context.media import file_attachment_parts
+
+            parts.extend(file_attachment_parts(attachment, settings, media))
     if prompt.strip():
         parts.extend(build_content(prompt, namespace, frame_budget=settings.frame_budget,
                                    image_max_size=settings.image_max_size, media=media))  # platform hook

@@ -6,6 +6,11 @@ Anything else in braces stays exactly as typed. Doubled braces escape a placehol
 ``str.format`` does (``{{name}}`` gives ``{name}``); braces around anything else are left alone,
 so ``{"a": {"b": 1}}`` survives. Values become content parts: text, frame summaries, images
 (preceded by a ``[image: name]`` label) and videos, in template order.
+
+With a ``media`` sink (``context/media.py``, which the magic, ``ask()`` and the sidebar pass),
+big images and videos go through the Files API as ``ms://`` parts, and a path to a document
+(pdf, docx, xlsx, pptx, txt, md) becomes a system message holding its text, with a
+``[document: name]`` marker in the prompt. Without one, media go inline and such paths stay text.
 """
 
 from __future__ import annotations
@@ -268,15 +273,8 @@ def _add_media(out: _Parts, value: Any, label: str, kind: str, opts: _Options) -
 
 
 def _add_document(out: _Parts, value: Any, label: str, opts: _Options) -> None:
-    from .media import MediaSink
-
-    if opts.media is None:  # no settings given: extract locally, as for a provider without Files API
-        raise ContextError(
-            f"{{{label}}} names a document ({os.fspath(value)}): pass settings to build_content(media=...) "
-            "so it can be extracted"
-        )
-    sink: MediaSink = opts.media
-    out.text(sink.document(value, label))
+    """A document path: its text goes into a system message (``MediaSink.document``)."""
+    out.text(opts.media.document(value, label))
 
 
 def _add_value(out: _Parts, value: Any, label: str, opts: _Options) -> None:

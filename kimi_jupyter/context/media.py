@@ -272,7 +272,15 @@ class MediaSink:
             size = p.stat().st_size
         except OSError:
             return None  # video.py says what is wrong with the path
-        if self.files_api and size > self._threshold():
+        if self.files_api and (size > self._threshold() or size > inline_limit):
+            from ..client.files import MAX_FILE_BYTES
+
+            if size > MAX_FILE_BYTES:
+                raise ContextError(
+                    f"video file '{p}' is {size / 2**20:.1f} MB; at most {MAX_FILE_BYTES // 2**20} MB can be sent "
+                    "(the Files API's limit per file). Attach a shorter or smaller clip, e.g. "
+                    "`ffmpeg -i in.mp4 -t 30 -vf scale=-2:720 clip.mp4`."
+                )
             uploaded = self._upload(p, "video", p.name, size)
             return {"type": "video_url", "video_url": {"url": uploaded.url}}
         if size > inline_limit:
@@ -405,3 +413,27 @@ def files_report(session: Any, settings: Settings, command: str = "list") -> str
         "this session's uploads."
     )
     return "\n".join(lines)
+
+
+def file_attachment_parts(attachment: dict[str, Any], settings: Settings, media: MediaSink | None) -> list[dict[str, Any]]:
+    """Content parts for a file the sidebar's **Attach file** picked (a path relative to the
+    kernel's working directory): a document, an image or a video, sent as ``{name}`` would be."""
+    from .documents import document_kind
+    from .images import IMAGE_EXTENSIONS
+    from .interpolate import build_content
+    from .video import VIDEO_MIME_TYPES
+
+    raw = attachment.get("path")
+    if not isinstance(raw, str) or not raw or "\x00" in raw or len(raw) > 4096:
+        raise ContextError("The attached file has no usable path.")
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ContextError(f"The attached file '{raw}' was not found from the kernel's working directory "
+                           f"({Path.cwd()}).")
+    suffix = path.suffix.lower()
+    if not (document_kind(path) or suffix in IMAGE_EXTENSIONS or suffix in VIDEO_MIME_TYPES):
+        raise ContextError(f"'{path.name}' cannot be attached: attach a document (pdf, docx, xlsx, pptx, txt, md), "
+                           "an image or a video.")
+    parts = build_content("{file}", {"file": path}, frame_budget=settings.frame_budget,
+                          image_max_size=settings.image_max_size, media=media)
+    return [{"type": "text", "text": f"[file attached from the notebook: {path.name}]\n"}, *parts]

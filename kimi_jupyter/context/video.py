@@ -2,7 +2,9 @@
 
 Kimi takes video as a base64 data URL inside the request body, and the whole body must stay
 under 100 MB, so the file size is checked before anything is read; the MIME type comes from
-the file extension (mp4, mpeg, mov, avi, flv, mpg, webm, wmv, 3gp).
+the file extension (mp4, mpeg, mov, avi, flv, mpg, webm, wmv, 3gp). Videos over
+``Kimi.upload_threshold`` on providers with a Files API never come here: ``context/media.py``
+uploads them and sends ``ms://<id>`` instead.
 """
 
 from __future__ import annotations

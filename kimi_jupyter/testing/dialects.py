@@ -102,6 +102,8 @@ class Dialect:
     moonshot_endpoints: ClassVar[bool] = True  # /tokenizers/estimate-token-count, /users/me/balance
     partial_mode: ClassVar[bool] = True  # a last assistant message with "partial": true is continued
     error_code: ClassVar[bool] = False  # add "code" to error bodies
+    # kimi-k2.6 serves beside kimi-k2.5; kimi-k2-0905-preview and kimi-k2-0711-preview are
+    # retired: not listed, and a request naming them gets Moonshot's 404.
     default_models: ClassVar[tuple[str, ...]] = (
         "kimi-k2.5",
         "kimi-k2.6",
@@ -228,9 +230,6 @@ class Dialect:
             "total_tokens": usage.total_tokens,
             "cached_tokens": usage.cached_tokens,
         }
-
-    # Ids this provider used to serve and has retired: a request names them, gets a 404.
-    retired_models: ClassVar[tuple[str, ...]] = ("kimi-k2-0905-preview", "kimi-k2-0711-preview")
 
     # -- /models -----------------------------------------------------------------------
     def model_entry(self, model_id: str, created: int, context_limit: int) -> dict[str, Any]:

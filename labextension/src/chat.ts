@@ -9,7 +9,7 @@ import { UUID } from '@lumino/coreutils';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { activeCell, cellAttachment, imageAttachment } from './attach';
+import { activeCell, cellAttachment, fileAttachments, imageAttachment, PickFiles } from './attach';
 import { BridgeStatus, KernelBridge } from './bridge';
 import { codeActions } from './codeactions';
 import { Composer, ISendOptions } from './composer';
@@ -31,7 +31,11 @@ interface ITurn {
 export class ChatView extends Widget {
   readonly bridge: KernelBridge;
 
-  constructor(readonly panel: NotebookPanel, private markdown: MarkdownRenderer) {
+  constructor(
+    readonly panel: NotebookPanel,
+    private markdown: MarkdownRenderer,
+    pickFiles: PickFiles | null = null
+  ) {
     super();
     this.addClass('jp-kimi-chat');
     this.bridge = new KernelBridge(panel.sessionContext);
@@ -54,6 +58,7 @@ export class ChatView extends Widget {
           image ?? 'The active cell shows no image: select the cell that displayed the plot.'
         );
       },
+      onAttachFile: pickFiles ? () => fileAttachments(this.panel, pickFiles) : null,
       onReset: () => void this.reset()
     });
     this.banner.className = 'jp-kimi-banner';

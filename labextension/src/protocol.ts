@@ -113,7 +113,16 @@ export interface IImageAttachment {
   label?: string;
 }
 
-export type Attachment = ICellAttachment | IImageAttachment;
+/** A file the user picked in the file browser: a path relative to the notebook's folder
+ * (the kernel's working directory). The kernel sends a document as its extracted text, an
+ * image or video as media (through the Files API when big). */
+export interface IFileAttachment {
+  kind: 'file';
+  path: string;
+  label?: string;
+}
+
+export type Attachment = ICellAttachment | IImageAttachment | IFileAttachment;
 
 export type FrontendMessage =
   | { action: 'hello' }
