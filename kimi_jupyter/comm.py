@@ -119,8 +119,10 @@ class CommRenderer:
     def finish(self, response: Response) -> None:
         self.flush()
         self.finished = True
+        from .ratelimit import rate_limits  # platform hook: the sidebar header shows low limits
+
         self._send({"type": "done", "request_id": self.request_id, "response": response.summary(),
-                    "meta": self.meta})
+                    "meta": self.meta, "rate_limits": rate_limits().last_status()})
 
     def fail(self, message: str, kind: str = "KimiError") -> None:
         """End a turn that failed before (or outside) ``run_turn``: a Failed event, then done."""

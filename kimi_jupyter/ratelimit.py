@@ -135,13 +135,21 @@ class RateLimits:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: dict[str, RateLimitInfo] = {}
+        self._last_base: str | None = None
 
     def record(self, base_url: str, headers: Any) -> RateLimitInfo | None:
         info = parse_rate_limit_headers(headers)
         if info is not None:
             with self._lock:
                 self._latest[base_url] = info
+                self._last_base = base_url
         return info
+
+    def last_status(self) -> dict[str, Any] | None:
+        """:meth:`status` of the server that announced limits most recently (the sidebar's)."""
+        with self._lock:
+            base = self._last_base
+        return self.status(base) if base is not None else None
 
     def latest(self, base_url: str) -> RateLimitInfo | None:
         with self._lock:
@@ -189,6 +197,7 @@ class RateLimits:
     def clear(self) -> None:
         with self._lock:
             self._latest.clear()
+            self._last_base = None
 
 
 _RATE_LIMITS = RateLimits()

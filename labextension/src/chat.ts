@@ -13,7 +13,7 @@ import { activeCell, cellAttachment, fileAttachments, imageAttachment, PickFiles
 import { BridgeStatus, KernelBridge } from './bridge';
 import { codeActions } from './codeactions';
 import { Composer, ISendOptions } from './composer';
-import { Attachment, KernelMessage, KimiEvent } from './protocol';
+import { Attachment, IRateLimits, KernelMessage, KimiEvent } from './protocol';
 import { TurnState } from './turn';
 import { button, MarkdownRenderer, TurnView } from './view';
 
@@ -180,6 +180,7 @@ export class ChatView extends Widget {
         break;
       case 'done':
         turn.state.finish(message.response, message.meta);
+        this.rateLimits = message.rate_limits ?? null;
         if (this.running === message.request_id) {
           this.running = null;
         }
@@ -285,6 +286,12 @@ export class ChatView extends Widget {
       line.textContent = waiting || status.kind === 'ready' ? BUSY : 'Kernel busy.';
       parts.push(line);
     }
+    if (this.rateLimits?.low && status.kind === 'ready') {
+      const line = document.createElement('div');
+      line.className = 'jp-kimi-ratelimit';
+      line.textContent = `Rate limit running low: ${this.rateLimits.text}.`;
+      parts.push(line);
+    }
     this.banner.replaceChildren(...parts);
     this.banner.dataset.level = level;
     this.banner.dataset.status = status.kind;
@@ -323,7 +330,7 @@ export class ChatView extends Widget {
     empty.className = 'jp-kimi-empty';
     empty.textContent =
       'Ask about this notebook. The chat runs in its kernel, so {name} inserts a variable ' +
-      '(e.g. "What columns does {df} have?"). Attach the active cell or its plot below.';
+      '(e.g. "What columns does {df} have?"). Attach the active cell, its plot or a file below.';
     this.messages.replaceChildren(empty);
   }
 
@@ -340,6 +347,7 @@ export class ChatView extends Widget {
 
   private composer: Composer;
   private banner = document.createElement('div');
+  private rateLimits: IRateLimits | null = null;
   private messages = document.createElement('div');
   private turns = new Map<string, ITurn>();
   private running: string | null = null;

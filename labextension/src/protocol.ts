@@ -74,6 +74,16 @@ export type KimiEvent =
   | { type: 'Failed'; error: string; kind?: string; partial?: boolean };
 
 /** What the kernel says about itself (never the key). */
+/** The rate limits the server announced last (`ratelimit.RateLimits.status`). */
+export interface IRateLimits {
+  remaining_requests?: number | null;
+  limit_requests?: number | null;
+  remaining_tokens?: number | null;
+  limit_tokens?: number | null;
+  text: string;
+  low: boolean;
+}
+
 export interface IHello {
   type: 'hello';
   version?: string;
@@ -94,6 +104,7 @@ export type KernelMessage =
       request_id: string;
       response: IResponseSummary;
       meta?: ITurnMeta;
+      rate_limits?: IRateLimits | null;
     }
   | { type: 'models'; models: string[]; current: string | null; error: string | null }
   | { type: 'reset' }
