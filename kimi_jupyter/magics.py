@@ -318,9 +318,11 @@ class KimiMagics(Magics):
         try:  # platform hook: the rate limits the server announced
             from .ratelimit import rate_limits
 
-            print(rate_limits().describe(self.session.settings().api_base))
+            limits = rate_limits().describe(self.session.settings().api_base)
         except KimiError:
-            pass
+            limits = ""
+        if limits:
+            print(limits)
         from .web import searches_for  # platform hook: web search costs
 
         searches = searches_for(self.session).describe()

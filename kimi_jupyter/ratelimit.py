@@ -187,10 +187,10 @@ class RateLimits:
         }
 
     def describe(self, base_url: str) -> str:
-        """The ``%kimi usage`` line."""
+        """The ``%kimi usage`` line ("" while the server has announced no limits)."""
         info = self.latest(base_url)
         if info is None:
-            return "Rate limits: the server has announced none yet."
+            return ""
         age = time.monotonic() - info.observed
         return f"Rate limits (as of {age:.0f} s ago): {info.describe()}" + (" - running low" if info.low else "")
 
