@@ -151,3 +151,15 @@ def test_an_interrupted_upload_registers_nothing(tmp_path):
         assert [f.id for f in sim.files.all()] == [done.file.id]
         session_uploads.close()
 
+
+
+def test_big_uploads_show_progress_in_the_notebook(ip, kimi_sim_env, tmp_path, capsys):
+    clip = fake_mp4(tmp_path / "long.mp4", 6 * 1024 * 1024)
+    ip.user_ns["long"] = str(clip)
+    kimi_sim_env.queue(Reply(text="ok"))
+    capsys.readouterr()
+    ip.run_cell("%%kimi --new\n{long}")
+    out = capsys.readouterr().out
+    assert "Uploading long.mp4: 0% of 6.0 MB" in out
+    assert "Uploaded long.mp4 (6.0 MB) through the Files API" in out
+    assert kimi_sim_env.chat_requests[-1].status == 200
