@@ -106,8 +106,8 @@ class _Loop:
         started = time.monotonic()
         steps = 0
         while True:
-            stream = client.stream_chat(base + self.added, tools=tool_schemas(self.web),
-                                        **self.request.wire)  # platform hook: prefill, notices
+            stream = client.stream_chat(base + self.added, tools=tool_schemas(self.web),  # platform hook:
+                                        notices=self.request.wire.get("notices"))  # no prefill in tool rounds
             self.requests += 1
             step = stream.response
             separate = bool(self.total.text)
