@@ -19,7 +19,7 @@ from typing import Any
 
 from .common import Log, Result, describe_machine, machine
 
-BENCHMARKS = ("load", "stream", "kernel", "context", "render", "wire")
+BENCHMARKS = ("load", "stream", "kernel", "context", "render", "wire", "media")
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.silent:
             print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    from . import context, kernel, loadtime, render, streaming, wire
+    from . import context, kernel, loadtime, media, render, streaming, wire
 
     runners: dict[str, Callable[[bool, Log], list[Result]]] = {
         "load": lambda quick, log: loadtime.run(quick, log, peers=not args.no_peers, install=not args.no_install,
@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "context": context.run,
         "render": render.run,
         "wire": wire.run,
+        "media": media.run,
     }
     info = machine()
     mode = "quick" if args.quick else "full"

@@ -23,7 +23,7 @@ __all__ = ["ask", "aask"]
 
 # Options that belong to the call rather than to Settings.
 _CALL_OPTIONS = ("history", "namespace", "display", "tools", "response_format", "source", "agent", "yes", "web",
-                 "use_cache")
+                 "use_cache", "prefill")  # prefill: partial mode
 
 
 def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any]) -> tuple[Session, TurnRequest | None, Response | None]:
@@ -31,13 +31,21 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
     call = {k: options.pop(k) for k in _CALL_OPTIONS if k in options}
     try:
         settings = session.settings(**options)
+        web_notices: list[Any] = []
+        if call.get("agent") and call.get("web"):  # thinking off while $web_search is offered
+            from .web import web_settings
+
+            settings, web_notices = web_settings(settings)
         _check_display(call.get("display"))
         from .context import compose
+        from .context.media import request_extras, session_sink
+        from .partial import prefill_options
         from .secrets import secrets_of
 
+        sink = session_sink(session, settings)  # Files API media and documents
         content = compose(prompt, call.get("namespace"), attachments=attachments,
                           frame_budget=settings.frame_budget, image_max_size=settings.image_max_size,
-                          secrets=secrets_of(settings))
+                          secrets=secrets_of(settings), media=sink)
         strategy = None
         if call.get("agent"):
             from IPython import get_ipython
@@ -54,7 +62,9 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
     request = TurnRequest(content=content, settings=settings, history=bool(call.get("history", False)),
                           tools=call.get("tools"), response_format=call.get("response_format"),
                           source=call.get("source", "ask"), mode=mode, cache=call.get("use_cache"),
-                          strategy=strategy)
+                          strategy=strategy,
+                          # documents (system messages), notices and partial mode's prefill
+                          **request_extras(sink, web_notices, prefill_options(None, call.get("prefill"), settings)))
     return session, request, None
 
 

@@ -32,6 +32,9 @@ __all__ = [
     "MalformedResponseError",
     "RedirectError",
     "ResponseTooLargeError",
+    "RemoteFileNotFoundError",
+    "FileLimitError",
+    "FilesUnsupportedError",
     "RequestTooLargeError",
     "error_from_response",
     "redact",
@@ -128,6 +131,18 @@ class CellFailed(KimiError):
         return [str(self)]
 
 
+class RemoteFileNotFoundError(KimiError):
+    """A Files API id the server does not know (deleted, never uploaded, other account)."""
+
+
+class FileLimitError(BadRequestError):
+    """The Files API refused an upload over a limit (file size, file count, storage)."""
+
+
+class FilesUnsupportedError(ConfigError):
+    """The provider has no Files API (its preset says so)."""
+
+
 class RedirectError(KimiError):
     """The server answered with a redirect: never followed with the key, never retried."""
 
@@ -136,8 +151,8 @@ class ResponseTooLargeError(KimiError):
     """A reply passed one of the wire caps (line, body, decompressed size)."""
 
 
-class RequestTooLargeError(KimiError):
-    """The request would be larger than the API accepts; nothing was sent."""
+class RequestTooLargeError(BadRequestError):
+    """The request would be larger than the API accepts (the 100 MB body limit); nothing was sent."""
 
 
 #: The most of an error body that is read (and shown, cut further) from the server.

@@ -112,6 +112,7 @@ class KimiMagics(Magics):
     def __init__(self, shell: Any, session: Session | None = None):
         super().__init__(shell)
         self._session = session
+        self._media: Any = None  # the last cell's MediaSink (Files API, documents)
         self.configurable = Kimi(parent=shell)
         self.plots.install(shell)  # from now on, displayed plots are recorded per cell
 
@@ -156,6 +157,8 @@ class KimiMagics(Magics):
                                    "(default: the cell fails, so Run All stops)")
     @magic_arguments.argument("--display", choices=["auto", "widget", "markdown", "text", "none"],
                               help="how to show the answer (default: auto)")
+    @magic_arguments.argument("--prefill", type=_text, metavar="TEXT",  # partial mode
+                              help="start the answer with TEXT; Kimi continues it (partial mode)")
     @_cell_magic
     def kimi(self, line: str, cell: str) -> None:
         """Send the cell to Kimi and stream the answer here.
@@ -178,6 +181,11 @@ class KimiMagics(Magics):
             settings = self.session.settings(model=args.model, thinking=args.thinking,
                                              max_tokens=args.max_tokens, system=args.system,
                                              keep_going=True if args.keep_going else None)
+            web_notices: list[Any] = []
+            if args.web:  # thinking off while $web_search is offered
+                from .web import web_settings
+
+                settings, web_notices = web_settings(settings)
             content = self._content(cell.rstrip(), args, settings)
             strategy = None
             if args.agent:
@@ -188,7 +196,9 @@ class KimiMagics(Magics):
             return self._fail(str(error), args.keep_going)
         if args.new:
             self.session.reset()
+        from .context.media import request_extras
         from .display import choose_renderer
+        from .partial import prefill_options
         from .turn import TurnRequest, run_turn
 
         request = TurnRequest(
@@ -199,6 +209,8 @@ class KimiMagics(Magics):
             mode={"agent": True, "web": args.web} if args.agent else {},
             cache=True if args.cache else None,
             strategy=strategy,
+            # documents (system messages), notices and partial mode's prefill
+            **request_extras(self._media, web_notices, prefill_options(args.format, args.prefill, settings)),
         )
         renderer = choose_renderer("text" if args.format == "text" and not args.display else
                                    (args.display or settings.display), shell=self.shell)
@@ -236,6 +248,9 @@ class KimiMagics(Magics):
             before.append({"type": "text", "text": "Context: the notebook's recent cells\n"
                            + recent_cells(self.shell, args.cells, self.plots.running_count(), plots=self.plots,
                                           secrets=secrets)})
+        from .context.media import session_sink
+
+        self._media = session_sink(self.session, settings)  # Files API media and documents
         after: list[dict[str, Any]] = []
         if args.plot:
             running = self.plots.running_count()
@@ -253,7 +268,7 @@ class KimiMagics(Magics):
             after.append({"type": "text", "text": "\n\n" + hint})
         return compose(cell, self.shell.user_ns, frame_budget=settings.frame_budget,
                        image_max_size=settings.image_max_size, before=before, after=after, history=self.plots,
-                       secrets=secrets)
+                       secrets=secrets, media=self._media)
 
     def _after(self, response: Any, fmt: str) -> None:
         if fmt == "code":
@@ -276,14 +291,16 @@ class KimiMagics(Magics):
     # -- %kimi ---------------------------------------------------------------------------
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
-        """%kimi help | reset | history | usage | config | models | cache [info|clear]"""
+        """%kimi help | reset | history | usage | config | models | cache [info|clear] | files [list|clear]"""
         command, _, rest = line.strip().partition(" ")
         handler = {
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
             "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
+            "files": self._files,
         }.get(command)
         if handler is None:
-            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models | cache")
+            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
+                 "| cache | files")
             return None
         return handler(rest.strip())
 
@@ -303,6 +320,29 @@ class KimiMagics(Magics):
         from .display.tables import usage_table
 
         display(usage_table(self.session.ledger), raw=True)
+        try:  # the rate limits the server announced
+            from .ratelimit import rate_limits
+
+            limits = rate_limits().describe(self.session.settings().api_base)
+        except KimiError:
+            limits = ""
+        if limits:
+            print(limits)
+        from .web import searches_for  # web search costs
+
+        searches = searches_for(self.session).describe()
+        if searches:
+            print(searches)
+
+    def _files(self, rest: str) -> None:
+        from .context.media import files_report
+
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
+        print(files_report(self.session, settings, rest or "list"))
 
     def _cache(self, rest: str) -> None:
         from .cache import ResponseCache
@@ -336,16 +376,17 @@ class KimiMagics(Magics):
     def _models(self, _: str) -> None:
         try:
             settings = self.session.settings()
-            models = self.session.client(settings).list_models()
+            entries = self.session.client(settings).model_entries()  # the model registry learns /models
         except KimiError as error:
             _say(str(error))
             return
-        if not models:
+        if not entries:
             print(f"{public_url(settings.base_url)} lists no models.")
             return
-        print(f"Models at {public_url(settings.base_url)} (current: {settings.model}):")
-        for model in models:
-            print(("* " if model == settings.model else "  ") + model)
+        from .models import models_report  # id, window, price, modalities
+
+        print(models_report(public_url(settings.base_url), settings.model, settings.provider, entries,
+                            settings.model_overrides))
 
 
 HELP = """\
@@ -360,10 +401,12 @@ kimi_jupyter: Kimi K2.5 in this notebook.
   --agent                 Kimi may call run_python / get_variable / list_variables here;
                           code runs only after you approve it (--yes: without asking; --web: web search)
   --cache                 replay an unchanged request from the on-disk cache (no request, no bill)
-  {name}                  insert a variable (DataFrame summary, figure/image, video path, text)
+  --prefill TEXT          start the answer with TEXT (partial mode; -f code/json prefill a fence / {)
+  {name}                  insert a variable (DataFrame summary, figure/image, video path, text,
+                          document path: pdf/docx/xlsx/pptx/txt/md as a system message)
   {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
 
-%kimi reset | history | usage | config | models | cache [info|clear] | help
+%kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""

@@ -113,11 +113,15 @@ class TurnRequest:
     cache: bool | None = None  # None: the `cache` setting decides
     chat: Chat | None = None  # which memory; None: the notebook's (%%kimi, ask)
     strategy: Strategy | None = None  # None: one plain request
+    # Documents: system messages sent before the user message (and kept in the memory).
+    context: list[dict[str, Any]] = field(default_factory=list)
+    # Client options of the first request: prefill (partial mode), notices shown first.
+    wire: dict[str, Any] = field(default_factory=dict)
 
     def meta(self) -> TurnMeta:
         s = self.settings
         return TurnMeta(model=s.model, thinking=bool(s.thinking), provider=s.provider,
-                        context_window=s.preset.context_window)
+                        context_window=s.context_window)  # the model registry's window
 
 
 class Turn:
@@ -152,11 +156,22 @@ class Turn:
         else:
             history = [{"role": "system", "content": s.system}] if s.system else []
             tokens = sum(estimate_message_tokens(m) for m in history)
-        return [*history, self.user], tokens
+        context = self.request.context
+        if context:
+            tokens += sum(estimate_message_tokens(m) for m in context)
+        return [*history, *context, self.user], tokens
 
     def messages(self) -> list[dict[str, Any]]:
         """What the next request sends."""
         return self.base + self.added if self.added else self.base
+
+    def wire(self) -> dict[str, Any]:
+        """Client options: the request's own for the first request, none for later tool
+        rounds; an agent turn is never prefilled (its first step may be a tool call)."""
+        wire = self.request.wire if self.requests == 0 else {}
+        if self.request.strategy is not None and "prefill" in wire:
+            wire = {k: v for k, v in wire.items() if k != "prefill"}
+        return wire
 
     def tools(self) -> list[dict[str, Any]] | None:
         strategy = self.request.strategy
@@ -256,7 +271,7 @@ class Turn:
         s = self.settings
         if tokens < s.preflight_tokens:
             return False
-        window = s.preset.context_window
+        window = s.context_window
         if window and tokens >= 0.8 * window:
             return True
         price = s.price()
@@ -281,7 +296,7 @@ class Turn:
         return request_key({
             "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
             "messages": self.base, "tools": self.tools(), "response_format": self.request.response_format,
-            "mode": self.request.mode,
+            "mode": self.request.mode, **({"prefill": self.request.wire["prefill"]} if self.request.wire.get("prefill") else {}),
         })
 
     # -- while it runs --------------------------------------------------------------------
@@ -396,12 +411,14 @@ class Turn:
         if self.request.strategy is None:
             if response.error is not None and not response.text and not response.tool_calls:
                 return  # nothing happened: the user can simply run the cell again
+            conversation.extend(self.request.context)  # documents stay in memory
             conversation.add_user(self.request.content)
             # A cut turn keeps its partial text; tool calls that never ran are not stored.
             conversation.add_assistant(response, calls=[] if response.error else None)
             return
         if not response.text and not steps:
             return
+        conversation.extend(self.request.context)
         conversation.add_user(self.request.content)
         conversation.extend(steps)
         if self.final is not None and self.final.text and self.final.error is None:
@@ -460,7 +477,7 @@ def run_turn(session: Session, request: TurnRequest, renderer: Renderer) -> Resp
         more = True
         while more:
             stream = client.stream_chat(turn.messages(), tools=turn.tools(),
-                                        response_format=request.response_format)
+                                        response_format=request.response_format, **turn.wire())
             handle = turn.begin(stream.response)
             try:
                 for event in stream:
@@ -493,7 +510,7 @@ async def arun_turn(session: Session, request: TurnRequest, renderer: Renderer) 
         more = True
         while more:
             stream = client.stream_chat(turn.messages(), tools=turn.tools(),
-                                        response_format=request.response_format)
+                                        response_format=request.response_format, **turn.wire())
             handle = turn.begin(stream.response)
             try:
                 async for event in stream:

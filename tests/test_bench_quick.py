@@ -27,6 +27,8 @@ EXPECTED = (
     "live Markdown 10 repaints, 20 kB answer",
     "SSE line 10 MiB vs 2 MiB: read time",
     "gzip bomb -> 128 MiB: peak RSS growth",
+    "video 5 MB: second reference vs first",
+    "video 5 MB: peak memory sending via Files API",
 )
 
 

@@ -78,7 +78,7 @@ def test_sidebar_attachments_and_tool_output_are_redacted(ip, kimi_sim_env):
 
     settings = resolve_settings(explicit={"api_key": KEY}, environ={})
     ip.user_ns["token"] = KEY
-    attached = frontend_parts([{"kind": "cell", "source": f"key = '{KEY}'", "outputs": KEY}], settings.image_max_size)
+    attached = frontend_parts([{"kind": "cell", "source": f"key = '{KEY}'", "outputs": KEY}], settings)
     parts = compose("and {token}?", ip.user_ns, before=attached, frame_budget=settings.frame_budget,
                     image_max_size=settings.image_max_size, secrets=secrets_of(settings))
     assert KEY[:12] not in json.dumps(parts) and json.dumps(parts).count("***") == 3

@@ -18,47 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import RequestTooLargeError
+from .request_size import check_request_size as check_body_size
 
-__all__ = ["BODY_LIMIT", "CONTEXT_FACTOR", "check_request_size", "request_size"]
+__all__ = ["BODY_LIMIT", "CONTEXT_FACTOR", "check_request_size"]
 
 BODY_LIMIT = 100_000_000  # bytes: Moonshot's limit on one request body
 CONTEXT_FACTOR = 4.0
 _CHARS_PER_TOKEN = 4
-
-
-def _strlen(s: str) -> int:
-    # JSON of a non-ASCII string is at most 6 bytes per character (\\uXXXX); UTF-8 is <= 4.
-    return len(s) + 2 if s.isascii() else len(s) * 3 + 2
-
-
-def _size(value: Any, depth: int = 0) -> int:
-    kind = type(value)
-    if kind is str:
-        return _strlen(value)
-    if depth > 64:
-        return 0
-    if kind is dict or isinstance(value, dict):
-        return 2 + sum(_size(k, depth + 1) + 1 + _size(v, depth + 1) + 1 for k, v in value.items())
-    if kind is list or kind is tuple:
-        return 2 + sum(_size(v, depth + 1) + 1 for v in value)
-    if isinstance(value, (bytes, bytearray)):
-        return len(value) * 4 // 3 + 4
-    return 8
-
-
-def _describe(message: dict[str, Any], index: int) -> list[tuple[int, str]]:
-    """(size, label) of the parts of one message."""
-    role = message.get("role", "message") if isinstance(message, dict) else "message"
-    content = message.get("content") if isinstance(message, dict) else None
-    where = f"message {index + 1} ({role})"
-    if isinstance(content, list):
-        out = []
-        for n, part in enumerate(content, 1):
-            kind = part.get("type", "part") if isinstance(part, dict) else "part"
-            label = {"image_url": "an image", "video_url": "a video", "text": "text"}.get(kind, kind)
-            out.append((_size(part), f"{label} in {where}, part {n}"))
-        return out
-    return [(_size(message), where)]
 
 
 def _text_chars(messages: list[dict[str, Any]]) -> int:
@@ -79,15 +45,6 @@ def _text_chars(messages: list[dict[str, Any]]) -> int:
     return total
 
 
-def request_size(messages: list[dict[str, Any]]) -> int:
-    """An upper estimate of the JSON size of ``messages`` in bytes, without encoding them."""
-    return _size(messages)
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1_000_000:,.1f} MB"
-
-
 def check_request_size(messages: list[dict[str, Any]], settings: Any, *,
                        raise_error: bool = False) -> str | None:
     """Why ``messages`` must not be sent (a message for the user), or None.
@@ -96,18 +53,12 @@ def check_request_size(messages: list[dict[str, Any]], settings: Any, *,
     estimate is more than `CONTEXT_FACTOR` times the model's context window. With
     ``raise_error`` the message is raised as `RequestTooLargeError` instead.
     """
-    size = request_size(messages)
     problem = None
-    if size > BODY_LIMIT:
-        parts: list[tuple[int, str]] = []
-        for i, m in enumerate(messages):
-            parts.extend(_describe(m, i))
-        parts.sort(key=lambda p: p[0], reverse=True)
-        biggest = "; ".join(f"{label}: {_mb(n)}" for n, label in parts[:3])
-        problem = (f"Refused: this request would be about {_mb(size)}, over the {_mb(BODY_LIMIT)} the API accepts "
-                   f"in one request. Biggest parts: {biggest}. Send shorter or smaller videos, fewer or smaller "
-                   "images, or start a new conversation (%kimi reset). Nothing was sent.")
-    else:
+    try:  # the body: sized from the messages, before anything is encoded (request_size.py)
+        check_body_size(messages, limit=BODY_LIMIT)
+    except RequestTooLargeError as error:
+        problem = f"Refused: {error}"
+    if problem is None:
         preset = getattr(settings, "preset", None)
         window = getattr(preset, "context_window", None)
         if window:

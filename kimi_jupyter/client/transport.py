@@ -27,10 +27,13 @@ from ..errors import (
     ERROR_BODY_BYTES,
     KimiError,
     MalformedResponseError,
+    ModelNotFoundError,
+    RateLimitError,
     RedirectError,
     error_from_response,
 )
 from ..events import Event, Failed, Notice, Retrying
+from ..ratelimit import rate_limits
 from ..response import Response
 from ..settings import Settings
 from .bounded import StreamGuard, araw_chunks, aread_capped, html_error, raw_chunks, read_capped
@@ -127,12 +130,11 @@ class _Base:
         self.settings = settings
 
     def _prepare(self, messages: list[dict[str, Any]], stream: bool, **kw: Any) -> tuple[str, dict[str, Any], dict[str, str], list[Notice]]:
-        from .size import check_request_size
-
+        # ``notices``: shown first and kept in the Response (document summaries, --web).
+        shown = [n for n in kw.pop("notices", None) or () if isinstance(n, Notice)]
         key = self.settings.require_key()
-        check_request_size(messages, self.settings, raise_error=True)
         payload, notices = build_payload(self.settings, messages, stream=stream, **kw)
-        return self.settings.chat_url, payload, auth_headers(key), notices
+        return self.settings.chat_url, payload, auth_headers(key), [*shown, *notices]
 
     def _http_error(self, status: int, body: str, headers: Any) -> KimiError:
         return error_from_response(status, body, headers, base_url=self.settings.base_url,
@@ -159,7 +161,18 @@ class _Base:
         s = self.settings
         if not should_retry(error, attempt, s.max_retries, s.retry_max_wait, saw_content):
             return None
-        return backoff_delay(attempt, s.retry_backoff, s.retry_max_wait, error.retry_after)
+        retry_after = error.retry_after
+        if retry_after is None and isinstance(error, RateLimitError):
+            retry_after = rate_limits().retry_after(s.api_base)  # the reset the headers announced
+        return backoff_delay(attempt, s.retry_backoff, s.retry_max_wait, retry_after)
+
+    def _wait_for_limits(self) -> tuple[float, Notice | None]:
+        """Seconds to wait before sending because the server said nothing is left, and the notice."""
+        wait = rate_limits().wait_before_send(self.settings.api_base)
+        if wait <= 0 or wait > self.settings.retry_max_wait:
+            return 0.0, None
+        return wait, Notice(f"Waiting {wait:.1f} s: the server's rate limit has nothing left until it resets.",
+                            "info")
 
     def _handle_data(self, data: str, state: TurnState) -> list[Event]:
         """The events of one SSE data payload (a list: this runs once per token)."""
@@ -200,7 +213,9 @@ class _Base:
         return ERROR_BODY_BYTES + 4096  # a little over: a key cut at the end is redacted, then cut off
 
     def _check_status(self, resp: httpx.Response) -> None:
-        """Redirects and HTML pages: clear, final errors (the body is not read)."""
+        """Redirects and HTML pages: clear, final errors (the body is not read). The rate-limit
+        headers are recorded first, whatever the status (a 429 carries them too)."""
+        rate_limits().record(self.settings.api_base, resp.headers)
         status = resp.status_code
         if 300 <= status < 400:
             location = resp.headers.get("location") or ""
@@ -241,6 +256,30 @@ class _Base:
         s = self.settings
         return StreamGuard(resp, max_line=s.max_line_bytes, max_total=s.max_response_bytes,
                            idle=s.timeout_read, host=self._host(url))
+
+    @staticmethod
+    def _sent_prefill(payload: dict[str, Any]) -> str | None:
+        """The prefix of a partial-mode request: the answer starts with it (partial.py)."""
+        messages = payload.get("messages") or []
+        last = messages[-1] if messages else None
+        if isinstance(last, dict) and last.get("partial") is True and isinstance(last.get("content"), str):
+            return last["content"] or None
+        return None
+
+    def _learn(self, body: Any) -> list[dict[str, Any]]:
+        from ..models import registry
+
+        data = body.get("data") if isinstance(body, dict) else body
+        entries = [m for m in data or [] if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
+        registry().learn(self.settings.api_base, entries)
+        return entries
+
+    def _suggest_models(self, error: KimiError, listed: list[str] | None) -> KimiError:
+        """A 404 for the model: say whether it is retired and which Kimi models the server has."""
+        from ..models import not_found_hint
+
+        hint = not_found_hint(self.settings.model, listed)
+        return ModelNotFoundError(f"{error.message} {hint}" if hint else error.message, status=error.status)
 
     def __repr__(self) -> str:  # never shows the key
         return f"{type(self).__name__}(base_url={self.settings.base_url!r}, model={self.settings.model!r})"
@@ -287,10 +326,16 @@ class KimiClient(_Base):
         for notice in notices:
             feed(notice)
             yield notice
+        prefill = self._sent_prefill(payload)
+        wait, waiting = self._wait_for_limits()
+        if waiting is not None:
+            feed(waiting)
+            yield waiting
+            self._sleep(wait)
         attempt = 0
         while True:
             attempt += 1
-            state = TurnState(self.settings.price())
+            state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
             try:
                 with self._http.stream("POST", url, json=payload, headers=headers, follow_redirects=False) as resp:
                     self._check_status(resp)
@@ -309,6 +354,8 @@ class KimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
+                if isinstance(failure, ModelNotFoundError):
+                    failure = self._suggest_models(failure, self._listed_or_none())
                 closing = state.finish(cut=True) if state.saw_content else []
                 closing.append(_failed(failure, state.saw_content, attempt - 1))
                 for event in closing:
@@ -348,7 +395,17 @@ class KimiClient(_Base):
         yield from reader.finish()
 
     def list_models(self) -> list[str]:
-        return _model_ids(self._get("/models"))
+        return _model_ids(self.model_entries())
+
+    def model_entries(self) -> list[dict[str, Any]]:
+        """The server's ``/models`` entries; the model registry learns from them."""
+        return self._learn(self._get("/models"))
+
+    def _listed_or_none(self) -> list[str] | None:
+        try:
+            return _model_ids(self.model_entries())
+        except KimiError:
+            return None
 
     def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
         body = self._post("/tokenizers/estimate-token-count", {"model": self.settings.model, "messages": messages})
@@ -413,10 +470,16 @@ class AsyncKimiClient(_Base):
         for notice in notices:
             feed(notice)
             yield notice
+        prefill = self._sent_prefill(payload)
+        wait, waiting = self._wait_for_limits()
+        if waiting is not None:
+            feed(waiting)
+            yield waiting
+            await self._sleep(wait)
         attempt = 0
         while True:
             attempt += 1
-            state = TurnState(self.settings.price())
+            state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
             try:
                 async with self._http.stream("POST", url, json=payload, headers=headers,
                                              follow_redirects=False) as resp:
@@ -458,6 +521,8 @@ class AsyncKimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
+                if isinstance(failure, ModelNotFoundError):
+                    failure = self._suggest_models(failure, await self._listed_or_none())
                 closing = state.finish(cut=True) if state.saw_content else []
                 closing.append(_failed(failure, state.saw_content, attempt - 1))
                 for event in closing:
@@ -470,6 +535,10 @@ class AsyncKimiClient(_Base):
             await self._sleep(wait)
 
     async def list_models(self) -> list[str]:
+        return _model_ids(await self.model_entries())
+
+    async def model_entries(self) -> list[dict[str, Any]]:
+        """The server's ``/models`` entries; the model registry learns from them."""
         key = self.settings.require_key()
         url = self.settings.api_base + "/models"
         try:
@@ -478,9 +547,15 @@ class AsyncKimiClient(_Base):
                 if resp.status_code >= 400:
                     raise self._error_of(resp, await aread_capped(resp, self._error_limit(), keep_head=True))
                 body = await aread_capped(resp, self.settings.max_response_bytes)
-                return _model_ids(self._body_json(body, resp))
+                return self._learn(self._body_json(body, resp))
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, url, False) from None
+
+    async def _listed_or_none(self) -> list[str] | None:
+        try:
+            return _model_ids(await self.model_entries())
+        except KimiError:
+            return None
 
 
 def _model_ids(body: Any) -> list[str]:

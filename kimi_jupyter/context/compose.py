@@ -49,12 +49,14 @@ def compose(
     after: Iterable[Part] = (),
     history: Any = None,
     secrets: tuple[str, ...] = (),
+    media: Any = None,
 ) -> str | list[Part]:
     """The user message: ``before`` parts, the prompt (``{name}`` filled from ``namespace``;
     with no namespace the prompt is taken literally), the ``attachments`` converted like
     ``{name}`` references, then ``after`` parts. ``secrets`` (`kimi_jupyter.secrets.secrets_of`)
     are masked everywhere in it, whatever path they took (values are masked before they are
-    cut, so no part of a key survives a truncation)."""
+    cut, so no part of a key survives a truncation). ``media`` (a `context.media.MediaSink`)
+    sends big media through the Files API and turns document paths into system messages."""
     from ..secrets import redact
     from .interpolate import build_content
 
@@ -69,7 +71,7 @@ def compose(
     parts: list[Part] = list(before)
     if template.strip() or not parts:
         parts.extend(build_content(template, names, frame_budget=frame_budget, image_max_size=image_max_size,
-                                   history=history, secrets=secrets))
+                                   history=history, secrets=secrets, media=media))
     parts.extend(after)
     return flatten(merge_text(redact(parts, secrets)))
 
@@ -82,8 +84,9 @@ def cell_part(source: str, outputs: str = "", label: str = "Context: a notebook 
     return {"type": "text", "text": text + "\n"}
 
 
-def frontend_parts(attachments: Iterable[Any], image_max_size: tuple[int, int]) -> list[Part]:
-    """The sidebar's attachments (``{"kind": "cell"|"image", ...}``) as content parts."""
+def frontend_parts(attachments: Iterable[Any], settings: Any, media: Any = None) -> list[Part]:
+    """The sidebar's attachments (``{"kind": "cell"|"image"|"file", ...}``) as content parts;
+    a file picked with Attach file goes through ``media`` like a ``{path}`` would."""
     from .images import image_part
 
     parts: list[Part] = []
@@ -94,7 +97,11 @@ def frontend_parts(attachments: Iterable[Any], image_max_size: tuple[int, int]) 
             parts.append(cell_part(str(attachment.get("source") or ""), str(attachment.get("outputs") or "")))
         elif attachment.get("kind") == "image":
             parts.append({"type": "text", "text": "[image attached from the notebook]\n"})
-            parts.append(image_part(_image_bytes(attachment), max_size=image_max_size))
+            parts.append(image_part(_image_bytes(attachment), max_size=settings.image_max_size))
+        elif attachment.get("kind") == "file":
+            from .media import file_attachment_parts
+
+            parts.extend(file_attachment_parts(attachment, settings, media))
     return parts
 
 

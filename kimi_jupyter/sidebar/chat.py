@@ -137,11 +137,13 @@ class SidebarChat:
         if not prompt.strip() and not attachments:
             renderer.fail("The message is empty: type a question first.", "ValueError")
             return
-        before = frontend_parts(attachments if isinstance(attachments, list) else [], settings.image_max_size)
+        from ..context.media import request_extras, session_sink
         from ..secrets import secrets_of
 
+        sink = session_sink(self.session, settings)  # Files API media and documents, shared with cells
+        before = frontend_parts(attachments if isinstance(attachments, list) else [], settings, sink)
         content = compose(prompt, self._namespace(), before=before, frame_budget=settings.frame_budget,
-                          image_max_size=settings.image_max_size, secrets=secrets_of(settings))
+                          image_max_size=settings.image_max_size, secrets=secrets_of(settings), media=sink)
         strategy = None
         if options.get("agent"):
             from ..agent.loop import agent_strategy
@@ -150,7 +152,8 @@ class SidebarChat:
             strategy = agent_strategy(shell, web=False, approver=CommApprover(
                 self, comm_id, shell, auto=bool(settings.auto_approve)))
         request = TurnRequest(content=content, settings=settings, source=SOURCE, chat=self.memory,
-                              mode={"agent": True, "web": False} if strategy else {}, strategy=strategy)
+                              mode={"agent": True, "web": False} if strategy else {}, strategy=strategy,
+                              **request_extras(sink))
         run_turn(self.session, request, renderer)
 
     def _shell(self) -> Any:

@@ -175,6 +175,18 @@ class ImageAttachment(_ImageAttachment, total=False):
     label: str
 
 
+class _FileAttachment(TypedDict):
+    kind: Literal["file"]
+    path: str
+
+
+class FileAttachment(_FileAttachment, total=False):
+    """A file picked with Attach file: a path relative to the kernel's working directory (a
+    document becomes its extracted text; an image or video goes as media)."""
+
+    label: str
+
+
 class AskOptions(TypedDict, total=False):
     model: str
     thinking: bool
@@ -190,7 +202,7 @@ class _AskRequest(TypedDict):
 class AskRequest(_AskRequest, total=False):
     """One turn: the prompt (``{name}`` fills in a kernel variable), attachments first."""
 
-    attachments: list[CellAttachment | ImageAttachment]
+    attachments: list[CellAttachment | ImageAttachment | FileAttachment]
     options: AskOptions
 
 
@@ -239,11 +251,31 @@ class EventMessage(TypedDict):
     event: dict[str, Any]  # events.event_to_json(e)
 
 
-class DoneMessage(TypedDict):
+class _RateLimits(TypedDict):
+    text: str
+    low: bool
+
+
+class RateLimits(_RateLimits, total=False):
+    """The rate limits the server announced last (``ratelimit.RateLimits.status``)."""
+
+    remaining_requests: int | None
+    limit_requests: int | None
+    remaining_tokens: int | None
+    limit_tokens: int | None
+
+
+class _DoneMessage(TypedDict):
     type: Literal["done"]
     request_id: str
     response: ResponseSummary
     meta: TurnMetaJSON
+
+
+class DoneMessage(_DoneMessage, total=False):
+    """The end of a turn: the exact final snapshot, and the rate limits when the server sent any."""
+
+    rate_limits: RateLimits | None
 
 
 class ModelsReply(TypedDict):

@@ -46,10 +46,12 @@ class CommRenderer:
         self._batcher.flush()
 
     def finish(self, response: Response) -> None:
+        from ..ratelimit import rate_limits  # the sidebar header shows limits that run low
+
         self._batcher.flush()
         self.finished = True
         self._send({"type": "done", "request_id": self.request_id, "response": response.summary(),
-                    "meta": self.meta})
+                    "meta": self.meta, "rate_limits": rate_limits().last_status()})
 
     def fail(self, message: str, kind: str = "KimiError") -> None:
         """End a turn that failed before (or outside) the Turn: a Failed event, then done."""

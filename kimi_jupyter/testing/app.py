@@ -19,10 +19,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import validation
-from .demo import demo_reply
+from .demo import demo_continuation, demo_reply
 from .dialects import Dialect, Turn, WireToolCall, get_dialect
 from .errors import ApiError, invalid_request, not_found
 from .faults import Fault
+from .files import FileLimits, FileStore, check_multipart, file_response_body, parse_upload, resolver
+from .ratelimit import RateLimits, RateWindow
 from .replies import Conversation, Reply, split_text
 from .server import HttpRequest, HttpResponse
 from .state import RecordedRequest, SimulatorState, prefix_keys
@@ -34,6 +36,7 @@ CHAT = "/chat/completions"
 MODELS = "/models"
 ESTIMATE = "/tokenizers/estimate-token-count"
 BALANCE = "/users/me/balance"
+FILES = "/files"
 
 
 @dataclass
@@ -47,7 +50,14 @@ class AppConfig:
     balance: float = 50.0
     chunk_delay: float = 0.0
     max_body_bytes: int = 100 * 1024 * 1024
+    file_limits: FileLimits = field(default_factory=FileLimits)
+    rate_limits: RateLimits | None = None
     created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def max_read_bytes(self) -> int:
+        """What the server reads of a body: a chat body, or a whole file plus its multipart frame."""
+        return max(self.max_body_bytes, self.file_limits.max_file_bytes + 1024 * 1024)
 
     def models_for(self, dialect: Dialect) -> tuple[str, ...]:
         return self.models.get(dialect.name, dialect.default_models)
@@ -73,16 +83,19 @@ def _json_response(status: int, body: Any, headers: Mapping[str, str] | None = N
 class SimulatorApp:
     """Callable ``HttpRequest -> HttpResponse`` over a :class:`SimulatorState`."""
 
-    def __init__(self, state: SimulatorState, config: AppConfig) -> None:
+    def __init__(self, state: SimulatorState, config: AppConfig, files: FileStore | None = None) -> None:
         self.state = state
         self.config = config
+        self.files = files if files is not None else FileStore(config.file_limits)
+        self._resolve = resolver(self.files)
+        self.window = RateWindow(config.rate_limits) if config.rate_limits else None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         routed = route(request.path, self.config.dialect)
         dialect = routed[0] if routed else None
         body: Any = None
         try:
-            if request.body:
+            if request.body and not request.headers.get("content-type", "").startswith("multipart/"):
                 try:
                     body = json.loads(request.body)
                 except ValueError:
@@ -112,6 +125,9 @@ class SimulatorApp:
         allowed = {CHAT: "POST", MODELS: "GET"}
         if dialect.moonshot_endpoints:
             allowed.update({ESTIMATE: "POST", BALANCE: "GET"})
+            if endpoint == FILES or endpoint.startswith(FILES + "/"):
+                self._authenticate(request)
+                return self._files(request, endpoint)
         if endpoint not in allowed and model_id is None:
             raise not_found(f"Not found: {request.method} {request.path.split('?', 1)[0]}")
         self._authenticate(request)
@@ -119,7 +135,7 @@ class SimulatorApp:
             raise ApiError(
                 405, "invalid_request_error", f"Method {request.method} is not allowed on {endpoint}"
             )
-        if request.too_large:
+        if request.too_large or request.body_size > self.config.max_body_bytes:
             raise ApiError(
                 413,
                 "invalid_request_error",
@@ -158,6 +174,39 @@ class SimulatorApp:
         if scheme.lower() != "bearer" or token.strip() != expected:
             raise ApiError(401, "invalid_authentication_error", "Invalid Authentication")
 
+    # -- files -----------------------------------------------------------------------------
+    def _files(self, request: HttpRequest, endpoint: str) -> HttpResponse:
+        """``/files``, ``/files/{id}`` and ``/files/{id}/content`` (see ``files``)."""
+        rest = endpoint[len(FILES) :].strip("/")
+        file_id, _, tail = rest.partition("/")
+        method = request.method
+        if not file_id:
+            if method == "GET":
+                return _json_response(200, {"object": "list", "data": [f.object() for f in self.files.all()]})
+            if method != "POST":
+                raise ApiError(405, "invalid_request_error", f"Method {method} is not allowed on {FILES}")
+            limit = self.config.file_limits.max_file_bytes
+            if request.too_large:
+                raise invalid_request(
+                    f"Invalid request: file size exceeds the limit of {limit} bytes per file "
+                    f"(the upload was {request.body_size} bytes)"
+                )
+            content_type = check_multipart(request.headers)
+            data, filename, purpose = parse_upload(content_type, request.body, limit + 1024 * 1024)
+            return _json_response(200, self.files.add(data, filename, purpose).object())
+        if tail == "content" and method == "GET":
+            stored = self.files.require(file_id)
+            body, content_type = file_response_body(stored)
+            return HttpResponse(200, body, {"Content-Type": content_type})
+        if tail:
+            raise not_found(f"Not found: {method} {request.path.split('?', 1)[0]}")
+        if method == "GET":
+            return _json_response(200, self.files.require(file_id).object())
+        if method == "DELETE":
+            self.files.delete(file_id)
+            return _json_response(200, {"id": file_id, "object": "file", "deleted": True})
+        raise ApiError(405, "invalid_request_error", f"Method {method} is not allowed on {FILES}/{{id}}")
+
     # -- small endpoints -------------------------------------------------------------------
     def _models(self, dialect: Dialect) -> HttpResponse:
         data = [
@@ -176,11 +225,15 @@ class SimulatorApp:
     def _estimate(self, dialect: Dialect, body: Any) -> HttpResponse:
         validation.check_shape(body)
         validation.check_model(dialect, body.get("model"), self.config.models_for(dialect))
-        stats = count_prompt(body["messages"], body.get("tools"))
+        stats = count_prompt(body["messages"], body.get("tools"), self._resolver(dialect))
         validation.check_media(dialect, stats)
         return _json_response(
             200, {"code": 0, "data": {"total_tokens": stats.total}, "scode": "0x0", "status": True}
         )
+
+    def _resolver(self, dialect: Dialect) -> Any:
+        """Only Moonshot's own dialect has a Files API; elsewhere ``ms://`` stays unresolved."""
+        return self._resolve if dialect.moonshot_endpoints else None
 
     # -- chat ----------------------------------------------------------------------------
     def _chat(self, dialect: Dialect, body: Any) -> HttpResponse:
@@ -191,11 +244,17 @@ class SimulatorApp:
         messages = body["messages"]
         thinking = dialect.thinking_on(body, model)
         validation.check_sampling(dialect, body, model, thinking)
-        stats = count_prompt(messages, body.get("tools"))
+        stats = count_prompt(messages, body.get("tools"), self._resolver(dialect))
         validation.check_media(dialect, stats)
         validation.check_tools(dialect, body.get("tools"))
+        validation.check_web_search(dialect, body.get("tools"), model, thinking)
         validation.check_messages(dialect, messages, thinking)
         validation.check_context(stats, self.config.context_limit)
+        limit_headers: dict[str, str] = {}
+        if self.window is not None:
+            asked = body.get("max_completion_tokens") or body.get("max_tokens")
+            asked = asked if isinstance(asked, int) and not isinstance(asked, bool) else 0
+            limit_headers = self.window.admit(stats.total + asked)  # or the 429 that agrees with them
 
         conv = Conversation.of(messages)
         fault = self.state.take_fault(conv)
@@ -206,11 +265,15 @@ class SimulatorApp:
             if outcome.is_status:
                 raise outcome.error()
             fault, outcome = fault or outcome, None
+        prefix = validation.partial_prefix(dialect, messages)
         if outcome is None:
             json_mode = (body.get("response_format") or {}).get("type") == "json_object"
-            reply = demo_reply(
-                conv, stats.media, thinking=thinking, tools=body.get("tools"), json_mode=json_mode
-            )
+            if prefix is not None:
+                reply = demo_continuation(prefix, conv, stats.media, thinking=thinking, json_mode=json_mode)
+            else:
+                reply = demo_reply(
+                    conv, stats.media, thinking=thinking, tools=body.get("tools"), json_mode=json_mode
+                )
         elif isinstance(outcome, Reply):
             reply = outcome
         else:
@@ -221,8 +284,8 @@ class SimulatorApp:
         self.state.remember_prefix(keys)
         delay = reply.chunk_delay if reply.chunk_delay is not None else self.config.chunk_delay
         if body.get("stream") is True:
-            return HttpResponse(200, events=dialect.stream(turn), delay=delay, fault=fault)
-        response = _json_response(200, dialect.completion(turn))
+            return HttpResponse(200, headers=limit_headers, events=dialect.stream(turn), delay=delay, fault=fault)
+        response = _json_response(200, dialect.completion(turn), limit_headers)
         return replace(response, fault=fault)
 
     def _turn(

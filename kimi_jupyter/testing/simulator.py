@@ -21,6 +21,8 @@ from typing import Any, cast
 from .app import AppConfig, SimulatorApp
 from .dialects import DIALECTS, get_dialect
 from .faults import Fault
+from .files import FileLimits, FileStore, StoredFile
+from .ratelimit import RateLimits
 from .replies import Outcome, Predicate, Reply, Rule, load_rules
 from .server import LoopbackServer
 from .state import RecordedRequest, SimulatorState
@@ -48,6 +50,10 @@ class KimiSimulator:
     ``context_limit``: the prompt-token limit. ``script``: a JSON rules file to load.
     ``chunk_delay``: seconds between streamed chunks for replies that set none.
     ``max_body_bytes``: larger bodies get 413. ``balance``: what ``/users/me/balance`` says.
+    ``file_limits``: the Files API's limits (:class:`~kimi_jupyter.testing.files.FileLimits`;
+    Moonshot's 100 MB a file, 1,000 files, 10 GB by default); :attr:`files` is the store.
+    ``rate_limits``: requests/tokens per window, announced in ``x-ratelimit-*`` headers and
+    enforced with 429s (:class:`~kimi_jupyter.testing.ratelimit.RateLimits`; None: no limits).
     """
 
     def __init__(
@@ -63,6 +69,8 @@ class KimiSimulator:
         chunk_delay: float = 0.0,
         max_body_bytes: int = 100 * 1024 * 1024,
         balance: float = 50.0,
+        file_limits: FileLimits | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         get_dialect(dialect)
         if not is_loopback(host):
@@ -79,7 +87,10 @@ class KimiSimulator:
             balance=balance,
             chunk_delay=chunk_delay,
             max_body_bytes=max_body_bytes,
+            file_limits=file_limits or FileLimits(),
+            rate_limits=rate_limits,
         )
+        self._files = FileStore(self._config.file_limits)
         self._server: LoopbackServer | None = None
         self._port: int | None = None
         if script is not None:
@@ -90,10 +101,10 @@ class KimiSimulator:
         """Bind the port and serve in a background thread (no-op when already running)."""
         if self._server is None:
             server = LoopbackServer(
-                SimulatorApp(self._state, self._config),
+                SimulatorApp(self._state, self._config, self._files),
                 self.host,
                 self._requested_port,
-                self._config.max_body_bytes,
+                self._config.max_read_bytes,
             )
             server.start()
             self._server, self._port = server, server.port
@@ -180,8 +191,19 @@ class KimiSimulator:
             self._state.add_rule(rule)
 
     def reset(self) -> None:
-        """Forget queued replies, rules, faults, recorded requests and cached prefixes."""
+        """Forget queued replies, rules, faults, recorded requests, cached prefixes and files."""
         self._state.reset()
+        self._files.clear()
+
+    # -- files -----------------------------------------------------------------------------
+    @property
+    def files(self) -> FileStore:
+        """The Files API's store: what was uploaded (``files.all()``), ``files.add(...)``."""
+        return self._files
+
+    def add_file(self, data: bytes, filename: str, purpose: str) -> StoredFile:
+        """Store a file as if it had been uploaded (e.g. a batch's output file)."""
+        return self._files.add(data, filename, purpose)
 
     # -- recording -------------------------------------------------------------------------
     @property

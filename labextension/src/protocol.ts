@@ -207,7 +207,16 @@ export interface IImageAttachment {
   label?: string;
 }
 
-export type Attachment = ICellAttachment | IImageAttachment;
+/** A file the user picked in the file browser: a path relative to the notebook's folder
+ * (the kernel's working directory). The kernel sends a document as its extracted text, an
+ * image or video as media (through the Files API when big). */
+export interface IFileAttachment {
+  kind: 'file';
+  path: string;
+  label?: string;
+}
+
+export type Attachment = ICellAttachment | IImageAttachment | IFileAttachment;
 
 export interface IAskOptions {
   model?: string;
@@ -262,11 +271,22 @@ export interface IEventMessage {
   event: KimiEvent;
 }
 
+/** The rate limits the server announced last (`ratelimit.RateLimits.status`). */
+export interface IRateLimits {
+  text: string;
+  low: boolean;
+  remaining_requests?: number | null;
+  limit_requests?: number | null;
+  remaining_tokens?: number | null;
+  limit_tokens?: number | null;
+}
+
 export interface IDoneMessage {
   type: 'done';
   request_id: string;
   response: IResponseSummary;
   meta: ITurnMetaJSON;
+  rate_limits?: IRateLimits | null;
 }
 
 export interface IModelsReply {
