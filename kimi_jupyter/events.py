@@ -252,6 +252,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
     """A JSON-ready dict: ``{"type": "TextDelta", "text": ...}``."""
     data = dataclasses.asdict(event)
     data["type"] = type(event).__name__
+    if isinstance(event, Usage) and event.note is None:
+        del data["note"]  # only when there is one ("price unknown: ..."): saved outputs stay as they were
     return data
 
 

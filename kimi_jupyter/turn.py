@@ -408,6 +408,11 @@ class Turn:
     def _remember(self, response: Response) -> None:
         conversation = self.chat.conversation
         steps = self.added[: self.consistent]
+        if any(m.get("tool_calls") and not m.get("reasoning_content") for m in steps):
+            # Tool steps without reasoning (thinking was off, e.g. for --web) would make every
+            # later thinking-on request a 400 (Kimi requires reasoning_content on tool-call
+            # messages): keep only the exchange's text.
+            steps = []
         if self.request.strategy is None:
             if response.error is not None and not response.text and not response.tool_calls:
                 return  # nothing happened: the user can simply run the cell again

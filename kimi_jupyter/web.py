@@ -34,7 +34,9 @@ THINKING_OFF = Notice(
 
 def web_settings(settings: Any) -> tuple[Any, list[Notice]]:
     """The settings for a turn that offers ``$web_search`` (thinking off), and what to tell the user."""
-    return settings.with_options(thinking=False), [THINKING_OFF]
+    import dataclasses
+
+    return dataclasses.replace(settings, thinking=False), [THINKING_OFF]
 
 
 @dataclass

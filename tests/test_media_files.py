@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing.globalipapp import start_ipython
-from kimi_jupyter.comm import build_message
 
 from kimi_jupyter import ask
+from kimi_jupyter.context import compose
 from kimi_jupyter.context.errors import ContextError
 from kimi_jupyter.context.media import MediaSink, SessionUploads, uploads_for
 from kimi_jupyter.session import get_session
@@ -66,7 +66,8 @@ def test_a_big_video_is_uploaded_once_and_shared_by_cells_ask_and_the_sidebar(ip
     # ... and so does the sidebar's message builder.
     settings = get_session().settings()
     sink = MediaSink(settings, uploads_for(get_session()))
-    parts = build_message("look at {clip}", [], {"clip": clip}, settings, media=sink)
+    parts = compose("look at {clip}", {"clip": clip}, frame_budget=settings.frame_budget,
+                    image_max_size=settings.image_max_size, media=sink)
     assert [p["video_url"]["url"] for p in parts if p.get("type") == "video_url"] == [url]
     assert len(uploads(kimi_sim_env)) == 1
 

@@ -127,7 +127,7 @@ def test_five_big_videos_are_refused_before_the_body_is_built():
     settings = resolve_settings(explicit={"api_key": KEY}, environ={})
     problem = check_request_size(messages, settings)
     assert problem and problem.startswith("Refused: this request would be about 245.0 MB, over the 100.0 MB")
-    assert "a video in message 1 (user), part 2: 49.0 MB" in problem and "Nothing was sent" in problem
+    assert "a video in user message 1 (inline): 49.0 MB" in problem and "nothing was sent" in problem
 
     sent: list[httpx.Request] = []
     http = httpx.Client(transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200)))

@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kimi_jupyter.comm import SidebarChat, handle_message
-
+from kimi_jupyter.sidebar.chat import SidebarChat, handle_message
 from kimi_jupyter.testing import Reply
 from kimi_jupyter.testing.samples import make_pdf
 

@@ -57,10 +57,10 @@ def check_request_size(messages: list[dict[str, Any]], settings: Any, *,
     try:  # the body: sized from the messages, before anything is encoded (request_size.py)
         check_body_size(messages, limit=BODY_LIMIT)
     except RequestTooLargeError as error:
-        problem = f"Refused: {error}"
+        text = str(error)
+        problem = f"Refused: {text[:1].lower()}{text[1:]}"
     if problem is None:
-        preset = getattr(settings, "preset", None)
-        window = getattr(preset, "context_window", None)
+        window = getattr(settings, "context_window", None)
         if window:
             tokens = _text_chars(messages) // _CHARS_PER_TOKEN
             if tokens > CONTEXT_FACTOR * window:

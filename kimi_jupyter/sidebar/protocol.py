@@ -73,10 +73,7 @@ RESPONSE_MIME = "application/vnd.kimi.response+json"
 # -- the pieces ---------------------------------------------------------------------------
 
 
-class UsageJSON(TypedDict):
-    """``events.Usage`` as JSON. Counts are None when not reported; ``cost`` is None when
-    unknown or when the turn's requests were priced in two currencies (see ``costs``)."""
-
+class _UsageJSON(TypedDict):
     prompt: int | None
     completion: int | None
     cached: int | None
@@ -85,6 +82,14 @@ class UsageJSON(TypedDict):
     cost: float | None
     currency: str | None
     reported: bool
+
+
+class UsageJSON(_UsageJSON, total=False):
+    """``events.Usage`` as JSON. Counts are None when not reported; ``cost`` is None when
+    unknown or when the turn's requests were priced in two currencies (see ``costs``);
+    ``note`` ("price unknown: set Kimi.prices") only when there is one."""
+
+    note: str
 
 
 class ToolStepJSON(TypedDict):

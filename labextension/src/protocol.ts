@@ -31,6 +31,7 @@ export interface IUsageJSON {
   cost: number | null;
   currency: string | null;
   reported: boolean;
+  note?: string;
 }
 
 /** `response.ToolStep` as JSON (`seconds` is left out of saved bundles). */
@@ -135,6 +136,7 @@ export interface IUsageEvent {
   cost?: number | null;
   currency?: string | null;
   reported?: boolean;
+  note?: string;
 }
 
 export interface IRetryingEvent {
