@@ -28,7 +28,7 @@ from ..response import Response
 from ..settings import Settings
 from .chunks import TurnState
 from .reader import StreamReader
-from .request import auth_headers, build_payload
+from .request import auth_headers, build_payload, encode_body, json_headers
 from .retry import backoff_delay, from_transport_error, should_retry
 from .sse import aiter_lines, iter_lines
 
@@ -119,10 +119,11 @@ class _Base:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def _prepare(self, messages: list[dict[str, Any]], stream: bool, **kw: Any) -> tuple[str, dict[str, Any], dict[str, str], list[Notice]]:
+    def _prepare(self, messages: list[dict[str, Any]], stream: bool, **kw: Any) -> tuple[str, bytes, dict[str, str], list[Notice]]:
+        """The URL, the encoded body (once per turn, not per retry), the headers, the notices."""
         key = self.settings.require_key()
         payload, notices = build_payload(self.settings, messages, stream=stream, **kw)
-        return self.settings.chat_url, payload, auth_headers(key), notices
+        return self.settings.chat_url, encode_body(payload), json_headers(key), notices
 
     def _http_error(self, status: int, body: str, headers: Any) -> KimiError:
         return error_from_response(status, body, headers, base_url=self.settings.base_url,
@@ -238,7 +239,7 @@ class KimiClient(_Base):
         request, its retries, and the body (a `StreamReader` per streamed attempt)."""
         feed = response.feed
         try:
-            url, payload, headers, notices = self._prepare(messages, stream, **kw)
+            url, body, headers, notices = self._prepare(messages, stream, **kw)
         except KimiError as error:
             failed = _failed(error, False)
             feed(failed)
@@ -252,7 +253,7 @@ class KimiClient(_Base):
             attempt += 1
             state = TurnState(self.settings.price())
             try:
-                with self._http.stream("POST", url, json=payload, headers=headers) as resp:
+                with self._http.stream("POST", url, content=body, headers=headers) as resp:
                     for event in self._opened(resp, stream, state):
                         feed(event)
                         yield event
@@ -344,7 +345,7 @@ class AsyncKimiClient(_Base):
         """As `KimiClient._events`: every event, each fed to ``response`` before it is yielded."""
         feed = response.feed
         try:
-            url, payload, headers, notices = self._prepare(messages, stream, **kw)
+            url, body, headers, notices = self._prepare(messages, stream, **kw)
         except KimiError as error:
             failed = _failed(error, False)
             feed(failed)
@@ -358,7 +359,7 @@ class AsyncKimiClient(_Base):
             attempt += 1
             state = TurnState(self.settings.price())
             try:
-                async with self._http.stream("POST", url, json=payload, headers=headers) as resp:
+                async with self._http.stream("POST", url, content=body, headers=headers) as resp:
                     if resp.status_code >= 400 or not stream:
                         await resp.aread()  # then _opened's read() has the body already
                     for event in self._opened(resp, stream, state):
