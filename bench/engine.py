@@ -138,16 +138,16 @@ def _configure(base_url: str) -> None:
     get_session().config.update(api_key=API_KEY, base_url=base_url, provider="moonshot", model="kimi-k2.5")
 
 
-def _resend(client: Any, url: str, body: bytes, expected: str) -> float:
-    """Wall seconds of a raw httpx re-send of ``body``, its answer read and checked."""
-    t0 = time.perf_counter()
+def _resend(client: Any, url: str, body: bytes, expected: str) -> tuple[float, float]:
+    """Wall and CPU seconds of a raw httpx re-send of ``body``, its answer read and checked."""
+    c0, t0 = time.process_time(), time.perf_counter()
     with client.stream("POST", url, content=body, headers=HEADERS) as resp:
         resp.raise_for_status()
         text = "".join(sse_texts(resp.iter_lines()))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if text != expected:
         raise RuntimeError(f"raw re-send got {len(text)} chars, expected {len(expected)}")
-    return wall
+    return wall, cpu
 
 
 def photo(target_bytes: int, seed: int) -> bytes:
@@ -196,7 +196,7 @@ def turns_child(spec: dict[str, Any]) -> dict[str, Any]:
                         raise RuntimeError(f"%%kimi turn {i} failed: {result.error_in_exec!r}")
                     return shell.user_ns["_kimi"].text
 
-                return _turns(turn, sim, httpx, n, early, late, expected)
+                return _turns(turn, sim, httpx, n, early, late, expected, spec["sessions"])
         from kimi_jupyter import ask
 
         _configure(sim.base_url)
@@ -208,51 +208,63 @@ def turns_child(spec: dict[str, Any]) -> dict[str, Any]:
                 raise RuntimeError(f"ask turn {i} failed: {r.error}")
             return r.text
 
-        return _turns(turn, sim, httpx, n, early, late, expected)
+        return _turns(turn, sim, httpx, n, early, late, expected, spec["sessions"])
 
 
 def _turns(turn: Any, sim: RecordingSimulator, httpx: Any, n: int, early: list[int], late: list[int],
-           expected: str) -> dict[str, Any]:
+           expected: str, sessions: int) -> dict[str, Any]:
+    """``sessions`` sessions of ``n`` turns; per-turn (ours, raw) pairs of the two windows, pooled."""
     from kimi_jupyter.session import get_session
 
-    measured = set(range(early[0], early[1] + 1)) | set(range(late[0], late[1] + 1))
-    ours: dict[int, float] = {}
-    raw: dict[int, float] = {}
-    sizes: dict[int, int] = {}
+    windows = {"early": range(early[0], early[1] + 1), "late": range(late[0], late[1] + 1)}
+    which = {i: name for name, turns in windows.items() for i in turns}
+    pairs: dict[str, list[tuple[float, float]]] = {"early": [], "late": []}
+    cpu: dict[str, list[tuple[float, float]]] = {"early": [], "late": []}
+    sizes: dict[str, int] = {}
     walls: list[float] = []
+    last_turn: list[float] = []
     with httpx.Client(timeout=60) as client:
         url = sim.base_url + "/chat/completions"
-        for i in range(1, n + 1):
-            sim.clear()
-            t0 = time.perf_counter()
-            text = turn(i)
-            wall = time.perf_counter() - t0
-            walls.append(wall)
-            if text != expected:
-                raise RuntimeError(f"turn {i} got {len(text)} chars, expected {len(expected)}")
-            if i in measured:
-                body = sim.last_body()
+        for _ in range(sessions):
+            get_session().reset()
+            for i in range(1, n + 1):
                 sim.clear()
-                ours[i], sizes[i] = wall, len(body)
-                raw[i] = _resend(client, url, body, expected)
+                c0, t0 = time.process_time(), time.perf_counter()
+                text = turn(i)
+                wall, used = time.perf_counter() - t0, time.process_time() - c0
+                walls.append(wall)
+                if text != expected:
+                    raise RuntimeError(f"turn {i} got {len(text)} chars, expected {len(expected)}")
+                if i in which:
+                    body = sim.last_body()
+                    sim.clear()
+                    raw_wall, raw_cpu = _resend(client, url, body, expected)
+                    pairs[which[i]].append((wall, raw_wall))
+                    cpu[which[i]].append((used, raw_cpu))
+                    sizes[which[i]] = len(body)
+                    if i == n:
+                        last_turn.append(wall / raw_wall)
     conversation = get_session().conversation
 
-    def ratio(lo: int, hi: int) -> float:
-        return statistics.median(ours[i] / raw[i] for i in range(lo, hi + 1))
+    def ratio(name: str) -> float:
+        return statistics.median(o / r for o, r in pairs[name])
 
-    def ms(values: dict[int, float], lo: int, hi: int) -> float:
-        return statistics.median(values[i] for i in range(lo, hi + 1)) * 1000
+    def ms(values: list[tuple[float, float]], side: int) -> float:
+        return statistics.median(v[side] for v in values) * 1000
 
     return {
-        "early_ratio": ratio(*early), "late_ratio": ratio(*late),
-        "early_ours_ms": ms(ours, *early), "early_raw_ms": ms(raw, *early),
-        "late_ours_ms": ms(ours, *late), "late_raw_ms": ms(raw, *late),
-        "last_turn_ratio": round(ours[late[1]] / raw[late[1]], 3),
-        "early_overhead_ms": round(statistics.median(ours[i] - raw[i] for i in range(early[0], early[1] + 1)) * 1000, 2),
-        "late_overhead_ms": round(statistics.median(ours[i] - raw[i] for i in range(late[0], late[1] + 1)) * 1000, 2),
-        "early_body_bytes": sizes[early[1]], "late_body_bytes": sizes[late[1]],
-        "turns": n, "stored_messages": len(conversation), "stored_tokens": conversation.tokens,
-        "turn_wall_ms_every_10th": [round(w * 1000, 1) for w in walls[9::10]],
+        "early_ratio": ratio("early"), "late_ratio": ratio("late"),
+        "early_ours_ms": ms(pairs["early"], 0), "early_raw_ms": ms(pairs["early"], 1),
+        "late_ours_ms": ms(pairs["late"], 0), "late_raw_ms": ms(pairs["late"], 1),
+        "early_overhead_ms": round(statistics.median(o - r for o, r in pairs["early"]) * 1000, 2),
+        "late_overhead_ms": round(statistics.median(o - r for o, r in pairs["late"]) * 1000, 2),
+        "early_client_cpu_ms": {"ours": ms(cpu["early"], 0), "raw": ms(cpu["early"], 1)},
+        "late_client_cpu_ms": {"ours": ms(cpu["late"], 0), "raw": ms(cpu["late"], 1)},
+        "turn_n_ratio_per_session": [round(x, 3) for x in last_turn],
+        "early_body_bytes": sizes["early"], "late_body_bytes": sizes["late"],
+        "turns": n, "sessions": sessions, "pairs_per_window": len(pairs["late"]),
+        "stored_messages": len(conversation), "stored_tokens": conversation.tokens,
+        "turn_wall_ms_every_10th_last_session": [round(w * 1000, 1) for w in walls[-n:][9::10]],
     }
 
 
@@ -349,23 +361,33 @@ def image_child(spec: dict[str, Any]) -> dict[str, Any]:
         for i in range(before):
             turn(i)
             sim.clear()
-        ours, raw, bodies = [], [], []
+        ours, raw, bodies, ours_cpu, raw_cpu = [], [], [], [], []
         with httpx.Client(timeout=120) as client:
             for i in range(before, before + measured):
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 turn(i)
                 ours.append(time.perf_counter() - t0)
+                ours_cpu.append(time.process_time() - c0)
                 body = sim.last_body()
                 sim.clear()
                 bodies.append(len(body))
-                raw.append(min(_resend(client, sim.base_url + "/chat/completions", body, expected)
-                               for _ in range(2)))
+                wall, cpu = _resend(client, sim.base_url + "/chat/completions", body, expected)
+                raw.append(wall)
+                raw_cpu.append(cpu)
                 sim.clear()
+        # What the turn's own content costs (checking and encoding the new photo), for the record.
+        from kimi_jupyter.context import image_part
+
+        t0 = time.perf_counter()
+        image_part(photos[-1])
+        compose_ms = (time.perf_counter() - t0) * 1000
     return {
         "ratio": statistics.median(o / r for o, r in zip(ours, raw, strict=True)),
         "ours_ms": statistics.median(ours) * 1000, "raw_ms": statistics.median(raw) * 1000,
         "ours_ms_samples": [round(x * 1000, 1) for x in ours], "raw_ms_samples": [round(x * 1000, 1) for x in raw],
         "overhead_ms": round(statistics.median(o - r for o, r in zip(ours, raw, strict=True)) * 1000, 1),
+        "client_cpu_ms": {"ours": statistics.median(ours_cpu) * 1000, "raw": statistics.median(raw_cpu) * 1000},
+        "new_photo_image_part_ms": round(compose_ms, 1),
         "body_bytes": bodies, "photo_bytes": len(photos[0]), "turns_before": before,
     }
 
@@ -447,7 +469,8 @@ def run(quick: bool, log: Log) -> list[Result]:
     n = 30 if quick else 300
     early, late = (11, 15) if quick else (11, 20), (n - 4, n) if quick else (n - 9, n)
     for driver, label in (("magic", "%%kimi"), ("ask", "ask(history=True)")):
-        d = _child({"row": "turns", "driver": driver, "turns": n, "early": early, "late": late}, 600)
+        d = _child({"row": "turns", "driver": driver, "turns": n, "early": early, "late": late,
+                    "sessions": 1 if quick else 5}, 900)
         log(f"engine: {label} {n} turns, late/early {d['late_ratio'] / d['early_ratio']:.2f}")
         span = f"turns {late[0]}-{late[1]}"
         rows.append(Result(f"{label} turn {n}: ours vs raw re-send", d["late_ours_ms"], d["late_raw_ms"], "ms",
@@ -468,7 +491,7 @@ def run(quick: bool, log: Log) -> list[Result]:
 
     size = 500_000 if quick else 4_000_000
     before = 5 if quick else 30
-    d = _child({"row": "image", "before": before, "measured": 1 if quick else 5, "photo_bytes": size}, 900)
+    d = _child({"row": "image", "before": before, "measured": 1 if quick else 7, "photo_bytes": size}, 900)
     log(f"engine: image turn after {before} image turns, {d['ratio']:.2f}x")
     rows.append(Result(f"image turn after {before} image turns", d["ours_ms"], d["raw_ms"], "ms",
                        "raw re-send of its body", f"<= {IMAGE_TARGET:.1f}x", d["ratio"] <= IMAGE_TARGET,

@@ -24,6 +24,12 @@ EXPECTED = (
     "frame 50,000x50 summary: time",
     "frame 50,000x50 summary: tokens",
     "frame 50,000x50 summary: peak memory",
+    "%%kimi turn 30: ours vs raw re-send",
+    "%%kimi turn 30 vs turns 11-15: ratio growth",
+    "ask(history=True) turn 30: ours vs raw re-send",
+    "8 concurrent aask x 200 chunks",
+    "image turn after 5 image turns",
+    "memory after 5 turns with 500 kB photos",
 )
 
 
