@@ -224,3 +224,46 @@ def test_the_client_sends_one_json_body_with_its_content_type():
     body = json.loads(request.content)
     assert body["messages"] == [{"role": "user", "content": "hello"}] and body["stream"] is True
     assert "sk-test" not in request.content.decode()
+
+
+def test_a_sent_body_is_released_when_its_request_ends(kimi_sim):
+    """httpx keeps a finished request in a reference cycle until the cyclic collector runs;
+    the body it holds must be empty by then, or every image turn's tens of MB stay alive."""
+    requests: list[httpx.Request] = []
+    settings = resolve_settings(explicit={"api_key": "sk-test-simulator", "base_url": kimi_sim.base_url,
+                                          "provider": "moonshot"}, environ={})
+    http = httpx.Client(event_hooks={"request": [requests.append]})
+    with KimiClient(settings, http=http) as client:
+        response = client.chat([{"role": "user", "content": "hello " * 1000}])
+    assert response.error is None and response.text
+    (request,) = requests
+    assert int(request.headers["content-length"]) > 6000  # sent whole, with its length
+    assert "transfer-encoding" not in request.headers
+    assert kimi_sim.chat_requests[0].messages == [{"role": "user", "content": "hello " * 1000}]
+    assert b"".join(request.stream) == b""  # released
+
+
+def test_an_async_sent_body_is_released_too(kimi_sim):
+    from kimi_jupyter.client import AsyncKimiClient
+
+    requests: list[httpx.Request] = []
+    settings = resolve_settings(explicit={"api_key": "sk-test-simulator", "base_url": kimi_sim.base_url,
+                                          "provider": "moonshot"}, environ={})
+
+    async def hook(request):
+        requests.append(request)
+
+    async def main():
+        async with AsyncKimiClient(settings, http=httpx.AsyncClient(event_hooks={"request": [hook]})) as client:
+            return await client.chat([{"role": "user", "content": "hello " * 1000}])
+
+    response = asyncio.run(main())
+    assert response.error is None and response.text
+    (request,) = requests
+    assert "transfer-encoding" not in request.headers
+    assert kimi_sim.chat_requests[0].messages == [{"role": "user", "content": "hello " * 1000}]
+
+    async def drain():
+        return b"".join([part async for part in request.stream])
+
+    assert asyncio.run(drain()) == b""

@@ -28,7 +28,7 @@ from ..response import Response
 from ..settings import Settings
 from .chunks import TurnState
 from .reader import StreamReader
-from .request import auth_headers, build_payload, encode_body, json_headers
+from .request import AsyncSentBody, SentBody, auth_headers, build_payload, encode_body, json_headers
 from .retry import backoff_delay, from_transport_error, should_retry
 from .sse import aiter_lines, iter_lines
 
@@ -123,7 +123,8 @@ class _Base:
         """The URL, the encoded body (once per turn, not per retry), the headers, the notices."""
         key = self.settings.require_key()
         payload, notices = build_payload(self.settings, messages, stream=stream, **kw)
-        return self.settings.chat_url, encode_body(payload), json_headers(key), notices
+        body = encode_body(payload)
+        return self.settings.chat_url, body, json_headers(key, body), notices
 
     def _http_error(self, status: int, body: str, headers: Any) -> KimiError:
         return error_from_response(status, body, headers, base_url=self.settings.base_url,
@@ -252,8 +253,9 @@ class KimiClient(_Base):
         while True:
             attempt += 1
             state = TurnState(self.settings.price())
+            sent = SentBody(body)  # its bytes are released when this attempt ends
             try:
-                with self._http.stream("POST", url, content=body, headers=headers) as resp:
+                with self._http.stream("POST", url, content=sent, headers=headers) as resp:
                     for event in self._opened(resp, stream, state):
                         feed(event)
                         yield event
@@ -264,6 +266,8 @@ class KimiClient(_Base):
                 failure = error
             except httpx.HTTPError as exc:
                 failure = self._transport_error(exc, url, state.saw_content)
+            finally:
+                sent.release()
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
                 closing = state.finish(cut=True) if state.saw_content else []
@@ -358,8 +362,9 @@ class AsyncKimiClient(_Base):
         while True:
             attempt += 1
             state = TurnState(self.settings.price())
+            sent = AsyncSentBody(body)  # its bytes are released when this attempt ends
             try:
-                async with self._http.stream("POST", url, content=body, headers=headers) as resp:
+                async with self._http.stream("POST", url, content=sent, headers=headers) as resp:
                     if resp.status_code >= 400 or not stream:
                         await resp.aread()  # then _opened's read() has the body already
                     for event in self._opened(resp, stream, state):
@@ -380,6 +385,8 @@ class AsyncKimiClient(_Base):
                 failure = error
             except httpx.HTTPError as exc:
                 failure = self._transport_error(exc, url, state.saw_content)
+            finally:
+                sent.release()
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
                 closing = state.finish(cut=True) if state.saw_content else []
