@@ -1,9 +1,9 @@
 """``python -m bench.run [--quick] [--json PATH] [--only NAME ...]``: the benchmark table.
 
 Every row compares ours with a baseline measured in the same run, on this machine, and
-says whether the target of issue 8 is met. ``--quick`` runs small sizes in a few seconds
+says whether the targets of issues 8 and 14 are met. ``--quick`` runs small sizes in a few seconds
 (CI runs it only to check the benchmarks still work; nothing there asserts a timing).
-The full run takes about two to three minutes, plus a one-time install of the optional
+The full run takes about four to five minutes, plus a one-time install of the optional
 ``jupyter-ai-magics`` peer into a venv under the bench cache (``--no-install`` skips it).
 """
 
