@@ -4,8 +4,8 @@
 (key ``common.API_KEY``, replies from the JSON rules in SCRIPT), prints its base URL, then
 answers one command per stdin line with one line on stdout:
 
-* ``last PATH``: write the body of the last chat request to PATH, encoded exactly as httpx
-  encodes a ``json=`` body, and say ``ok <bytes> <content-length header>`` (the two
+* ``last PATH``: write the body of the last chat request to PATH, encoded as compact UTF-8
+  JSON (as httpx encodes a ``json=`` body, and as the client's orjson encoder does), and say ``ok <bytes> <content-length header>`` (the two
   numbers are equal when the re-encoding is byte for byte what was sent);
 * ``clear``: forget the recorded requests (and the prefix-cache model), keep the rules;
 * ``quit`` (or end of input): stop.

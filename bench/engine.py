@@ -9,8 +9,9 @@ a ratio the same.
 
 How the client's own cost is measured (rows 1 and 3): after one of our turns, the child
 asks the simulator for the body of the chat request it just received (its request log),
-re-encoded exactly as httpx encodes it (the byte count is checked against the request's
-``Content-Length``), and re-sends those very bytes with a raw ``httpx.Client`` to the same
+re-encoded as compact UTF-8 JSON (what httpx writes for ``json=`` and our client's orjson
+encoder writes too; the byte count is checked against the request's ``Content-Length``),
+and re-sends those very bytes with a raw ``httpx.Client`` to the same
 server (same reply, same connection reuse), consuming the SSE stream with the minimal
 correct loop (``common.sse_texts``). That re-send is everything a turn cannot avoid:
 transport, the server, reading the answer. The turn's wall time over it is the ratio; the
@@ -101,7 +102,7 @@ class RecordingSimulator:
         return answer
 
     def last_body(self) -> bytes:
-        """The last chat request's body, byte for byte as httpx sent it."""
+        """The last chat request's body, as sent (its length checked against Content-Length)."""
         path = self._dir / "last-body.json"
         _, size, sent = self._say(f"last {path}").split()
         if sent != "-" and size != sent:
