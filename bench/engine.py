@@ -12,7 +12,7 @@ asks the simulator for the body of the chat request it just received (its reques
 re-encoded as compact UTF-8 JSON (what httpx writes for ``json=`` and our client's orjson
 encoder writes too; the byte count is checked against the request's ``Content-Length``),
 and re-sends those very bytes with a raw ``httpx.Client`` to the same
-server (same reply, same connection reuse), consuming the SSE stream with the minimal
+server (same reply; like our client, it stops reading at ``[DONE]``), consuming the SSE stream with the minimal
 correct loop (``common.sse_texts``). That re-send is everything a turn cannot avoid:
 transport, the server, reading the answer. The turn's wall time over it is the ratio; the
 difference, in the JSON details, is the client's overhead in ms (building the content, the
