@@ -1,9 +1,9 @@
 """``python -m bench.run [--quick] [--json PATH] [--only NAME ...]``: the benchmark table.
 
 Every row compares ours with a baseline measured in the same run, on this machine, and
-says whether the target of issue 8 is met. ``--quick`` runs small sizes in a few seconds
+says whether the targets of issues 8 and 14 are met. ``--quick`` runs small sizes in a few seconds
 (CI runs it only to check the benchmarks still work; nothing there asserts a timing).
-The full run takes about two to three minutes, plus a one-time install of the optional
+The full run takes about four to five minutes, plus a one-time install of the optional
 ``jupyter-ai-magics`` peer into a venv under the bench cache (``--no-install`` skips it).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from .common import Log, Result, describe_machine, machine
 
-BENCHMARKS = ("load", "stream", "kernel", "context", "render", "wire", "media")
+BENCHMARKS = ("load", "stream", "kernel", "context", "render", "wire", "media", "engine")
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.silent:
             print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    from . import context, kernel, loadtime, media, render, streaming, wire
+    from . import context, engine, kernel, loadtime, media, render, streaming, wire
 
     runners: dict[str, Callable[[bool, Log], list[Result]]] = {
         "load": lambda quick, log: loadtime.run(quick, log, peers=not args.no_peers, install=not args.no_install,
@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "render": render.run,
         "wire": wire.run,
         "media": media.run,
+        "engine": engine.run,
     }
     info = machine()
     mode = "quick" if args.quick else "full"

@@ -29,6 +29,12 @@ EXPECTED = (
     "gzip bomb -> 128 MiB: peak RSS growth",
     "video 5 MB: second reference vs first",
     "video 5 MB: peak memory sending via Files API",
+    "%%kimi turn 30: ours vs raw re-send",
+    "%%kimi turn 30 vs turns 11-15: ratio growth",
+    "ask(history=True) turn 30: ours vs raw re-send",
+    "8 concurrent aask x 200 chunks",
+    "image turn after 5 image turns",
+    "memory after 5 turns with 500 kB photos",
 )
 
 

@@ -39,7 +39,7 @@ from ..settings import Settings
 from .bounded import StreamGuard, araw_chunks, aread_capped, html_error, raw_chunks, read_capped
 from .chunks import TurnState
 from .reader import StreamReader
-from .request import auth_headers, build_payload
+from .request import AsyncSentBody, SentBody, auth_headers, build_payload, encode_body, json_headers
 from .retry import backoff_delay, from_transport_error, should_retry
 
 __all__ = ["KimiClient", "AsyncKimiClient", "EventStream", "AsyncEventStream"]
@@ -129,12 +129,15 @@ class _Base:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def _prepare(self, messages: list[dict[str, Any]], stream: bool, **kw: Any) -> tuple[str, dict[str, Any], dict[str, str], list[Notice]]:
-        # ``notices``: shown first and kept in the Response (document summaries, --web).
+    def _prepare(self, messages: list[dict[str, Any]], stream: bool,
+                 **kw: Any) -> tuple[str, bytes, dict[str, str], list[Notice], str | None]:
+        """The URL, the encoded body (once per turn, not per retry), the headers, the notices
+        (``notices`` passed in are shown first: document summaries, --web) and the prefill."""
         shown = [n for n in kw.pop("notices", None) or () if isinstance(n, Notice)]
         key = self.settings.require_key()
         payload, notices = build_payload(self.settings, messages, stream=stream, **kw)
-        return self.settings.chat_url, payload, auth_headers(key), [*shown, *notices]
+        body = encode_body(payload)
+        return self.settings.chat_url, body, json_headers(key, body), [*shown, *notices], prefill
 
     def _http_error(self, status: int, body: str, headers: Any) -> KimiError:
         return error_from_response(status, body, headers, base_url=self.settings.base_url,
@@ -317,7 +320,7 @@ class KimiClient(_Base):
         request, its retries, and the body (a `StreamReader` per streamed attempt)."""
         feed = response.feed
         try:
-            url, payload, headers, notices = self._prepare(messages, stream, **kw)
+            url, body, headers, notices, prefill = self._prepare(messages, stream, **kw)
         except KimiError as error:
             failed = _failed(error, False)
             feed(failed)
@@ -326,7 +329,6 @@ class KimiClient(_Base):
         for notice in notices:
             feed(notice)
             yield notice
-        prefill = self._sent_prefill(payload)
         wait, waiting = self._wait_for_limits()
         if waiting is not None:
             feed(waiting)
@@ -336,13 +338,14 @@ class KimiClient(_Base):
         while True:
             attempt += 1
             state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
+            sent = SentBody(body)  # its bytes are released when this attempt ends
             try:
-                with self._http.stream("POST", url, json=payload, headers=headers, follow_redirects=False) as resp:
+                with self._http.stream("POST", url, content=sent, headers=headers, follow_redirects=False) as resp:
                     self._check_status(resp)
                     if resp.status_code >= 400:
                         raise self._error_of(resp, read_capped(resp, self._error_limit(), keep_head=True))
-                    body = None if stream else read_capped(resp, self.settings.max_response_bytes)
-                    for event in self._opened(resp, stream, state, body):
+                    answer = None if stream else read_capped(resp, self.settings.max_response_bytes)
+                    for event in self._opened(resp, stream, state, answer):
                         feed(event)
                         yield event
                     if stream:
@@ -352,6 +355,8 @@ class KimiClient(_Base):
                 failure = error
             except httpx.HTTPError as exc:
                 failure = self._transport_error(exc, url, state.saw_content)
+            finally:
+                sent.release()
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
                 if isinstance(failure, ModelNotFoundError):
@@ -461,7 +466,7 @@ class AsyncKimiClient(_Base):
         """As `KimiClient._events`: every event, each fed to ``response`` before it is yielded."""
         feed = response.feed
         try:
-            url, payload, headers, notices = self._prepare(messages, stream, **kw)
+            url, body, headers, notices, prefill = self._prepare(messages, stream, **kw)
         except KimiError as error:
             failed = _failed(error, False)
             feed(failed)
@@ -470,7 +475,6 @@ class AsyncKimiClient(_Base):
         for notice in notices:
             feed(notice)
             yield notice
-        prefill = self._sent_prefill(payload)
         wait, waiting = self._wait_for_limits()
         if waiting is not None:
             feed(waiting)
@@ -480,14 +484,15 @@ class AsyncKimiClient(_Base):
         while True:
             attempt += 1
             state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
+            sent = AsyncSentBody(body)  # its bytes are released when this attempt ends
             try:
-                async with self._http.stream("POST", url, json=payload, headers=headers,
+                async with self._http.stream("POST", url, content=sent, headers=headers,
                                              follow_redirects=False) as resp:
                     self._check_status(resp)
                     if resp.status_code >= 400:
                         raise self._error_of(resp, await aread_capped(resp, self._error_limit(), keep_head=True))
-                    body = None if stream else await aread_capped(resp, self.settings.max_response_bytes)
-                    for event in self._opened(resp, stream, state, body):
+                    answer = None if stream else await aread_capped(resp, self.settings.max_response_bytes)
+                    for event in self._opened(resp, stream, state, answer):
                         feed(event)
                         yield event
                     if stream:
@@ -519,6 +524,8 @@ class AsyncKimiClient(_Base):
                 failure = error
             except httpx.HTTPError as exc:
                 failure = self._transport_error(exc, url, state.saw_content)
+            finally:
+                sent.release()
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
                 if isinstance(failure, ModelNotFoundError):
