@@ -136,6 +136,7 @@ class _Base:
         shown = [n for n in kw.pop("notices", None) or () if isinstance(n, Notice)]
         key = self.settings.require_key()
         payload, notices = build_payload(self.settings, messages, stream=stream, **kw)
+        prefill = self._sent_prefill(payload)
         body = encode_body(payload)
         return self.settings.chat_url, body, json_headers(key, body), [*shown, *notices], prefill
 
