@@ -215,7 +215,8 @@ class KimiMagics(Magics):
         from .agent.approval import choose_approver
         from .agent.loop import run_agent_turn
 
-        approver = choose_approver(self.shell, auto=bool(args.yes or settings.auto_approve))
+        # [issue 19 hook] record=False: the turn's view lists the steps inside its answer
+        approver = choose_approver(self.shell, auto=bool(args.yes or settings.auto_approve), record=False)
 
         def runner(session: Session, request: Any, renderer: Any) -> Any:
             return run_agent_turn(session, request, renderer, shell=self.shell, approver=approver, web=args.web)
@@ -372,6 +373,10 @@ def load_ipython_extension(ipython: Any) -> None:
     from .sidebar_target import register as register_sidebar_comm
 
     register_sidebar_comm(ipython)  # the JupyterLab sidebar's comm target; no-op outside a kernel
+    # [issue 19 hook] the status bar says busy for as long as a cell runs (kernel_status.py)
+    from .kernel_status import keep_busy_while_running
+
+    keep_busy_while_running(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -206,10 +206,12 @@ class LiveView:
             line = f"<b>{html.escape(step.name)}</b> · {html.escape(step.state)}"
             if step.seconds:
                 line += f" · {seconds(step.seconds)}"
+            if step.state == "awaiting approval":
+                # The approval box right below shows the whole code, once, with its buttons.
+                rows.append(f"<div>{line} · <i>see the code and answer below</i></div>")
+                continue
             line += f" · <code>{html.escape(preview(step.arguments.replace(chr(10), ' '), 120))}</code>"
-            if step.state == "awaiting approval":  # the user must see all of what they approve
-                line += f'<pre style="white-space:pre-wrap;margin:2px 0">{html.escape(preview(step.arguments, 20_000))}</pre>'
-            elif step.error:
+            if step.error:
                 line += f"<br>&nbsp;&nbsp;error: {html.escape(preview(step.error, 300))}"
             elif step.result is not None:
                 line += f"<br>&nbsp;&nbsp;&rarr; <code>{html.escape(preview(step.result, 300))}</code>"
