@@ -173,19 +173,21 @@ def test_notebook7_has_the_kimi_chat_in_its_right_panel(page, notebook7, sim, sh
     ])
     page.goto(f"{notebook7.url}/notebooks/nb7.ipynb?token={notebook7.token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
-    page.wait_for_function(f"() => ({KERNEL_STATUS})() === 'idle'", timeout=60_000)
+    toggle = page.locator(".jp-NotebookPanel-toolbar .jp-kimi-toolbar-button")
+    expect(toggle).to_be_visible(timeout=20_000)  # the Kimi icon, next to the kernel
+    expect(page.locator("#kimi-jupyter-sidebar")).to_be_hidden()
     shot(page, "n6-notebook7-opened")
-    toggle = page.locator("[data-command='kimi:toggle-chat'], .jp-kimi-toolbar-button").first
-    expect(toggle).to_be_visible(timeout=20_000)
     toggle.click()
     sidebar = page.locator("#kimi-jupyter-sidebar")
     expect(sidebar).to_be_visible()
     expect(sidebar.locator(".jp-kimi-banner")).to_have_attribute("data-status", "ready", timeout=30_000)
-    sim.queue(Reply(text="`df` has one column, **a**."))
+    sim.queue(Reply(text="Hello from the kernel: `df` has one column, **a**."))
     box = sidebar.locator("textarea.jp-kimi-input")
-    box.fill("What columns does {df} have?")
+    box.fill("What columns will df have?")
     box.press("Enter")
     turn = sidebar.locator(".jp-kimi-turn").last
     expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
     expect(turn.locator(".jp-kimi-answer")).to_contain_text("has one column")
     shot(page, "n7-notebook7-sidebar-answered")
+    toggle.click()  # the same icon hides the chat again
+    expect(sidebar).to_be_hidden()
