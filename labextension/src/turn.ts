@@ -62,6 +62,7 @@ export class TurnState {
   finished = false;
   /** Bumped on every change; views compare it to skip needless repaints. */
   version = 0;
+  private toolsRan = false;
 
   static fromSummary(summary: IResponseSummary, meta?: ITurnMeta): TurnState {
     const state = new TurnState();
@@ -73,6 +74,11 @@ export class TurnState {
     this.version++;
     switch (event.type) {
       case 'ReasoningDelta':
+        if (this.toolsRan && event.text && this.reasoning.trim()) {
+          // A new agent step reasons again: its own paragraph (as the kernel's summary has it).
+          this.reasoning += this.reasoning.endsWith('\n\n') ? '' : '\n\n';
+        }
+        this.toolsRan = false;
         this.reasoning += event.text;
         this.phase = 'thinking';
         this.clearRetryNote();
@@ -86,10 +92,12 @@ export class TurnState {
         this.phase = 'calling tools';
         break;
       case 'ToolCallStarted':
+        this.toolsRan = true;
         this.upsertStep(event.id, event.name, event.arguments).state = 'running';
         this.phase = 'calling tools';
         break;
       case 'ApprovalRequested':
+        this.toolsRan = true;
         this.upsertStep(event.id, event.name, event.code).state =
           'awaiting approval';
         this.phase = 'awaiting approval';
