@@ -377,6 +377,10 @@ def load_ipython_extension(ipython: Any) -> None:
     from .kernel_status import keep_busy_while_running
 
     keep_busy_while_running(ipython)
+    # [issue 19 hook] the first %%kimi cell finds httpx, ipywidgets and the engine loaded (warmup.py)
+    from .warmup import start as warm_up
+
+    warm_up(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -24,6 +24,9 @@ EXPECTED = (
     "frame 50,000x50 summary: time",
     "frame 50,000x50 summary: tokens",
     "frame 50,000x50 summary: peak memory",
+    "displayed figure 6x4 in @100 -> image part",
+    "first %%kimi cell (typed after load_ext)",
+    "first %%kimi cell (Run All)",
 )
 
 
