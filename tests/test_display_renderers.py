@@ -361,3 +361,20 @@ def test_live_view_points_to_the_approval_box_and_shows_the_code_once() -> None:
     assert "os.remove" not in view.steps.value and "print(49)" not in view.steps.value
     view.handle(ApprovalResolved("c1", approved=True))
     view.finish(Response())
+
+
+def test_live_view_text_is_single_spaced() -> None:
+    """ipywidgets' HTML widget has a 28 px line height; the trace and the steps set their own."""
+    from kimi_jupyter.events import ToolCallFinished, ToolCallStarted
+
+    clock = FakeClock()
+    view, _ = live_view(clock)
+    view.start(META)
+    view.handle(ReasoningDelta("line one\nline two"))
+    view.handle(ToolCallStarted("c1", "list_variables", "{}"))
+    view.handle(ToolCallFinished("c1", "df: DataFrame\nx: int", None, 0.1))
+    clock.now += 1
+    view.handle(TextDelta("done"))
+    assert "line-height:1.45" in view.trace.value and "line one\nline two" in view.trace.value
+    assert "line-height:1.45" in view.steps.value
+    view.finish(Response())
