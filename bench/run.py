@@ -19,7 +19,7 @@ from typing import Any
 
 from .common import Log, Result, describe_machine, machine
 
-BENCHMARKS = ("load", "stream", "kernel", "context", "render", "wire", "media", "engine")
+BENCHMARKS = ("load", "stream", "kernel", "context", "render", "wire", "media", "engine", "firstcell")
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.silent:
             print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    from . import context, engine, kernel, loadtime, media, render, streaming, wire
+    from . import context, engine, firstcell, kernel, loadtime, media, render, streaming, wire
 
     runners: dict[str, Callable[[bool, Log], list[Result]]] = {
         "load": lambda quick, log: loadtime.run(quick, log, peers=not args.no_peers, install=not args.no_install,
@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wire": wire.run,
         "media": media.run,
         "engine": engine.run,
+        "firstcell": firstcell.run,
     }
     info = machine()
     mode = "quick" if args.quick else "full"

@@ -191,7 +191,9 @@ class KimiMagics(Magics):
             if args.agent:
                 from .agent.loop import agent_strategy
 
-                strategy = agent_strategy(self.shell, auto=bool(args.yes or settings.auto_approve), web=args.web)
+                # record=False: the turn's view lists the steps inside its answer
+                strategy = agent_strategy(self.shell, auto=bool(args.yes or settings.auto_approve), web=args.web,
+                                          record=False)
         except (KimiError, ValueError) as error:
             return self._fail(str(error), args.keep_going)
         if args.new:

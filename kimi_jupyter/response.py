@@ -3,6 +3,10 @@
 It is what `ask()` returns and what `_kimi` holds in the notebook: the answer text, the
 reasoning trace, the tool calls the model requested and the tool steps that ran, the usage
 and cost, and whether the turn finished, was cut or failed. It never does I/O.
+
+An agent turn is several requests (steps): the reasoning of each step is its own paragraph in
+``reasoning`` (a blank line between steps, inserted when reasoning resumes after tools ran),
+and every tool step keeps the reasoning of the request that asked for it (``ToolStep.reasoning``).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class ToolStep:
     error: str | None = None
     seconds: float | None = None
     approved: bool | None = None
+    reasoning: str = ""  # what the model reasoned in the request that asked for this call
 
 
 @dataclass
@@ -81,6 +86,12 @@ class Response:
     # Deltas are buffered and joined on demand: `self.text += delta` would be quadratic.
     _text: list[str] = field(default_factory=list, repr=False)
     _reasoning: list[str] = field(default_factory=list, repr=False)
+    # Agent steps: where the current step's reasoning starts, whether tools ran since the last
+    # reasoning (the next reasoning is a new paragraph), and each requested call's reasoning.
+    _step_start: int = field(default=0, repr=False)
+    _tools_ran: bool = field(default=False, repr=False)
+    _call_reasoning: dict[str, str] = field(default_factory=dict, repr=False)
+    _batch_reasoning: str | None = field(default=None, repr=False)
 
     @staticmethod
     def _joined(parts: list[str]) -> str:
@@ -103,19 +114,31 @@ class Response:
         if isinstance(event, TextDelta):
             self._text.append(event.text)
         elif isinstance(event, ReasoningDelta):
+            if self._tools_ran:  # a new agent step thinks again: a new paragraph
+                self._tools_ran = False
+                if event.text and self._reasoning and self.reasoning.strip():
+                    self._reasoning.append("" if self.reasoning.endswith("\n\n") else "\n\n")
+                    self._step_start = len(self.reasoning)
             self._reasoning.append(event.text)
         elif isinstance(event, ToolCallRequested):
             self.tool_calls.append(event)
+            if self._batch_reasoning is None:  # the first call of this step
+                self._batch_reasoning = self.reasoning[self._step_start:].strip()
+            self._call_reasoning[event.id] = self._batch_reasoning
         elif isinstance(event, ToolCallStarted):
+            self._tools_started()
             step = self._step(event.id)
             if step is None:
-                self.tool_steps.append(ToolStep(event.id, event.name, event.arguments, state="running"))
+                self.tool_steps.append(ToolStep(event.id, event.name, event.arguments, state="running",
+                                                reasoning=self._call_reasoning.get(event.id, "")))
             else:
                 step.state = "running"
         elif isinstance(event, ApprovalRequested):
+            self._tools_started()
             step = self._step(event.id)
             if step is None:
-                self.tool_steps.append(ToolStep(event.id, event.name, event.code, state="awaiting approval"))
+                self.tool_steps.append(ToolStep(event.id, event.name, event.code, state="awaiting approval",
+                                                reasoning=self._call_reasoning.get(event.id, "")))
             else:
                 step.state = "awaiting approval"
         elif isinstance(event, ApprovalResolved):
@@ -154,6 +177,12 @@ class Response:
             self.error_kind = event.kind
             self.cut = self.cut or event.partial
             self.done = True
+
+    def _tools_started(self) -> None:
+        """The step's calls are all requested and now run: later reasoning is a new step."""
+        self._batch_reasoning = None
+        self._tools_ran = True
+        self._step_start = len(self.reasoning)
 
     def delta_sinks(self) -> tuple[Callable[[str], None], Callable[[str], None], Callable[[Event], None] | None]:
         """Appenders for the client's per-token loop: text, reasoning, and the event log

@@ -207,3 +207,43 @@ def test_magic_agent_flag_with_yes(shell, kimi_sim_env, capsys):
     assert tools == ["run_python", "get_variable", "list_variables"]
     assert json.loads(kimi_sim_env.chat_requests[1].json["messages"][1]["tool_calls"][0]["function"]["arguments"]) == {
         "code": "agent_ran = 'via magic'"}
+
+
+def test_each_agent_step_reasons_in_its_own_paragraph(shell, kimi_sim_env):
+    sim = kimi_sim_env
+    sim.queue(
+        Reply(reasoning="I need the variables in the user's kernel.",
+              tool_calls=[ToolCall("list_variables", {}), ToolCall("get_variable", {"name": "sales"})]),
+        Reply(reasoning="There is a DataFrame sales; I will sum it.",
+              tool_calls=[ToolCall("run_python", {"code": "print(sales.amount.sum())"})]),
+        Reply(reasoning="It printed 42.", text="The total is 42."),
+    )
+    response = turn("What is the total amount?", Recorder(approve=True), shell)
+    assert response.reasoning == (
+        "I need the variables in the user's kernel.\n\n"
+        "There is a DataFrame sales; I will sum it.\n\n"
+        "It printed 42."
+    )
+    # Each step keeps the reasoning of the request that asked for it (two calls, one request).
+    assert [s.reasoning for s in response.tool_steps] == [
+        "I need the variables in the user's kernel.",
+        "I need the variables in the user's kernel.",
+        "There is a DataFrame sales; I will sum it.",
+    ]
+    assert response.summary()["tool_steps"][2]["reasoning"] == "There is a DataFrame sales; I will sum it."
+    # What goes back to Kimi is each step's own reasoning, byte for byte, never the joined one.
+    assistant = [m for m in sim.chat_requests[-1].json["messages"] if m["role"] == "assistant"]
+    assert [m["reasoning_content"] for m in assistant] == [
+        "I need the variables in the user's kernel.", "There is a DataFrame sales; I will sum it."]
+
+
+def test_the_demo_script_answers_dont_run_with_a_denial(shell, kimi_sim_env):
+    """04-agent in demo mode: choosing Don't run gets an answer that says nothing ran."""
+    from pathlib import Path
+
+    sim = kimi_sim_env
+    sim.load_script(Path(__file__).resolve().parents[1] / "notebooks" / "harness" / "replies.json")
+    shell.run_cell("import pandas as pd\nvisits = pd.DataFrame({'channel': ['email'], 'visitors': [10], 'signups': [1]})")
+    denied = turn("Which marketing channel converts visitors best?", Recorder(approve=False), shell)
+    assert denied.tool_steps[-1].state == "denied"
+    assert "I did not run the code" in denied.text and "9.4" not in denied.text

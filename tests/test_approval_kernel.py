@@ -204,6 +204,15 @@ def test_widget_click_is_handled_while_the_cell_waits(frontend: Frontend, label:
     assert _records(frontend, msg_id) == [f"run_python: {outcome}"]
 
 
+def test_without_a_record_the_approval_box_goes_once_answered(frontend: Frontend) -> None:
+    """A %%kimi --agent turn lists the steps in its own view: no second record below it."""
+    msg_id = frontend.execute(_ask('mode="widget", record=False'))
+    frontend.click(frontend.button(msg_id, "Run it"))
+    reply, out = frontend.finish(msg_id, timeout=10)
+    assert reply["content"]["status"] == "ok" and "DECISION True widget" in out
+    assert _records(frontend, msg_id) == [""]
+
+
 def test_auto_mode_uses_the_widget_for_a_notebook_ui(frontend: Frontend) -> None:
     msg_id = frontend.execute(_ask(), notebook=True)
     frontend.click(frontend.button(msg_id, "Run it"))

@@ -35,6 +35,9 @@ EXPECTED = (
     "8 concurrent aask x 200 chunks",
     "image turn after 5 image turns",
     "memory after 5 turns with 500 kB photos",
+    "displayed figure 6x4 in @100 -> image part",
+    "first %%kimi cell (typed after load_ext)",
+    "first %%kimi cell (Run All)",
 )
 
 

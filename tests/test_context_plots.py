@@ -192,3 +192,34 @@ def test_running_count_follows_either_ipython_counting_order():
         # A cell that stores no history (nbval) keeps the counter where it is.
         capture._on_pre_run_cell(SimpleNamespace(store_history=False))
         assert capture.running_count() == shell.execution_count
+
+
+def test_a_displayed_figure_attaches_the_png_the_notebook_showed(shell: Any):
+    from kimi_jupyter.context import image_part
+    from kimi_jupyter.context.plots import displayed_png
+
+    capture = PlotCapture().install(shell)
+    try:
+        count = run(shell, "import matplotlib.pyplot as plt\n"
+                           "kept_fig, kept_ax = plt.subplots(figsize=(4, 3))\nkept_ax.plot([1, 3, 2])")
+        fig = shell.user_ns["kept_fig"]
+        shown = capture.plots_for(count)
+        assert len(shown) == 1 and displayed_png(fig) == shown[0]
+        url = image_part(fig)["image_url"]["url"]
+        assert base64.b64decode(url.split(",", 1)[1]) == shown[0]  # the same bytes, no re-render
+
+        # Changed after it was displayed: rendered afresh, with the change.
+        run(shell, "kept_ax.set_title('changed later')")
+        assert displayed_png(fig) is None
+        fresh = base64.b64decode(image_part(fig)["image_url"]["url"].split(",", 1)[1])
+        assert fresh != shown[0] and is_png(fresh)
+
+        # Too big for the box: the displayed PNG is downscaled, not sent as is.
+        run(shell, "kept_ax.set_title('shown again'); display(kept_fig)")
+        assert displayed_png(fig) is not None
+        small = base64.b64decode(image_part(fig, max_size=(120, 90))["image_url"]["url"].split(",", 1)[1])
+        assert max(is_png(small)) <= 120
+    finally:
+        capture.uninstall()
+        run(shell, "plt.close('all')")
+    assert "format" not in vars(shell.display_formatter)  # the formatter is restored

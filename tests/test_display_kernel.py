@@ -174,5 +174,7 @@ def test_nbconvert_html_keeps_reasoning_details_and_usage_table(kernel_name: str
     assert reasoning and "First I look at the &lt;columns&gt;." in reasoning.group(0)
     assert '<table class="kimi-usage"' in body
     assert ">¥0.0004</td>" in body and ">100</td>" in body
-    code = re.search(r'<code class="language-python">(.*?)</code>', body, re.S)
-    assert code and re.sub(r"<[^>]+>", "", code.group(1)) == "df.describe()\n"  # highlighted spans, same text
+    # The fenced code: highlighted (inline Pygments colours), no band behind each line.
+    block = re.search(r'<code class="language-python" style="background:none[^"]*">(.*?)</code>', body, re.S)
+    assert block and re.sub(r"<[^>]+>", "", block.group(1)) == "df.describe()"
+    assert '<span style="color:' in block.group(1)

@@ -348,7 +348,7 @@ def test_importing_the_display_package_does_not_import_ipywidgets() -> None:
     assert result.stdout.strip() == "False"
 
 
-def test_live_view_shows_the_whole_code_awaiting_approval_at_once() -> None:
+def test_live_view_points_to_the_approval_box_and_shows_the_code_once() -> None:
     clock = FakeClock()
     view, _ = live_view(clock)
     view.start(META)
@@ -356,6 +356,25 @@ def test_live_view_shows_the_whole_code_awaiting_approval_at_once() -> None:
     code = "import os\n" + "\n".join(f"print({i})" for i in range(50)) + "\nos.remove('<file>')"
     view.handle(ApprovalRequested("c1", "run_python", code))  # urgent: painted before the prompt blocks
     assert "awaiting approval" in view.header.value
-    assert "os.remove(&#x27;&lt;file&gt;&#x27;)" in view.steps.value and "print(49)" in view.steps.value
+    # The approval box below the view shows the whole code with its buttons: not twice.
+    assert "see the code and answer below" in view.steps.value
+    assert "os.remove" not in view.steps.value and "print(49)" not in view.steps.value
     view.handle(ApprovalResolved("c1", approved=True))
+    view.finish(Response())
+
+
+def test_live_view_text_is_single_spaced() -> None:
+    """ipywidgets' HTML widget has a 28 px line height; the trace and the steps set their own."""
+    from kimi_jupyter.events import ToolCallFinished, ToolCallStarted
+
+    clock = FakeClock()
+    view, _ = live_view(clock)
+    view.start(META)
+    view.handle(ReasoningDelta("line one\nline two"))
+    view.handle(ToolCallStarted("c1", "list_variables", "{}"))
+    view.handle(ToolCallFinished("c1", "df: DataFrame\nx: int", None, 0.1))
+    clock.now += 1
+    view.handle(TextDelta("done"))
+    assert "line-height:1.45" in view.trace.value and "line one\nline two" in view.trace.value
+    assert "line-height:1.45" in view.steps.value
     view.finish(Response())

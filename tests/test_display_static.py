@@ -283,8 +283,11 @@ def test_usage_table_by_kind_with_totals() -> None:
         "total",
         "cost",
     ]
-    assert lines[-1].split() == ["total", "6", "1,010", "800", "205", "50", "1,215", "¥0.012"]
+    assert lines[4].split() == ["total", "6", "1,010", "800", "205", "50", "1,215", "¥0.012"]
     assert lines[3].split() == ["self-hosted", "2", "–", "–", "–", "–", "–", "–"]
+    # Reasoning tokens the server did not report apart are in completion: not "–" (none).
+    assert lines[2].split() == ["kimi-k2.5", "(agent)", "1", "10", "–", "5", "n/r", "15", "¥0.002"]
+    assert lines[-1].startswith("reasoning n/r: not reported separately by the server")
     assert bundle["text/html"].count("<tr>") == 5
     assert usage_table([])["text/plain"] == "no requests yet in this session"
 
@@ -302,8 +305,9 @@ def test_usage_table_takes_the_session_ledger_as_it_is() -> None:
         ["ask", "1", "5"],
         ["total", "3", "105"],
     ]
-    assert lines[-1] == "1 request(s) had no usage reported by the server"
-    assert "had no usage reported" in bundle["text/html"]
+    assert lines[-2] == "1 request(s) had no usage reported by the server"
+    assert lines[-1].startswith("reasoning n/r:")
+    assert "had no usage reported" in bundle["text/html"] and "reasoning n/r" in bundle["text/html"]
 
 
 def test_a_failed_turn_does_not_blame_the_server_for_missing_usage() -> None:
@@ -315,3 +319,17 @@ def test_a_failed_turn_does_not_blame_the_server_for_missing_usage() -> None:
         assert "usage" not in at_once[mime]  # nothing was sent, nothing to count
         assert "not reported by the server" not in part_way[mime]
         assert "usage: unknown (the answer did not finish)" in part_way[mime]
+
+
+def test_exported_code_blocks_are_highlighted_without_a_band_per_line() -> None:
+    hostile = "print('<script>alert(1)</script>')  # \" onload=x"
+    answer = f"Run this:\n\n```python\nimport math\n{hostile}\n```\n\n```\nplain block\n```\n"
+    markup = final_bundle(turn(TextDelta(answer), Done("stop")), META)["text/html"]
+    block = re.search(r'<pre style="[^"]*"><code class="language-python" style="([^"]*)">(.*?)</code></pre>',
+                      markup, re.S)
+    assert block is not None
+    assert "background:none" in block.group(1) and "padding:0" in block.group(1)  # no band per line
+    assert '<span style="color:' in block.group(2)  # Pygments colours, inline (no stylesheet needed)
+    assert "<script>" not in markup and "&lt;script&gt;" in block.group(2)  # still escaped
+    assert re.sub(r"<[^>]+>", "", block.group(2)).count("import") == 1
+    assert '<code style="background:none' in markup  # a block without a language: no band either

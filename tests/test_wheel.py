@@ -55,6 +55,7 @@ def test_wheel_installs_the_prebuilt_lab_extension_in_a_fresh_venv(tmp_path: Pat
     data = [n.split(".data/data/", 1)[1] for n in names if ".data/data/" in n]
     assert SHARE + "package.json" in data
     assert SHARE + "install.json" in data
+    assert "share/jupyter/lab/settings/overrides.d/kimi-jupyter.json" in data  # no news toast
     assert any(re.match(re.escape(SHARE) + r"static/remoteEntry\.[0-9a-f]+\.js$", n) for n in data)
     assert not [n for n in names if n.startswith("kimi_jupyter/labextension/")], "built files shipped twice"
 

@@ -23,10 +23,12 @@ How the question is asked is decided at each call, from the request the kernel i
 4. Outside a kernel (terminal IPython, plain Python): the stdin prompt if stdin is a
    terminal, else denied with ``how="no-ui"``.
 
-The widget shows the code and two buttons, "Run it" and "Don't run"; the cell blocks until
-one is clicked, with the clicks handled while it waits. Afterwards the widget is replaced by a
-static one-line record ("run_python: approved: ran" / "run_python: denied") so a saved
-notebook shows what happened. ``timeout`` (seconds, widget only) denies with
+The widget shows two buttons, "Run it" and "Don't run", above the code (so they stay in view
+however long the code is); the cell blocks until one is clicked, with the clicks handled while
+it waits. Afterwards the widget is replaced by a static one-line record ("run_python:
+approved: ran" / "run_python: denied") so a saved notebook shows what happened; with
+``record=False`` (a ``%%kimi --agent`` turn, whose view lists every step inside its answer)
+it is removed instead. ``timeout`` (seconds, widget only) denies with
 ``how="timeout"``. A KeyboardInterrupt while waiting (widget or stdin) cleans up and
 propagates; the agent loop stops on it.
 """
@@ -78,6 +80,7 @@ def choose_approver(
     auto: bool = False,
     mode: str = "auto",
     timeout: float | None = None,
+    record: bool = True,
 ) -> Approver:
     """The approver for this session; see the module doc for how it asks."""
     if mode not in MODES:
@@ -86,7 +89,7 @@ def choose_approver(
         raise ValueError("timeout must be a positive number of seconds, or None")
     if auto:
         return AutoApprover()
-    return InteractiveApprover(shell, mode=mode, timeout=timeout)
+    return InteractiveApprover(shell, mode=mode, timeout=timeout, record=record)
 
 
 class AutoApprover:
@@ -99,10 +102,13 @@ class AutoApprover:
 class InteractiveApprover:
     """Asks the user through a widget or stdin; denies when neither can ask."""
 
-    def __init__(self, shell: Any = None, *, mode: str = "auto", timeout: float | None = None) -> None:
+    def __init__(
+        self, shell: Any = None, *, mode: str = "auto", timeout: float | None = None, record: bool = True
+    ) -> None:
         self._shell = shell
         self.mode = mode
         self.timeout = timeout
+        self.record = record
 
     @property
     def shell(self) -> Any:
@@ -122,7 +128,7 @@ class InteractiveApprover:
         shell = self.shell
         channel = pick_channel(shell, self.mode)
         if channel == "widget":
-            decision = _ask_widget(shell, call_id, tool, code, self.timeout)
+            decision = _ask_widget(shell, call_id, tool, code, self.timeout, self.record)
             if decision is not None:
                 return decision
             channel = "stdin"  # the widget could not be shown; stdin is allowed
@@ -231,12 +237,15 @@ class _ApprovalWidget:
             f"<b>Kimi wants to run this code</b> <code>{html.escape(tool)}</code> "
             "<span style='opacity:.7'>(nothing runs until you choose)</span>"
         )
-        view = widgets.HTML(_code_html(code))
+        view = widgets.HTML(_code_html(code, max_height="16em"))
         self.approve_button = widgets.Button(description=APPROVE_LABEL, button_style="success", icon="play")
         self.deny_button = widgets.Button(description=DENY_LABEL, button_style="danger", icon="ban")
         self.approve_button.on_click(lambda _button: self._decide(True))
         self.deny_button.on_click(lambda _button: self._decide(False))
-        self.box = widgets.VBox([title, view, widgets.HBox([self.approve_button, self.deny_button])])
+        # The buttons first: a long proposal must not push them out of the window.
+        buttons = widgets.HBox([self.approve_button, self.deny_button, title],
+                               layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+        self.box = widgets.VBox([buttons, view])
         self._widgets = _widget_tree(self.box, widgets.Widget)
 
     def _decide(self, approved: bool) -> None:
@@ -297,15 +306,17 @@ def _widget_tree(root: Any, widget_type: type) -> list[Any]:
     return list(found.values())
 
 
-def _code_html(code: str) -> str:
+def _code_html(code: str, max_height: str = "24em") -> str:
     return (
-        "<pre style='margin:4px 0;padding:6px 8px;max-height:24em;overflow:auto;"
+        f"<pre style='margin:4px 0;padding:6px 8px;max-height:{max_height};overflow:auto;"
         "background:var(--jp-layout-color2,#f5f5f5);border-radius:4px'>"
         f"<code class='language-python'>{html.escape(_visible(code))}</code></pre>"
     )
 
 
-def _ask_widget(shell: Any, call_id: str, tool: str, code: str, timeout: float | None) -> Decision | None:
+def _ask_widget(
+    shell: Any, call_id: str, tool: str, code: str, timeout: float | None, record: bool = True
+) -> Decision | None:
     """Ask with buttons; None when the widget cannot be used (the caller falls back to stdin)."""
     try:
         from IPython.display import display
@@ -335,7 +346,7 @@ def _ask_widget(shell: Any, call_id: str, tool: str, code: str, timeout: float |
         try:
             if ui is not None:
                 if handle is not None:
-                    if outcome:
+                    if outcome and record:
                         handle.update(ui.record(outcome), raw=True)
                     else:
                         handle.update({"text/plain": ""}, raw=True)

@@ -134,8 +134,9 @@ def _code_of(call: ToolCallRequested) -> str:
 
 
 def agent_strategy(shell: Any, *, auto: bool = False, web: bool = False,
-                   approver: Approver | None = None) -> AgentStrategy:
-    """The agent for ``shell`` (tools act on it); asks before code runs unless ``auto``."""
+                   approver: Approver | None = None, record: bool = True) -> AgentStrategy:
+    """The agent for ``shell`` (tools act on it); asks before code runs unless ``auto``.
+    ``record=False``: no one-line record of each approval (the turn's view lists the steps)."""
     if shell is None:
         from ..errors import KimiError
 
@@ -143,5 +144,5 @@ def agent_strategy(shell: Any, *, auto: bool = False, web: bool = False,
     if approver is None:
         from .approval import choose_approver
 
-        approver = choose_approver(shell, auto=auto)
+        approver = choose_approver(shell, auto=auto, record=record)
     return AgentStrategy(shell, approver, web=web)

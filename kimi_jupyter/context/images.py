@@ -270,6 +270,12 @@ def _from_ipython_image(obj: Any, box: tuple[int, int], max_pixels: int, src: st
 
 
 def _from_figure(fig: Any, box: tuple[int, int], max_pixels: int, src: str) -> tuple[bytes, ImageInfo]:
+    from .plots import displayed_png
+
+    shown = displayed_png(fig)
+    if shown is not None:
+        # What the notebook displayed for this unchanged figure: no second render.
+        return _from_bytes(shown, box, max_pixels, src, trusted=True)
     dpi = float(fig.dpi or 100)
     try:
         w_in, h_in = (float(v) for v in fig.get_size_inches())
@@ -286,7 +292,7 @@ def _from_figure(fig: Any, box: tuple[int, int], max_pixels: int, src: str) -> t
         fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     except Exception as exc:
         raise ContextError(f"{src} could not be rendered to PNG: {exc}") from None
-    return _from_bytes(buf.getvalue(), box, max_pixels, src)
+    return _from_bytes(buf.getvalue(), box, max_pixels, src, trusted=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -347,7 +353,12 @@ def _orientation(img: Any) -> int:
         return 1
 
 
-def _from_bytes(data: bytes, box: tuple[int, int], max_pixels: int, src: str) -> tuple[bytes, ImageInfo]:
+def _from_bytes(
+    data: bytes, box: tuple[int, int], max_pixels: int, src: str, trusted: bool = False
+) -> tuple[bytes, ImageInfo]:
+    """``trusted``: matplotlib made these bytes in this process, so a PNG that fits is sent
+    without checking it; other PNGs that fit are checked chunk by chunk (CRCs, no pixel
+    decode), other formats are decoded once."""
     from PIL import Image
 
     fmt = sniff_image_format(data)
@@ -359,7 +370,9 @@ def _from_bytes(data: bytes, box: tuple[int, int], max_pixels: int, src: str) ->
     try:
         img = _open(data, fmt)
         w, h = img.size
-        orientation = _orientation(img)
+        # Pillow's PNG getexif() decodes every pixel to look for an eXIf chunk after the image
+        # data; one before it is already in img.info, and one after is rare enough to ignore.
+        orientation = 1 if fmt == "PNG" and "exif" not in img.info else _orientation(img)
         if orientation >= 5:
             w, h = h, w
         target = fit_size((w, h), box)
@@ -377,7 +390,11 @@ def _from_bytes(data: bytes, box: tuple[int, int], max_pixels: int, src: str) ->
             and orientation == 1
             and img.mode in _PASSTHROUGH_MODES.get(fmt, {img.mode})
         ):
-            img.load()  # validate: a truncated file must fail here, not at Kimi
+            if fmt == "PNG":
+                if not trusted:
+                    _open(data, fmt).verify()  # a truncated or corrupt file must fail here, not at Kimi
+            else:
+                img.load()  # validate by decoding (JPEG, GIF, WEBP have no chunk checksums)
             return data, ImageInfo(_MIME[fmt], w, h, len(data), w, h)
         img.load()
         if getattr(img, "n_frames", 1) > 1:

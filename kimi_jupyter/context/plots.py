@@ -5,6 +5,12 @@ closed when its cell ends, so by the time ``%%kimi --plot`` runs there is no Fig
 save. :class:`PlotCapture` wraps ``shell.display_pub.publish`` and keeps the ``image/png`` /
 ``image/jpeg`` payloads of the last few execution counts, keeping memory bounded.
 
+It also remembers, per matplotlib Figure still alive, the PNG the inline backend displayed for
+it (``shell.display_formatter.format`` is wrapped too), so ``{fig}`` of a figure the user
+already saw attaches those bytes instead of rendering it again (:func:`displayed_png`). After
+recording, the figure is marked not stale; any later change to one of its artists marks it
+stale again (matplotlib propagates that up to the figure), and then it is rendered afresh.
+
 Attribution: IPython increments ``execution_count`` *before* the ``post_execute`` event in
 which the inline backend flushes figures, so the count is recorded at ``pre_execute`` instead
 of being read at publish time.
@@ -15,14 +21,39 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["PlotCapture", "get_plot_capture"]
+__all__ = ["PlotCapture", "displayed_png", "get_plot_capture"]
 
 _IMAGE_MIMES = ("image/png", "image/jpeg")
 _SHELL_ATTR = "_kimi_plot_capture"
+# Figure -> the PNG bytes last displayed for it; an entry goes when its figure is collected.
+_DISPLAYED: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+
+
+def displayed_png(fig: Any) -> bytes | None:
+    """The PNG the notebook displayed for ``fig``, if the figure has not changed since."""
+    try:
+        png = _DISPLAYED.get(fig)
+    except TypeError:
+        return None
+    if png is None or getattr(fig, "stale", True):
+        return None
+    return png
+
+
+def _remember_figure(obj: Any, data: Any) -> None:
+    if not isinstance(data, Mapping) or "image/png" not in data:
+        return
+    if not type(obj).__module__.startswith("matplotlib.") or not hasattr(obj, "savefig"):
+        return
+    png = _decode(data["image/png"])
+    if png and png.startswith(b"\x89PNG"):
+        _DISPLAYED[obj] = png
+        obj.stale = False  # only a change after this display makes it stale again
 
 
 def _decode(value: Any) -> bytes | None:
@@ -60,6 +91,10 @@ class PlotCapture:
         self._wrapper: Any = None
         self._previous: Any = None
         self._had_instance_attr = False
+        self._formatter: Any = None
+        self._format_wrapper: Any = None
+        self._format_previous: Any = None
+        self._format_had = False
         self._current: int | None = None
         self._pre_count: int | None = None
         # IPython 9 advances execution_count before it runs a cell that stores history,
@@ -98,6 +133,7 @@ class PlotCapture:
             except Exception:
                 pass
         self._unhook()
+        self._unhook_format()
         self._shell = None
 
     def _handlers(self) -> list[tuple[str, Any]]:
@@ -129,6 +165,7 @@ class PlotCapture:
         self._ensure_hook()
 
     def _ensure_hook(self) -> None:
+        self._ensure_format_hook()
         pub = getattr(self._shell, "display_pub", None)
         if pub is None:
             return
@@ -171,6 +208,49 @@ class PlotCapture:
                     pub.publish = self._previous
                 else:
                     del pub.publish
+        except Exception:
+            pass
+
+    def _ensure_format_hook(self) -> None:
+        formatter = getattr(self._shell, "display_formatter", None)
+        current = getattr(formatter, "format", None)
+        if current is None or (formatter is self._formatter
+                               and getattr(current, "_kimi_plot_capture", None) is self):
+            return
+        self._unhook_format()
+        capture = self
+
+        def format(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            result = current(obj, *args, **kwargs)
+            if capture._format_wrapper is format:
+                try:
+                    _remember_figure(obj, result[0])
+                except Exception:
+                    pass
+            return result
+
+        format._kimi_plot_capture = self  # type: ignore[attr-defined]
+        format.__wrapped__ = current  # type: ignore[attr-defined]
+        had = "format" in getattr(formatter, "__dict__", {})
+        previous = formatter.__dict__.get("format") if had else None
+        try:
+            formatter.format = format
+        except Exception:
+            return
+        self._formatter, self._format_wrapper = formatter, format
+        self._format_previous, self._format_had = previous, had
+
+    def _unhook_format(self) -> None:
+        formatter, wrapper = self._formatter, self._format_wrapper
+        self._formatter = self._format_wrapper = None
+        if formatter is None or wrapper is None:
+            return
+        try:
+            if formatter.__dict__.get("format") is wrapper:
+                if self._format_had:
+                    formatter.format = self._format_previous
+                else:
+                    del formatter.format
         except Exception:
             pass
 

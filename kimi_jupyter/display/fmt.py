@@ -178,7 +178,8 @@ def usage_cells(usage: Usage, window: int | None = None) -> list[tuple[str, str]
         ("prompt", num(usage.prompt)),
         ("cached", num(usage.cached)),
         ("completion", num(usage.completion)),
-        ("reasoning", num(usage.reasoning)),
+        # Kimi counts reasoning tokens in completion without reporting them apart: not "–" (none).
+        ("reasoning", "in completion" if usage.reasoning is None and usage.completion else num(usage.reasoning)),
         ("total", num(usage.total)),
         ("cost", "–" if usage.cost is None else format_cost(usage.cost, usage.currency)),
     ]

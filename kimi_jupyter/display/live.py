@@ -42,7 +42,9 @@ from .static import final_bundle
 __all__ = ["LiveView", "copy_buttons"]
 
 _MUTED = "opacity:.75;font-size:88%"
-_TRACE = "white-space:pre-wrap;word-break:break-word;font-size:90%;opacity:.85;max-height:24em;overflow:auto"
+# ipywidgets' HTML widget sets a 28 px line height (one widget row) that double-spaces text.
+_TEXT = "line-height:1.45"
+_TRACE = f"white-space:pre-wrap;word-break:break-word;font-size:90%;opacity:.85;max-height:24em;overflow:auto;{_TEXT}"
 _NOTE = "color:#c98a00;font-weight:600"
 _COPY_JS = (
     "navigator.clipboard.writeText(this.dataset.code).then("
@@ -207,15 +209,17 @@ class LiveView:
             line = f"<b>{html.escape(step.name)}</b> · {html.escape(step.state)}"
             if step.seconds:
                 line += f" · {seconds(step.seconds)}"
+            if step.state == "awaiting approval":
+                # The approval box right below shows the whole code, once, with its buttons.
+                rows.append(f"<div>{line} · <i>see the code and answer below</i></div>")
+                continue
             line += f" · <code>{html.escape(preview(step.arguments.replace(chr(10), ' '), 120))}</code>"
-            if step.state == "awaiting approval":  # the user must see all of what they approve
-                line += f'<pre style="white-space:pre-wrap;margin:2px 0">{html.escape(preview(step.arguments, 20_000))}</pre>'
-            elif step.error:
+            if step.error:
                 line += f"<br>&nbsp;&nbsp;error: {html.escape(preview(step.error, 300))}"
             elif step.result is not None:
                 line += f"<br>&nbsp;&nbsp;&rarr; <code>{html.escape(preview(step.result, 300))}</code>"
             rows.append(f"<div>{line}</div>")
-        return f'<div style="font-size:90%">{"".join(rows)}</div>'
+        return f'<div style="font-size:90%;{_TEXT}">{"".join(rows)}</div>'
 
     def _close(self) -> None:
         for widget in self._all:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import re
 from typing import Any
 
 from ..response import Response, ToolStep
@@ -149,9 +150,40 @@ def html_bundle(response: Response, meta: TurnMeta) -> str:
     return "\n".join(out)
 
 
+_CODE_BLOCK = re.compile(r'<pre><code class="language-([\w+#.-]+)">(.*?)</code></pre>', re.S)
+# Exported HTML (nbconvert) styles every <code> as inline code: a light band behind each line.
+_BLOCK_CODE = "background:none;padding:0;border:none;font-size:inherit"
+
+
+def _highlighted(match: re.Match[str]) -> str:
+    """One fenced block as Pygments-highlighted HTML (inline styles, escaped by Pygments)."""
+    language, escaped = match.group(1), match.group(2)
+    code = html.unescape(escaped)
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import get_lexer_by_name
+        from pygments.util import ClassNotFound
+
+        try:
+            lexer = get_lexer_by_name(language)
+        except ClassNotFound:
+            lexer = None
+        body = (highlight(code, lexer, HtmlFormatter(nowrap=True, noclasses=True, style="default"))
+                if lexer is not None and len(code) <= 200_000 else escaped)
+    except ImportError:  # pragma: no cover - IPython depends on Pygments
+        body = escaped
+    return (f'<pre style="{_PRE}"><code class="language-{language}" style="{_BLOCK_CODE}">'
+            f"{body.rstrip(chr(10))}</code></pre>")
+
+
 def styled_answer(markdown: str) -> str:
-    """The answer as escaped HTML with code blocks shaded for both themes."""
-    return markdown_to_html(markdown).replace("<pre>", f'<pre style="{_PRE}">')
+    """The answer as escaped HTML with code blocks shaded for both themes and highlighted."""
+    rendered = markdown_to_html(markdown)
+    if '<pre><code class="language-' in rendered:
+        rendered = _CODE_BLOCK.sub(_highlighted, rendered)
+    return rendered.replace("<pre><code>", f'<pre style="{_PRE}"><code style="{_BLOCK_CODE}">').replace(
+        "<pre>", f'<pre style="{_PRE}">')
 
 
 def usage_html(response: Response, meta: TurnMeta) -> str:

@@ -21,6 +21,9 @@ __all__ = ["UsageRow", "usage_table"]
 
 _COLUMNS = ("kind", "requests", "prompt", "cached", "completion", "reasoning", "total", "cost")
 _CELL = "padding:1px 8px;border:1px solid rgba(127,127,127,.35)"
+NOT_REPORTED = "n/r"
+_REASONING_NOTE = ("reasoning n/r: not reported separately by the server; "
+                   "reasoning tokens are counted (and billed) in completion")
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,15 @@ def _values(row: UsageRow) -> list[str]:
     cost = "–" if u.cost is None or not u.reported else format_cost(u.cost, u.currency)
     if u.cost is None and u.reported and u.note:
         cost = "price unknown"
+    # Kimi counts reasoning tokens in completion without reporting them apart: say so, not "–".
+    reasoning = NOT_REPORTED if u.reported and u.reasoning is None and u.completion else num(u.reasoning)
     return [
         row.kind,
         f"{row.requests:,}",
         num(u.prompt),
         num(u.cached),
         num(u.completion),
-        num(u.reasoning),
+        reasoning,
         num(u.total),
         cost,
     ]
@@ -89,8 +94,11 @@ def usage_table(
             c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
-    note = f"{unreported} request(s) had no usage reported by the server" if unreported else ""
-    plain = "\n".join([line(_COLUMNS), *(line(v) for v in values), *([note] if note else [])])
+    notes = [f"{unreported} request(s) had no usage reported by the server"] if unreported else []
+    if any(v[5] == NOT_REPORTED for v in values):
+        notes.append(_REASONING_NOTE)
+    note = "; ".join(notes)
+    plain = "\n".join([line(_COLUMNS), *(line(v) for v in values), *notes])
     head = "".join(f'<th style="{_CELL}">{c}</th>' for c in _COLUMNS)
     body = []
     for k, v in enumerate(values):

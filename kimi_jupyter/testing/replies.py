@@ -17,6 +17,8 @@ agent cannot loop on its own tool call:
 * ``match``: a regular expression searched (``re.search``) in the text of the last *user*
   message, which stays the same during the tool rounds of an agent turn; in Python it may
   also be a callable ``(messages) -> bool``;
+* ``after_result``: with ``after_tool``, a regular expression that must also be found in
+  the text of that tool result (e.g. the loop's "declined" message when the user said no);
 * ``step``: the number of assistant messages since that last user message (0 for the
   first answer, 1 after the first tool round, ...), to script multi-step agents;
 * ``times``: how often the rule may fire (unset: any number of times).
@@ -177,6 +179,7 @@ class Conversation:
     last_user_text: str
     tool_result_name: str | None
     step: int
+    tool_result_text: str = ""
 
     @classmethod
     def of(cls, messages: Messages) -> Conversation:
@@ -196,12 +199,14 @@ class Conversation:
         text = message_text(messages[last_user]) if last_user >= 0 else ""
         step = sum(1 for m in messages[last_user + 1 :] if m.get("role") == "assistant")
         tool_name = None
+        tool_text = ""
         end = len(messages) - 1
         if end >= 0 and attachment(end):
             end -= 1
         if end >= 0 and messages[end].get("role") == "tool":
             tool_name = _tool_result_name(messages, end) or ""
-        return cls(messages, text, tool_name, step)
+            tool_text = message_text(messages[end])
+        return cls(messages, text, tool_name, step, tool_text)
 
 
 def _tool_result_name(messages: Messages, index: int) -> str | None:
@@ -243,6 +248,7 @@ class Rule:
     after_tool: str | None = None
     step: int | None = None
     times: int | None = None
+    after_result: str | None = None
     _test: Callable[[Conversation], bool] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -259,18 +265,24 @@ class Rule:
             return False
         if self.step is not None and conv.step != self.step:
             return False
+        if self.after_result is not None and (
+            conv.tool_result_name is None or re.search(self.after_result, conv.tool_result_text) is None
+        ):
+            return False
         return self._test(conv)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Rule:
         """One script entry: ``match``, ``after_tool``, ``step``, ``times`` and ``reply`` or ``fault``."""
-        _check_keys("rule", data, ("match", "after_tool", "step", "times", "reply", "fault", "comment"))
+        _check_keys("rule", data, ("match", "after_tool", "after_result", "step", "times", "reply", "fault",
+                                   "comment"))
         if ("reply" in data) == ("fault" in data):
             raise ValueError(f"a rule needs exactly one of 'reply' or 'fault': {data!r}")
         outcome: Outcome = (
             Fault.from_dict(data["fault"]) if "fault" in data else Reply.from_dict(data["reply"])
         )
-        return cls(outcome, data.get("match"), data.get("after_tool"), data.get("step"), data.get("times"))
+        return cls(outcome, data.get("match"), data.get("after_tool"), data.get("step"), data.get("times"),
+                   data.get("after_result"))
 
 
 def load_rules(

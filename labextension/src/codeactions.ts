@@ -28,11 +28,13 @@ export function codeActions(panel: () => NotebookPanel | null): ICodeAction[] {
   return [
     {
       label: 'Insert below',
+      short: 'Insert',
       title: 'Insert this code in a new cell below the active cell',
       run: withPanel(insertBelow)
     },
     {
       label: 'Replace active cell',
+      short: 'Replace',
       title: "Replace the active cell's source with this code",
       run: withPanel(setActiveSource)
     },

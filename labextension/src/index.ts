@@ -12,8 +12,9 @@ import {
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { FileDialog } from '@jupyterlab/filebrowser';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ToolbarButton } from '@jupyterlab/ui-components';
 
 import { setNotebookTracker } from './codeactions';
 import { kimiIcon } from './icon';
@@ -21,6 +22,7 @@ import { registryMarkdown } from './markdown';
 import { KimiSidebar } from './panel';
 
 export const OPEN_CHAT = 'kimi:open-chat';
+export const TOGGLE_CHAT = 'kimi:toggle-chat';
 
 const sidebarPlugin: JupyterFrontEndPlugin<void> = {
   id: 'kimi-jupyter:sidebar',
@@ -60,6 +62,9 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       execute: () => {
         app.shell.activateById(sidebar.id);
         sidebar.focusInput();
+        // From the command palette, the palette gives the focus back to the notebook right
+        // after this returns (typed keys would then be notebook shortcuts): take it again.
+        window.setTimeout(() => sidebar.focusInput(), 0);
       }
     });
     app.commands.addKeyBinding({
@@ -68,6 +73,39 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       selector: 'body'
     });
     palette?.addItem({ command: OPEN_CHAT, category: 'Kimi' });
+
+    // Notebook 7 shows no tab bar for its right panel (JupyterLab shows the icon there): the
+    // Kimi icon goes into each notebook's toolbar, next to the kernel, and toggles the chat.
+    if (app.name === 'Jupyter Notebook') {
+      const shell = app.shell as unknown as { collapseRight?: () => void };
+      app.commands.addCommand(TOGGLE_CHAT, {
+        label: 'Kimi: Show or hide the chat',
+        caption: 'Kimi chat (Ctrl/Cmd Alt K)',
+        icon: kimiIcon,
+        execute: () => {
+          if (sidebar.isVisible && shell.collapseRight) {
+            shell.collapseRight();
+          } else {
+            void app.commands.execute(OPEN_CHAT);
+          }
+        }
+      });
+      app.docRegistry.addWidgetExtension('Notebook', {
+        createNew: (panel: NotebookPanel) => {
+          const button = new ToolbarButton({
+            icon: kimiIcon,
+            className: 'jp-kimi-toolbar-button',
+            tooltip: 'Kimi chat (Ctrl/Cmd Alt K)',
+            onClick: () => void app.commands.execute(TOGGLE_CHAT)
+          });
+          button.node.dataset.command = TOGGLE_CHAT;
+          if (!panel.toolbar.insertAfter('spacer', 'kimi-chat', button)) {
+            panel.toolbar.addItem('kimi-chat', button);
+          }
+          return button;
+        }
+      });
+    }
   }
 };
 

@@ -114,6 +114,7 @@ export class TurnState {
   finished = false;
   /** Bumped on every change; views compare it to skip needless repaints. */
   version = 0;
+  private toolsRan = false;
 
   static fromSummary(summary: IResponseSummary, meta?: TurnMeta): TurnState {
     const state = new TurnState();
@@ -135,6 +136,11 @@ export class TurnState {
     this.version++;
     switch (event.type) {
       case 'ReasoningDelta':
+        if (this.toolsRan && event.text && this.reasoning.trim()) {
+          // A new agent step reasons again: its own paragraph (as the kernel's summary has it).
+          this.reasoning += this.reasoning.endsWith('\n\n') ? '' : '\n\n';
+        }
+        this.toolsRan = false;
         this.reasoning += event.text;
         this.clearRetryNote();
         break;
@@ -146,6 +152,7 @@ export class TurnState {
         this.clearRetryNote();
         break;
       case 'ToolCallStarted': {
+        this.toolsRan = true;
         const step = this.step(event.id);
         if (step) {
           step.state = 'running';
@@ -155,6 +162,7 @@ export class TurnState {
         break;
       }
       case 'ApprovalRequested': {
+        this.toolsRan = true;
         const step = this.step(event.id);
         if (step) {
           step.state = 'awaiting approval';

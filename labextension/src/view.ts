@@ -18,6 +18,8 @@ export interface ICodeAction {
   label: string;
   title: string;
   run: (code: string) => void;
+  /** Shown instead of ``label`` where space is short (the label stays the accessible name). */
+  short?: string;
 }
 
 export interface ITurnViewOptions {
@@ -220,11 +222,13 @@ export class TurnView {
       }
       const bar = el('div', 'jp-kimi-code-actions');
       for (const action of actions) {
-        bar.appendChild(
-          button(action.label, action.title, () =>
-            action.run((pre.textContent ?? '').replace(/\n$/, ''))
-          )
+        const node = button(action.short ?? action.label, action.title, () =>
+          action.run((pre.textContent ?? '').replace(/\n$/, ''))
         );
+        if (action.short) {
+          node.setAttribute('aria-label', action.label);
+        }
+        bar.appendChild(node);
       }
       pre.parentElement?.insertBefore(bar, pre);
     });

@@ -9,6 +9,7 @@ missing; ``.ci/setup-browser`` and ``.ci/build-labextension`` install them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -129,14 +130,36 @@ class Lab:
 def lab(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if _missing():
         pytest.skip(_missing())
-    base = tmp_path_factory.mktemp("lab")
+    with _server("lab", sim, tmp_path_factory.mktemp("lab")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def notebook7(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Jupyter Notebook 7 (``jupyter notebook``), set up like the lab fixture."""
+    if _missing():
+        pytest.skip(_missing())
+    try:
+        from importlib.metadata import version
+
+        major = int(version("notebook").split(".")[0])
+    except Exception:
+        major = 0
+    if major < 7:
+        pytest.skip("Notebook 7 is not installed (pip install 'notebook>=7', in the test extras)")
+    with _server("notebook", sim, tmp_path_factory.mktemp("notebook7")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _server(app: str, sim: Any, base: Path) -> Iterator[Lab]:
+    """``jupyter lab`` or ``jupyter notebook`` on 127.0.0.1 with a random token, its kernels
+    pointed at the simulator. Its settings are the ones a user gets: the user settings folder
+    starts empty, so only the defaults installed with the packages (and kimi-jupyter's
+    overrides, e.g. no news toast) apply."""
     root = base / "root"
     root.mkdir()
     settings = base / "settings"
-    # No "get Jupyter news?" toast over the UI.
-    notify = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    notify.parent.mkdir(parents=True)
-    notify.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     kernels = base / "data" / "kernels"
     launcher = base / "nokimi_launcher.py"
     launcher.write_text(NOKIMI_LAUNCHER)
@@ -158,13 +181,15 @@ def lab(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     }
     env.pop("KIMI_API_KEY", None)
-    log = (base / "lab.log").open("w")
+    log_path = base / f"{app}.log"
+    log = log_path.open("w")
+    prefix = "LabApp" if app == "lab" else "JupyterNotebookApp"
     cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser",
+        sys.executable, "-m", "jupyter", app, "--no-browser",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        "--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True",
-        "--LabApp.extension_manager=readonly", "--allow-root",
+        f"--{prefix}.news_url=None", f"--{prefix}.expose_app_in_browser=True",
+        f"--{prefix}.extension_manager=readonly", "--allow-root",
     ]
     process = subprocess.Popen(cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -172,7 +197,7 @@ def lab(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited: {(base / 'lab.log').read_text()[-3000:]}")
+                raise RuntimeError(f"jupyter {app} exited: {log_path.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as reply:
                     if reply.status == 200:
@@ -180,7 +205,7 @@ def lab(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"jupyter lab did not answer: {(base / 'lab.log').read_text()[-3000:]}")
+                raise TimeoutError(f"jupyter {app} did not answer: {log_path.read_text()[-3000:]}")
             time.sleep(0.3)
         yield Lab(url, token, root)
     finally:
@@ -191,7 +216,7 @@ def lab(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             process.kill()
             process.wait(timeout=5)
         log.close()
-        shutil.copy(base / "lab.log", _artifacts() / "jupyter-lab.log")
+        shutil.copy(log_path, _artifacts() / f"jupyter-{app}.log")
 
 
 def _kernelspec(path: Path, name: str, args: list[str], env: dict[str, str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from lab_ui import cell_sources, open_notebook, output_area, run_cell, save, start_cell
+from lab_ui import cell_sources, open_notebook, output_area, run_cell, save, start_cell, wait_kernel_idle
 from playwright.sync_api import expect
 
 from kimi_jupyter.display import TurnMeta, final_bundle
@@ -55,6 +55,7 @@ def test_kimi_magic_streams_live_then_leaves_static_view(page, lab, sim, shot):
     expect(final).to_contain_text("min_periods=1 keeps the first rows")
     expect(final).to_contain_text("Reasoning")
     expect(final).to_contain_text("cost")  # the usage line / table
+    wait_kernel_idle(page)  # the view's widgets are closed; the status bar says Idle again
     shot(page, "b3-magic-final-view")
 
     # The saved view's code blocks act on the notebook: right below the %%kimi cell.

@@ -73,6 +73,24 @@ def test_sidebar_asks_about_a_dataframe_streams_and_inserts_code(page, lab, sim,
     expect(turn.locator(".jp-kimi-usage")).to_contain_text("cost")
     expect(turn.locator(".jp-kimi-reasoning")).not_to_have_attribute("open", "")  # folded
     expect(turn.locator(".jp-kimi-answer pre")).to_contain_text("price_eur")
+    # A long code line scrolls inside its block (no clipping at the sidebar's edge), and the
+    # block's buttons sit on one row, each on one line.
+    layout = turn.locator(".jp-kimi-answer pre").first.evaluate(
+        """pre => {
+          const side = document.querySelector('#kimi-jupyter-sidebar').getBoundingClientRect();
+          const buttons = [...pre.previousElementSibling.querySelectorAll('button')];
+          const boxes = buttons.map(b => b.getBoundingClientRect());
+          return {
+            scrolls: pre.scrollWidth > pre.clientWidth && ['auto', 'scroll'].includes(getComputedStyle(pre).overflowX),
+            inside: pre.getBoundingClientRect().right <= side.right + 1,
+            rows: new Set(boxes.map(b => Math.round(b.top))).size,
+            oneLine: boxes.every(b => b.height < 2 * parseFloat(getComputedStyle(buttons[0]).lineHeight)),
+            labels: buttons.map(b => b.getAttribute('aria-label') || b.textContent),
+          };
+        }"""
+    )
+    assert layout == {"scrolls": True, "inside": True, "rows": 1, "oneLine": True,
+                      "labels": ["Copy", "Insert below", "Replace active cell", "Run"]}, layout
     shot(page, "a4-answer-done")
 
     # The kernel filled {df} with a summary of the live DataFrame.
