@@ -176,5 +176,5 @@ def test_nbconvert_html_keeps_reasoning_details_and_usage_table(kernel_name: str
     assert ">¥0.0004</td>" in body and ">100</td>" in body
     # The fenced code: highlighted (inline Pygments colours), no band behind each line.
     block = re.search(r'<code class="language-python" style="background:none[^"]*">(.*?)</code>', body, re.S)
-    assert block and re.sub(r"<[^>]+>", "", block.group(1)) == "df.describe()"
+    assert block and re.sub(r"<[^>]+>", "", block.group(1)).rstrip("\n") == "df.describe()"
     assert '<span style="color:' in block.group(1)

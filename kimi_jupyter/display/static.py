@@ -150,38 +150,17 @@ def html_bundle(response: Response, meta: TurnMeta) -> str:
     return "\n".join(out)
 
 
-_CODE_BLOCK = re.compile(r'<pre><code class="language-([\w+#.-]+)">(.*?)</code></pre>', re.S)
+_CODE_BLOCK = re.compile(r'<pre><code class="language-([\w+#.-]+)">')
 # Exported HTML (nbconvert) styles every <code> as inline code: a light band behind each line.
 _BLOCK_CODE = "background:none;padding:0;border:none;font-size:inherit"
 
 
-def _highlighted(match: re.Match[str]) -> str:
-    """One fenced block as Pygments-highlighted HTML (inline styles, escaped by Pygments)."""
-    language, escaped = match.group(1), match.group(2)
-    code = html.unescape(escaped)
-    try:
-        from pygments import highlight
-        from pygments.formatters import HtmlFormatter
-        from pygments.lexers import get_lexer_by_name
-        from pygments.util import ClassNotFound
-
-        try:
-            lexer = get_lexer_by_name(language)
-        except ClassNotFound:
-            lexer = None
-        body = (highlight(code, lexer, HtmlFormatter(nowrap=True, noclasses=True, style="default"))
-                if lexer is not None and len(code) <= 200_000 else escaped)
-    except ImportError:  # pragma: no cover - IPython depends on Pygments
-        body = escaped
-    return (f'<pre style="{_PRE}"><code class="language-{language}" style="{_BLOCK_CODE}">'
-            f"{body.rstrip(chr(10))}</code></pre>")
-
-
 def styled_answer(markdown: str) -> str:
-    """The answer as escaped HTML with code blocks shaded for both themes and highlighted."""
+    """The answer as escaped HTML (code already highlighted by the rendering policy), with code
+    blocks shaded for both themes and without the inline-code band on each line."""
     rendered = markdown_to_html(markdown)
-    if '<pre><code class="language-' in rendered:
-        rendered = _CODE_BLOCK.sub(_highlighted, rendered)
+    rendered = _CODE_BLOCK.sub(
+        lambda m: f'<pre style="{_PRE}"><code class="language-{m.group(1)}" style="{_BLOCK_CODE}">', rendered)
     return rendered.replace("<pre><code>", f'<pre style="{_PRE}"><code style="{_BLOCK_CODE}">').replace(
         "<pre>", f'<pre style="{_PRE}">')
 

@@ -103,6 +103,7 @@ class ToolStepJSON(TypedDict):
     error: str | None
     seconds: float | None
     approved: bool | None
+    reasoning: str  # what the model reasoned in the request that asked for this call
 
 
 class TurnMetaJSON(TypedDict):

@@ -44,6 +44,8 @@ export interface IToolStepJSON {
   error: string | null;
   seconds: number | null;
   approved: boolean | null;
+  /** What the model reasoned in the request that asked for this call. */
+  reasoning: string;
 }
 
 /** `display.base.TurnMeta` as JSON. */

@@ -114,7 +114,12 @@ export class TurnState {
   finished = false;
   /** Bumped on every change; views compare it to skip needless repaints. */
   version = 0;
+  // Agent steps, as `Response.feed` keeps them: where the current step's reasoning starts,
+  // whether tools ran since (the next reasoning is a new paragraph), each call's reasoning.
   private toolsRan = false;
+  private stepStart = 0;
+  private batchReasoning: string | null = null;
+  private callReasoning = new Map<string, string>();
 
   static fromSummary(summary: IResponseSummary, meta?: TurnMeta): TurnState {
     const state = new TurnState();
@@ -136,11 +141,14 @@ export class TurnState {
     this.version++;
     switch (event.type) {
       case 'ReasoningDelta':
-        if (this.toolsRan && event.text && this.reasoning.trim()) {
-          // A new agent step reasons again: its own paragraph (as the kernel's summary has it).
-          this.reasoning += this.reasoning.endsWith('\n\n') ? '' : '\n\n';
+        if (this.toolsRan) {
+          this.toolsRan = false;
+          if (event.text && this.reasoning.trim()) {
+            // A new agent step reasons again: its own paragraph (as the kernel's summary has it).
+            this.reasoning += this.reasoning.endsWith('\n\n') ? '' : '\n\n';
+            this.stepStart = this.reasoning.length;
+          }
         }
-        this.toolsRan = false;
         this.reasoning += event.text;
         this.clearRetryNote();
         break;
@@ -149,25 +157,34 @@ export class TurnState {
         this.clearRetryNote();
         break;
       case 'ToolCallRequested':
+        if (this.batchReasoning === null) {
+          // The first call of this step: the step's reasoning goes with each of its calls.
+          this.batchReasoning = this.reasoning.slice(this.stepStart).trim();
+        }
+        this.callReasoning.set(event.id, this.batchReasoning);
         this.clearRetryNote();
         break;
       case 'ToolCallStarted': {
-        this.toolsRan = true;
+        this.toolsStarted();
         const step = this.step(event.id);
         if (step) {
           step.state = 'running';
         } else {
-          this.steps.push(newStep(event.id, event.name, event.arguments, 'running'));
+          this.steps.push(
+            newStep(event.id, event.name, event.arguments, 'running', this.callReasoning.get(event.id) ?? '')
+          );
         }
         break;
       }
       case 'ApprovalRequested': {
-        this.toolsRan = true;
+        this.toolsStarted();
         const step = this.step(event.id);
         if (step) {
           step.state = 'awaiting approval';
         } else {
-          this.steps.push(newStep(event.id, event.name, event.code, 'awaiting approval'));
+          this.steps.push(
+            newStep(event.id, event.name, event.code, 'awaiting approval', this.callReasoning.get(event.id) ?? '')
+          );
         }
         break;
       }
@@ -259,6 +276,13 @@ export class TurnState {
     }
   }
 
+  /** The step's calls are all requested and now run: later reasoning is a new step. */
+  private toolsStarted(): void {
+    this.batchReasoning = null;
+    this.toolsRan = true;
+    this.stepStart = this.reasoning.length;
+  }
+
   /** `Response.summary()` of what was folded so far. */
   summary(): IResponseSummary {
     return {
@@ -313,7 +337,7 @@ export class TurnState {
   }
 }
 
-function newStep(id: string, name: string, args: string, state: string): IToolStepJSON {
+function newStep(id: string, name: string, args: string, state: string, reasoning: string): IToolStepJSON {
   return {
     id,
     name,
@@ -322,6 +346,7 @@ function newStep(id: string, name: string, args: string, state: string): IToolSt
     result: null,
     error: null,
     seconds: null,
-    approved: null
+    approved: null,
+    reasoning
   };
 }
