@@ -52,6 +52,7 @@ SETTING_HELP: dict[str, str] = {
     "cache_dir": "folder of the response cache (relative to the working directory)",
     "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
     "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
+    "rows_concurrency": "most rows kimi_jupyter.map() keeps in flight at once (it backs off on 429s)",
     "prices": "price override: {'input': .., 'output': .., 'input_cached': .., 'currency': 'USD'} per 1M tokens",
 }
 
@@ -128,6 +129,7 @@ class Settings:
     cache_dir: str = ".kimi-cache"
     budget: float | None = None
     preflight_tokens: int = 20_000
+    rows_concurrency: int = 8
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
