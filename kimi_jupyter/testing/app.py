@@ -47,6 +47,8 @@ class AppConfig:
     balance: float = 50.0
     chunk_delay: float = 0.0
     max_body_bytes: int = 100 * 1024 * 1024
+    rate_limit: Any = None  # a ratelimit.RateLimit, or None for no limit
+    batch_speed: float = 1.0  # the Batch API's clock: simulated seconds per real second
     created: int = field(default_factory=lambda: int(time.time()))
 
     def models_for(self, dialect: Dialect) -> tuple[str, ...]:
@@ -76,6 +78,7 @@ class SimulatorApp:
     def __init__(self, state: SimulatorState, config: AppConfig) -> None:
         self.state = state
         self.config = config
+        self._init_batches()  # Batch API and its files (batches.py, batch_files.py)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         routed = route(request.path, self.config.dialect)
@@ -109,6 +112,9 @@ class SimulatorApp:
             raise not_found(f"Not found: {request.method} {request.path.split('?', 1)[0]}")
         dialect, endpoint = routed
         model_id = endpoint[len(MODELS) + 1 :] if endpoint.startswith(MODELS + "/") else None
+        if dialect.moonshot_endpoints and endpoint.startswith(("/files", "/batches")):  # Batch API
+            self._authenticate(request)
+            return self._batch_endpoints(request, endpoint, body)
         allowed = {CHAT: "POST", MODELS: "GET"}
         if dialect.moonshot_endpoints:
             allowed.update({ESTIMATE: "POST", BALANCE: "GET"})
@@ -141,7 +147,23 @@ class SimulatorApp:
             return _json_response(200, {"code": 0, "data": data, "scode": "0x0", "status": True})
         if endpoint == ESTIMATE:
             return self._estimate(dialect, body)
-        return self._chat(dialect, body)
+        return self._chat(dialect, body, batch="x-kimi-batch" in request.headers)
+
+    # -- Batch API: files and batches ---------------------------------------------------------
+    def _init_batches(self) -> None:
+        from .batch_files import FileStore
+        from .batches import BatchService
+        from .ratelimit import RateLimiter
+
+        self.files = FileStore()
+        self.batches = BatchService(self.files, self, "/v1", speed=self.config.batch_speed)
+        self.limiter = RateLimiter(self.config.rate_limit) if self.config.rate_limit is not None else None
+
+    def _batch_endpoints(self, request: HttpRequest, endpoint: str, body: Any) -> HttpResponse:
+        if endpoint.startswith("/files"):
+            return self.files.handle(request, endpoint)
+        self.batches.prefix = request.path.split("/batches", 1)[0]
+        return self.batches.handle(request, endpoint, body, request.headers.get("authorization"))
 
     def _authenticate(self, request: HttpRequest) -> None:
         expected = self.config.api_key
@@ -183,7 +205,8 @@ class SimulatorApp:
         )
 
     # -- chat ----------------------------------------------------------------------------
-    def _chat(self, dialect: Dialect, body: Any) -> HttpResponse:
+    def _chat(self, dialect: Dialect, body: Any, batch: bool = False) -> HttpResponse:
+        limit_headers = self.limiter.admit() if self.limiter is not None and not batch else {}
         validation.check_shape(body)
         models = self.config.models_for(dialect)
         validation.check_model(dialect, body.get("model"), models)
@@ -221,8 +244,8 @@ class SimulatorApp:
         self.state.remember_prefix(keys)
         delay = reply.chunk_delay if reply.chunk_delay is not None else self.config.chunk_delay
         if body.get("stream") is True:
-            return HttpResponse(200, events=dialect.stream(turn), delay=delay, fault=fault)
-        response = _json_response(200, dialect.completion(turn))
+            return HttpResponse(200, headers=limit_headers, events=dialect.stream(turn), delay=delay, fault=fault)
+        response = _json_response(200, dialect.completion(turn), limit_headers)
         return replace(response, fault=fault)
 
     def _turn(

@@ -48,6 +48,9 @@ class KimiSimulator:
     ``context_limit``: the prompt-token limit. ``script``: a JSON rules file to load.
     ``chunk_delay``: seconds between streamed chunks for replies that set none.
     ``max_body_bytes``: larger bodies get 413. ``balance``: what ``/users/me/balance`` says.
+    ``rate_limit``: a ``ratelimit.RateLimit(requests, window)`` for chat requests (429s past
+    it). ``batch_speed``: how much faster than the wall clock the Batch API's clock runs
+    (``/files`` and ``/batches``, see ``batches.py``).
     """
 
     def __init__(
@@ -63,6 +66,8 @@ class KimiSimulator:
         chunk_delay: float = 0.0,
         max_body_bytes: int = 100 * 1024 * 1024,
         balance: float = 50.0,
+        rate_limit: Any = None,
+        batch_speed: float = 1.0,
     ) -> None:
         get_dialect(dialect)
         if not is_loopback(host):
@@ -79,7 +84,10 @@ class KimiSimulator:
             balance=balance,
             chunk_delay=chunk_delay,
             max_body_bytes=max_body_bytes,
+            rate_limit=rate_limit,
+            batch_speed=batch_speed,
         )
+        self._app: SimulatorApp | None = None
         self._server: LoopbackServer | None = None
         self._port: int | None = None
         if script is not None:
@@ -89,8 +97,9 @@ class KimiSimulator:
     def start(self) -> KimiSimulator:
         """Bind the port and serve in a background thread (no-op when already running)."""
         if self._server is None:
+            self._app = self._app or SimulatorApp(self._state, self._config)
             server = LoopbackServer(
-                SimulatorApp(self._state, self._config),
+                self._app,
                 self.host,
                 self._requested_port,
                 self._config.max_body_bytes,
@@ -182,6 +191,17 @@ class KimiSimulator:
     def reset(self) -> None:
         """Forget queued replies, rules, faults, recorded requests and cached prefixes."""
         self._state.reset()
+
+    def batch_fault(self, kind: str) -> None:
+        """Make the next batch created ``fail_validation``, ``expire`` or ``corrupt_output``."""
+        self.start()
+        assert self._app is not None
+        self._app.batches.add_fault(kind)
+
+    @property
+    def batch_requests(self) -> list[RecordedRequest]:
+        """Chat requests the Batch API ran (recorded with an ``X-Kimi-Batch`` header)."""
+        return [r for r in self.chat_requests if "x-kimi-batch" in r.headers]
 
     # -- recording -------------------------------------------------------------------------
     @property
