@@ -125,7 +125,7 @@ def test_resume_collects_a_run_from_its_state_file_and_cancel_stops_one(sim, rev
         slow.stop()
 
 
-def MOONSHOT_KEY_NOT_IN(state) -> bool:  # noqa: N802  (reads as a sentence in the test)
+def MOONSHOT_KEY_NOT_IN(state) -> bool:
     return SIMULATOR_API_KEY not in json.dumps(state)
 
 
