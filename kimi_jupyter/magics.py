@@ -159,6 +159,11 @@ class KimiMagics(Magics):
                               help="replay this cell's answer from the on-disk cache when the request is unchanged")
     @magic_arguments.argument("--display", choices=["auto", "widget", "markdown", "text", "none"],
                               help="how to show the answer (default: auto)")
+    # rows hook (issue 17): --each/--into/--batch/--schema run the cell once per row (rows/magic.py)
+    @magic_arguments.argument("--each", metavar="DATA", help="run the cell once per row of this frame or list")
+    @magic_arguments.argument("--into", metavar="COLUMN", help="with --each: the column for the answers")
+    @magic_arguments.argument("--batch", action="store_true", help="with --each: use Moonshot's Batch API")
+    @magic_arguments.argument("--schema", metavar="NAME", help="with --each: a {field: type} dict; one column each")
     @_cell_magic
     def kimi(self, line: str, cell: str) -> None:
         """Send the cell to Kimi and stream the answer here.
@@ -176,6 +181,10 @@ class KimiMagics(Magics):
         if not cell.strip():
             _say("The cell is empty: write your question below %%kimi.")
             return
+        if args.each:  # rows hook (issue 17)
+            from .rows.magic import run_each
+
+            return run_each(self.shell, args, cell.rstrip())
         if (args.yes or args.web) and not args.agent:
             _say("--yes and --web only apply with --agent; nothing was sent.")
             return

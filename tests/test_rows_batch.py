@@ -103,7 +103,7 @@ def test_resume_collects_a_run_from_its_state_file_and_cancel_stops_one(sim, rev
                               progress=False)
     state = json.loads(next(Path(".kimi-cache-runs").glob("*.json")).read_text())
     assert state["run_id"] == run_id and len(state["keys"]) == 40 and state["batches"][0]["id"].startswith("batch_")
-    assert MOONSHOT_KEY_NOT_IN(state)
+    assert _key_absent_from(state)
     from kimi_jupyter import session as session_module
 
     monkeypatch.setattr(session_module, "_SESSION", None)  # what a kernel restart leaves: only the files
@@ -125,7 +125,7 @@ def test_resume_collects_a_run_from_its_state_file_and_cancel_stops_one(sim, rev
         slow.stop()
 
 
-def MOONSHOT_KEY_NOT_IN(state) -> bool:
+def _key_absent_from(state) -> bool:
     return SIMULATOR_API_KEY not in json.dumps(state)
 
 
