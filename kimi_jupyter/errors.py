@@ -30,6 +30,9 @@ __all__ = [
     "KimiTimeoutError",
     "StreamCutError",
     "MalformedResponseError",
+    "RemoteFileNotFoundError",
+    "FileLimitError",
+    "FilesUnsupportedError",
     "error_from_response",
     "redact",
 ]
@@ -114,6 +117,18 @@ class StreamCutError(KimiError):
 
 class MalformedResponseError(KimiError):
     pass
+
+
+class RemoteFileNotFoundError(KimiError):
+    """A Files API id the server does not know (deleted, never uploaded, other account)."""
+
+
+class FileLimitError(BadRequestError):
+    """The Files API refused an upload over a limit (file size, file count, storage)."""
+
+
+class FilesUnsupportedError(ConfigError):
+    """The provider has no Files API (its preset says so)."""
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -55,6 +55,8 @@ class Provider:
     context_window: int = 262_144
     # Cloudsway-style URLs carry an endpoint path: base_url contains "{endpoint}".
     needs_endpoint: bool = False
+    # Moonshot's Files API (/files: upload, ms://<id> media, file-extract documents).
+    files_api: bool = False
 
     def price_for(self, model: str) -> Prices | None:
         if model in self.prices:
@@ -93,6 +95,7 @@ PROVIDERS: dict[str, Provider] = {
             description="Moonshot AI platform, China (api.moonshot.cn); prices in CNY",
             prices={"kimi-k2.5": _K25_CN, "kimi-k2.5-*": _K25_CN},
             hosts=("api.moonshot.cn", "*.moonshot.cn"),
+            files_api=True,
         ),
         Provider(
             name="moonshot-intl",
@@ -101,6 +104,7 @@ PROVIDERS: dict[str, Provider] = {
             description="Moonshot AI platform, international (api.moonshot.ai); prices in USD",
             prices={"kimi-k2.5": _K25_INTL, "kimi-k2.5-*": _K25_INTL},
             hosts=("api.moonshot.ai", "*.moonshot.ai"),
+            files_api=True,
         ),
         Provider(
             name="openrouter",

@@ -1,12 +1,12 @@
-"""The wire of Moonshot's Files and Batch APIs, as the batch engine uses them.
+"""The wire of Moonshot's Batch API, as the batch engine uses it.
 
-* ``POST /files`` (multipart: ``file``, ``purpose="batch"``) -> ``{"id", ...}``;
-  ``GET /files/{id}/content`` -> the file's bytes (output and error files are JSONL).
+* Files go through the package's Files API client (``client/files.py``): the input JSONL
+  is uploaded with ``purpose="batch"``; output and error files are read back with
+  ``GET /files/{id}/content`` (JSONL), bounded by ``MAX_DOWNLOAD``.
 * ``POST /batches {input_file_id, endpoint: "/v1/chat/completions", completion_window,
   metadata}``, ``GET /batches/{id}``, ``POST /batches/{id}/cancel``.
 
-Every reply is read with a size bound (a batch object: 1 MB; an output file: ``MAX_DOWNLOAD``)
-and a timeout from the settings; HTTP errors become the package's typed errors, with the
+Every batch reply is read with a size bound (1 MB) and a timeout from the settings; HTTP errors become the package's typed errors, with the
 key redacted. Only the batch engine calls this module; chat requests never come here.
 """
 
@@ -22,7 +22,7 @@ from ..settings import Settings
 
 __all__ = ["BatchApi", "MAX_DOWNLOAD"]
 
-MAX_DOWNLOAD = 1024 * 1024 * 1024  # an output file of 100 MB of requests stays well under this
+MAX_DOWNLOAD = 1024 * 1024 * 1024  # the answers to 100 MB of requests stay well under this
 _MAX_JSON = 1024 * 1024
 
 
@@ -34,8 +34,12 @@ class BatchApi:
         timeout = httpx.Timeout(connect=settings.timeout_connect, read=min(settings.timeout_read, 120.0),
                                 write=300.0, pool=30.0)
         self.http = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {self._key}"})
+        from ..client.files import FilesClient
+
+        self.files = FilesClient(settings, http=self.http)
 
     def close(self) -> None:
+        self.files.close()
         self.http.close()
 
     def __enter__(self) -> BatchApi:
@@ -46,12 +50,7 @@ class BatchApi:
 
     # -- calls ---------------------------------------------------------------------------
     def upload(self, content: bytes, filename: str) -> str:
-        body = self._send("POST", "/files", files={"file": (filename, content, "application/jsonl")},
-                          data={"purpose": "batch"})
-        file_id = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(file_id, str):
-            raise MalformedResponseError("The Files API did not return a file id.")
-        return file_id
+        return self.files.upload(content, "batch", filename=filename).id
 
     def create(self, file_id: str, window: str, metadata: dict[str, str]) -> dict[str, Any]:
         return self._object(self._send("POST", "/batches", json={
@@ -65,7 +64,7 @@ class BatchApi:
         return self._object(self._send("POST", f"/batches/{batch_id}/cancel"))
 
     def content(self, file_id: str) -> bytes:
-        return self._read("GET", f"/files/{file_id}/content", MAX_DOWNLOAD)
+        return self.files.content(file_id, max_bytes=MAX_DOWNLOAD)
 
     # -- plumbing ------------------------------------------------------------------------
     def _object(self, body: Any) -> dict[str, Any]:

@@ -16,7 +16,9 @@ Public API (imported lazily, so ``import kimi_jupyter.testing`` stays cheap)::
 Modules: ``simulator`` (the class), ``server`` (HTTP plumbing), ``app`` (routing and
 reply selection), ``dialects`` (wire shapes), ``validation`` (Moonshot's request rules),
 ``faults``, ``replies`` (replies, rules, scripts), ``demo`` (the default reply), ``tokens``
-(deterministic token counts), ``state`` (queues and records). ``python -m
+(deterministic token counts), ``state`` (queues and records), ``files`` (the Files API:
+``/v1/files`` and ``ms://`` references), ``samples`` (small PDF/docx documents made in
+memory). ``python -m
 kimi_jupyter.testing`` runs a standalone server; the pytest plugin provides the
 ``kimi_sim`` and ``kimi_sim_env`` fixtures.
 """

@@ -23,6 +23,7 @@ from .demo import demo_reply
 from .dialects import Dialect, Turn, WireToolCall, get_dialect
 from .errors import ApiError, invalid_request, not_found
 from .faults import Fault
+from .files import FileLimits, FileStore, check_multipart, file_response_body, parse_upload, resolver
 from .replies import Conversation, Reply, split_text
 from .server import HttpRequest, HttpResponse
 from .state import RecordedRequest, SimulatorState, prefix_keys
@@ -34,6 +35,7 @@ CHAT = "/chat/completions"
 MODELS = "/models"
 ESTIMATE = "/tokenizers/estimate-token-count"
 BALANCE = "/users/me/balance"
+FILES = "/files"
 
 
 @dataclass
@@ -49,7 +51,13 @@ class AppConfig:
     max_body_bytes: int = 100 * 1024 * 1024
     rate_limit: Any = None  # a ratelimit.RateLimit, or None for no limit
     batch_speed: float = 1.0  # the Batch API's clock: simulated seconds per real second
+    file_limits: FileLimits = field(default_factory=FileLimits)
     created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def max_read_bytes(self) -> int:
+        """What the server reads of a body: a chat body, or a whole file plus its multipart frame."""
+        return max(self.max_body_bytes, self.file_limits.max_file_bytes + 1024 * 1024)
 
     def models_for(self, dialect: Dialect) -> tuple[str, ...]:
         return self.models.get(dialect.name, dialect.default_models)
@@ -75,17 +83,19 @@ def _json_response(status: int, body: Any, headers: Mapping[str, str] | None = N
 class SimulatorApp:
     """Callable ``HttpRequest -> HttpResponse`` over a :class:`SimulatorState`."""
 
-    def __init__(self, state: SimulatorState, config: AppConfig) -> None:
+    def __init__(self, state: SimulatorState, config: AppConfig, files: FileStore | None = None) -> None:
         self.state = state
         self.config = config
-        self._init_batches()  # Batch API and its files (batches.py, batch_files.py)
+        self.files = files if files is not None else FileStore(config.file_limits)
+        self._resolve = resolver(self.files)
+        self._init_batches()  # the Batch API (batches.py) over the same file store
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         routed = route(request.path, self.config.dialect)
         dialect = routed[0] if routed else None
         body: Any = None
         try:
-            if request.body:
+            if request.body and not request.headers.get("content-type", "").startswith("multipart/"):
                 try:
                     body = json.loads(request.body)
                 except ValueError:
@@ -112,12 +122,15 @@ class SimulatorApp:
             raise not_found(f"Not found: {request.method} {request.path.split('?', 1)[0]}")
         dialect, endpoint = routed
         model_id = endpoint[len(MODELS) + 1 :] if endpoint.startswith(MODELS + "/") else None
-        if dialect.moonshot_endpoints and endpoint.startswith(("/files", "/batches")):  # Batch API
+        if dialect.moonshot_endpoints and endpoint.startswith("/batches"):  # Batch API (batches.py)
             self._authenticate(request)
             return self._batch_endpoints(request, endpoint, body)
         allowed = {CHAT: "POST", MODELS: "GET"}
         if dialect.moonshot_endpoints:
             allowed.update({ESTIMATE: "POST", BALANCE: "GET"})
+            if endpoint == FILES or endpoint.startswith(FILES + "/"):
+                self._authenticate(request)
+                return self._files(request, endpoint)
         if endpoint not in allowed and model_id is None:
             raise not_found(f"Not found: {request.method} {request.path.split('?', 1)[0]}")
         self._authenticate(request)
@@ -125,7 +138,7 @@ class SimulatorApp:
             raise ApiError(
                 405, "invalid_request_error", f"Method {request.method} is not allowed on {endpoint}"
             )
-        if request.too_large:
+        if request.too_large or request.body_size > self.config.max_body_bytes:
             raise ApiError(
                 413,
                 "invalid_request_error",
@@ -149,19 +162,15 @@ class SimulatorApp:
             return self._estimate(dialect, body)
         return self._chat(dialect, body, batch="x-kimi-batch" in request.headers)
 
-    # -- Batch API: files and batches ---------------------------------------------------------
+    # -- Batch API ---------------------------------------------------------
     def _init_batches(self) -> None:
-        from .batch_files import FileStore
         from .batches import BatchService
         from .ratelimit import RateLimiter
 
-        self.files = FileStore()
         self.batches = BatchService(self.files, self, "/v1", speed=self.config.batch_speed)
         self.limiter = RateLimiter(self.config.rate_limit) if self.config.rate_limit is not None else None
 
     def _batch_endpoints(self, request: HttpRequest, endpoint: str, body: Any) -> HttpResponse:
-        if endpoint.startswith("/files"):
-            return self.files.handle(request, endpoint)
         self.batches.prefix = request.path.split("/batches", 1)[0]
         return self.batches.handle(request, endpoint, body, request.headers.get("authorization"))
 
@@ -179,6 +188,39 @@ class SimulatorApp:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or token.strip() != expected:
             raise ApiError(401, "invalid_authentication_error", "Invalid Authentication")
+
+    # -- files -----------------------------------------------------------------------------
+    def _files(self, request: HttpRequest, endpoint: str) -> HttpResponse:
+        """``/files``, ``/files/{id}`` and ``/files/{id}/content`` (see ``files``)."""
+        rest = endpoint[len(FILES) :].strip("/")
+        file_id, _, tail = rest.partition("/")
+        method = request.method
+        if not file_id:
+            if method == "GET":
+                return _json_response(200, {"object": "list", "data": [f.object() for f in self.files.all()]})
+            if method != "POST":
+                raise ApiError(405, "invalid_request_error", f"Method {method} is not allowed on {FILES}")
+            limit = self.config.file_limits.max_file_bytes
+            if request.too_large:
+                raise invalid_request(
+                    f"Invalid request: file size exceeds the limit of {limit} bytes per file "
+                    f"(the upload was {request.body_size} bytes)"
+                )
+            content_type = check_multipart(request.headers)
+            data, filename, purpose = parse_upload(content_type, request.body, limit + 1024 * 1024)
+            return _json_response(200, self.files.add(data, filename, purpose).object())
+        if tail == "content" and method == "GET":
+            stored = self.files.require(file_id)
+            body, content_type = file_response_body(stored)
+            return HttpResponse(200, body, {"Content-Type": content_type})
+        if tail:
+            raise not_found(f"Not found: {method} {request.path.split('?', 1)[0]}")
+        if method == "GET":
+            return _json_response(200, self.files.require(file_id).object())
+        if method == "DELETE":
+            self.files.delete(file_id)
+            return _json_response(200, {"id": file_id, "object": "file", "deleted": True})
+        raise ApiError(405, "invalid_request_error", f"Method {method} is not allowed on {FILES}/{{id}}")
 
     # -- small endpoints -------------------------------------------------------------------
     def _models(self, dialect: Dialect) -> HttpResponse:
@@ -198,11 +240,15 @@ class SimulatorApp:
     def _estimate(self, dialect: Dialect, body: Any) -> HttpResponse:
         validation.check_shape(body)
         validation.check_model(dialect, body.get("model"), self.config.models_for(dialect))
-        stats = count_prompt(body["messages"], body.get("tools"))
+        stats = count_prompt(body["messages"], body.get("tools"), self._resolver(dialect))
         validation.check_media(dialect, stats)
         return _json_response(
             200, {"code": 0, "data": {"total_tokens": stats.total}, "scode": "0x0", "status": True}
         )
+
+    def _resolver(self, dialect: Dialect) -> Any:
+        """Only Moonshot's own dialect has a Files API; elsewhere ``ms://`` stays unresolved."""
+        return self._resolve if dialect.moonshot_endpoints else None
 
     # -- chat ----------------------------------------------------------------------------
     def _chat(self, dialect: Dialect, body: Any, batch: bool = False) -> HttpResponse:
@@ -214,7 +260,7 @@ class SimulatorApp:
         messages = body["messages"]
         thinking = dialect.thinking_on(body, model)
         validation.check_sampling(dialect, body, model, thinking)
-        stats = count_prompt(messages, body.get("tools"))
+        stats = count_prompt(messages, body.get("tools"), self._resolver(dialect))
         validation.check_media(dialect, stats)
         validation.check_tools(dialect, body.get("tools"))
         validation.check_messages(dialect, messages, thinking)

@@ -37,8 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batch_files import FileStore, StoredFile
 from .errors import invalid_request, not_found
+from .files import FileStore, StoredFile
 from .server import HttpRequest, HttpResponse
 from .state import Headers
 
@@ -159,7 +159,7 @@ class BatchService:
         hours = (int(match.group(1)) * (24 if match.group(2) == "d" else 1)) if match else 0
         if not 12 <= hours <= 168:
             raise invalid_request("Invalid request: completion_window must be between 12h and 7d, e.g. '24h'")
-        stored = self.files.get(file_id)
+        stored = self.files.require(file_id)
         if stored.purpose != "batch":
             raise invalid_request(f"Invalid request: file {file_id} was not uploaded with purpose 'batch'")
         fault = self._faults.popleft() if self._faults else None
@@ -256,7 +256,7 @@ class BatchService:
         batch.outputs, batch.error_lines = [], []
 
     def _store(self, batch: _Batch, content: str, kind: str) -> StoredFile:
-        return self.files.add(content.encode("utf-8"), "batch_output", f"{batch.id}_{kind}.jsonl")
+        return self.files.add(content.encode("utf-8"), f"{batch.id}_{kind}.jsonl", "batch")
 
     def _public(self, batch: _Batch) -> dict[str, Any]:
         expired = batch.status == "expired"
@@ -281,7 +281,7 @@ def _validate(stored: StoredFile) -> tuple[list[dict[str, Any]], list[dict[str, 
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
     models: set[str] = set()
-    for number, raw in enumerate(stored.content.decode("utf-8", "replace").splitlines(), 1):
+    for number, raw in enumerate(stored.data.decode("utf-8", "replace").splitlines(), 1):
         if not raw.strip():
             continue
         try:

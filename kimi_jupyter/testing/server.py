@@ -154,7 +154,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if length > limit:
             self._discard(length)
             return b"", length, True
-        return self.rfile.read(length), length, False
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise _Aborted  # the client went away mid-body: no request was made
+        return body, length, False
 
     def _discard(self, length: int) -> None:
         while length > 0:
@@ -184,7 +187,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     # -- dispatch ----------------------------------------------------------------------
     def _dispatch(self) -> None:
-        body, size, too_large = self._read_body()
+        try:
+            body, size, too_large = self._read_body()
+        except _Aborted:
+            self.close_connection = True
+            return
         request = HttpRequest(self.command, self.path, Headers(self.headers.items()), body, size, too_large)
         try:
             response = self.server.app(request)

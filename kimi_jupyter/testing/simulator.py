@@ -21,6 +21,7 @@ from typing import Any, cast
 from .app import AppConfig, SimulatorApp
 from .dialects import DIALECTS, get_dialect
 from .faults import Fault
+from .files import FileLimits, FileStore, StoredFile
 from .replies import Outcome, Predicate, Reply, Rule, load_rules
 from .server import LoopbackServer
 from .state import RecordedRequest, SimulatorState
@@ -51,6 +52,8 @@ class KimiSimulator:
     ``rate_limit``: a ``ratelimit.RateLimit(requests, window)`` for chat requests (429s past
     it). ``batch_speed``: how much faster than the wall clock the Batch API's clock runs
     (``/files`` and ``/batches``, see ``batches.py``).
+    ``file_limits``: the Files API's limits (:class:`~kimi_jupyter.testing.files.FileLimits`;
+    Moonshot's 100 MB a file, 1,000 files, 10 GB by default); :attr:`files` is the store.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class KimiSimulator:
         balance: float = 50.0,
         rate_limit: Any = None,
         batch_speed: float = 1.0,
+        file_limits: FileLimits | None = None,
     ) -> None:
         get_dialect(dialect)
         if not is_loopback(host):
@@ -86,7 +90,9 @@ class KimiSimulator:
             max_body_bytes=max_body_bytes,
             rate_limit=rate_limit,
             batch_speed=batch_speed,
+            file_limits=file_limits or FileLimits(),
         )
+        self._files = FileStore(self._config.file_limits)
         self._app: SimulatorApp | None = None
         self._server: LoopbackServer | None = None
         self._port: int | None = None
@@ -97,12 +103,12 @@ class KimiSimulator:
     def start(self) -> KimiSimulator:
         """Bind the port and serve in a background thread (no-op when already running)."""
         if self._server is None:
-            self._app = self._app or SimulatorApp(self._state, self._config)
+            self._app = self._app or SimulatorApp(self._state, self._config, self._files)
             server = LoopbackServer(
                 self._app,
                 self.host,
                 self._requested_port,
-                self._config.max_body_bytes,
+                self._config.max_read_bytes,
             )
             server.start()
             self._server, self._port = server, server.port
@@ -189,8 +195,19 @@ class KimiSimulator:
             self._state.add_rule(rule)
 
     def reset(self) -> None:
-        """Forget queued replies, rules, faults, recorded requests and cached prefixes."""
+        """Forget queued replies, rules, faults, recorded requests, cached prefixes and files."""
         self._state.reset()
+        self._files.clear()
+
+    # -- files -----------------------------------------------------------------------------
+    @property
+    def files(self) -> FileStore:
+        """The Files API's store: what was uploaded (``files.all()``), ``files.add(...)``."""
+        return self._files
+
+    def add_file(self, data: bytes, filename: str, purpose: str) -> StoredFile:
+        """Store a file as if it had been uploaded (e.g. a batch's output file)."""
+        return self._files.add(data, filename, purpose)
 
     def batch_fault(self, kind: str) -> None:
         """Make the next batch created ``fail_validation``, ``expire`` or ``corrupt_output``."""

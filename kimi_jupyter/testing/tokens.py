@@ -26,9 +26,13 @@ import json
 import math
 import struct
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+# ``(url, kind) -> stored file`` for ``ms://`` parts (see ``files.resolver``); it raises the
+# API error for an unknown id.
+Resolver = Callable[[str, str], Any]
 
 REQUEST_OVERHEAD = 3
 MESSAGE_OVERHEAD = 4
@@ -179,13 +183,21 @@ def _part_url(part: Mapping[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def inspect_media(part: Mapping[str, Any], message_index: int) -> Media:
-    """Decode one ``image_url``/``video_url`` part far enough to price and describe it."""
+def inspect_media(part: Mapping[str, Any], message_index: int, resolve: Resolver | None = None) -> Media:
+    """Decode one ``image_url``/``video_url`` part far enough to price and describe it.
+
+    ``ms://<id>`` parts are priced from the uploaded file when ``resolve`` is given.
+    """
     kind = "video" if part.get("type") == "video_url" else "image"
     url = _part_url(part, f"{kind}_url")
     start = url[:40]
     if url.startswith("ms://"):
-        return Media(kind, "file", start, "", 0, None, None, None, message_index)
+        if resolve is None:
+            return Media(kind, "file", start, "", 0, None, None, None, message_index)
+        data = resolve(url, kind).data
+        size = image_size(data) if kind == "image" else None
+        fmt, width, height = size if size else (None, None, None)
+        return Media(kind, "file", start, "", len(data), fmt, width, height, message_index)
     if not url.startswith("data:"):
         return Media(kind, "remote", start, "", 0, None, None, None, message_index)
     try:
@@ -197,7 +209,7 @@ def inspect_media(part: Mapping[str, Any], message_index: int) -> Media:
     return Media(kind, "data", start, mime, len(data), fmt, width, height, message_index)
 
 
-def _content_tokens(content: Any, message_index: int, media: list[Media]) -> int:
+def _content_tokens(content: Any, message_index: int, media: list[Media], resolve: Resolver | None) -> int:
     if content is None:
         return 0
     if isinstance(content, str):
@@ -209,7 +221,7 @@ def _content_tokens(content: Any, message_index: int, media: list[Media]) -> int
         if not isinstance(part, Mapping):
             tokens += text_tokens(str(part))
         elif part.get("type") in ("image_url", "video_url"):
-            item = inspect_media(part, message_index)
+            item = inspect_media(part, message_index, resolve)
             media.append(item)
             tokens += item.tokens
         elif isinstance(part.get("text"), str):
@@ -219,9 +231,11 @@ def _content_tokens(content: Any, message_index: int, media: list[Media]) -> int
     return tokens
 
 
-def message_tokens(message: Mapping[str, Any], message_index: int, media: list[Media]) -> int:
+def message_tokens(
+    message: Mapping[str, Any], message_index: int, media: list[Media], resolve: Resolver | None = None
+) -> int:
     """Tokens of one message: overhead, content, name, reasoning and tool calls."""
-    tokens = MESSAGE_OVERHEAD + _content_tokens(message.get("content"), message_index, media)
+    tokens = MESSAGE_OVERHEAD + _content_tokens(message.get("content"), message_index, media, resolve)
     for key in ("name", "reasoning_content", "reasoning"):
         value = message.get(key)
         if isinstance(value, str):
@@ -235,12 +249,15 @@ def message_tokens(message: Mapping[str, Any], message_index: int, media: list[M
     return tokens
 
 
-def count_prompt(messages: Sequence[Any], tools: Sequence[Any] | None = None) -> PromptStats:
-    """Count the prompt tokens of ``messages`` (and ``tools``) by the rules above."""
+def count_prompt(
+    messages: Sequence[Any], tools: Sequence[Any] | None = None, resolve: Resolver | None = None
+) -> PromptStats:
+    """Count the prompt tokens of ``messages`` (and ``tools``) by the rules above; ``resolve``
+    looks ``ms://`` file references up (an unknown id raises its API error)."""
     media: list[Media] = []
     base = REQUEST_OVERHEAD + (text_tokens(json.dumps(list(tools), ensure_ascii=False)) if tools else 0)
     per_message = tuple(
-        message_tokens(m, i, media) if isinstance(m, Mapping) else text_tokens(str(m))
+        message_tokens(m, i, media, resolve) if isinstance(m, Mapping) else text_tokens(str(m))
         for i, m in enumerate(messages)
     )
     return PromptStats(base + sum(per_message), base, per_message, tuple(media))
