@@ -24,6 +24,11 @@ EXPECTED = (
     "frame 50,000x50 summary: time",
     "frame 50,000x50 summary: tokens",
     "frame 50,000x50 summary: peak memory",
+    "rows 100 live x32: wall",
+    "rows 100 from the cache: wall",
+    "rows 100 live: peak memory",
+    "rows 100 batch: submit + collect",
+    "rows 100 batch: peak memory",
 )
 
 

@@ -37,12 +37,13 @@ def _batches(sim):
 
 
 def test_a_batch_run_answers_every_row_and_fills_the_cache(sim, reviews, capsys):
-    out = kimi_jupyter.map("Sentiment of: {review}", reviews, engine="batch", thinking=False, progress=False)
+    out = kimi_jupyter.map("Sentiment of: {review}", reviews, engine="batch", thinking=False, progress="text")
     assert out["answer"].tolist() == ["negative", "positive"] * 20
     assert out["error"].isna().all()
     assert len(sim.batch_requests) == 40 and len(sim.chat_requests) == 40
-    said = capsys.readouterr().out
-    assert "Pre-flight: 40 rows, 40 to submit" in said and "prompt tokens" in said
+    said = capsys.readouterr()
+    assert "Pre-flight: 40 rows, 40 to submit" in said.out and "prompt tokens" in said.out
+    assert "40/40 rows done" in said.err
     (batch,) = _batches(sim)
     assert batch["status"] == "completed" and batch["request_counts"] == {"total": 40, "completed": 40, "failed": 0}
     live = kimi_jupyter.map("Sentiment of: {review}", reviews, thinking=False, progress=False)

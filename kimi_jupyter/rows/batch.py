@@ -95,7 +95,8 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
                         f"pass the session budget of {format_cost(settings.budget, price.currency if price else None)}. "
                         "Nothing was sent.")
     priced = f", about {format_cost(cost, price.currency if price else None)} before the answers" if cost else ""
-    _say(f"Pre-flight: {source.count:,} rows, {len(lines):,} to submit ({cached:,} from the cache, "
+    say = _say if progress not in (False, None, "none") else (lambda text: None)
+    say(f"Pre-flight: {source.count:,} rows, {len(lines):,} to submit ({cached:,} from the cache, "
          f"{len(errors):,} not buildable), about {tokens:,} prompt tokens{priced}.")
     run: dict[str, Any] = {
         "run_id": run_id, "engine": "batch", "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -118,7 +119,7 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
                                        "status": created.get("status", "validating"),
                                        "request_counts": created.get("request_counts")})
                 save_run(directory, run)  # after each batch: a restart mid-submission loses none
-        _say(f"Submitted {len(lines):,} rows in {len(run['batches'])} batch(es) as run {run_id}. After a kernel "
+        say(f"Submitted {len(lines):,} rows in {len(run['batches'])} batch(es) as run {run_id}. After a kernel "
              f"restart, kimi_jupyter.resume({run_id!r}) collects them.")
     if not wait:
         return run_id
