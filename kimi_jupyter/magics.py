@@ -376,6 +376,7 @@ Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""
 def load_ipython_extension(ipython: Any) -> None:
     magics = KimiMagics(ipython)
     ipython.register_magics(magics)
+    _ = magics.session  # rows hook (issue 17): %config Kimi.* reaches ask() and map() before any %%kimi cell
     if magics.configurable not in ipython.configurables:
         ipython.configurables.append(magics.configurable)
     from .sidebar_target import register as register_sidebar_comm

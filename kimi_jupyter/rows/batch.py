@@ -41,7 +41,7 @@ MAX_REQUESTS = 50_000  # lines per batch file (split past this)
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 
-def _settings_for(run: dict[str, Any] | None = None, **options: Any) -> Any:
+def _settings_for(**options: Any) -> Any:
     from ..session import get_session
 
     return get_session().settings(**options)
@@ -124,7 +124,7 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
     if not wait:
         return run_id
     return _finish(run, directory, progress, poll_interval, data=None, source=source, plan_fields=plan.fields,
-                   into=into)
+                   into=into, options={k: v for k, v in plan.options.items() if k != "response_format"})
 
 
 def _chunks(lines: list[bytes]) -> Iterable[tuple[int, list[bytes]]]:
@@ -145,8 +145,10 @@ def _say(text: str) -> None:
 
 # -- poll and collect ----------------------------------------------------------------------
 def _finish(run: dict[str, Any], directory: Any, progress: Any, poll_interval: float | None, *, data: Any,
-            source: Any = None, plan_fields: list[str] | None = None, into: str | None = None) -> Any:
-    settings = _settings_for(run)
+            source: Any = None, plan_fields: list[str] | None = None, into: str | None = None,
+            options: dict[str, Any] | None = None) -> Any:
+    options = dict(options or {})
+    settings = _settings_for(**options)
     summary = RunSummary(engine="batch", rows=int(run["rows"]), run_id=run["run_id"])
     price = settings.price()
     summary.currency = price.currency if price else None
@@ -162,13 +164,13 @@ def _finish(run: dict[str, Any], directory: Any, progress: Any, poll_interval: f
                 summary.stopped = (f"stopped waiting; the batches go on at the provider. "
                                    f"kimi_jupyter.resume({run['run_id']!r}) collects them later")
                 view.close(summary)
-                return _assemble(run, data, source, plan_fields, into, summary)
-            _collect(api, run, directory, summary)
-        result = _assemble(run, data, source, plan_fields, into, summary)
+                return _assemble(run, data, source, plan_fields, into, summary, settings)
+            _collect(api, run, directory, settings)
+        result = _assemble(run, data, source, plan_fields, into, summary, settings)
         summary.seconds = time.monotonic() - start
         view.close(summary)
         return result
-    return _assemble(run, data, source, plan_fields, into, summary)
+    return _assemble(run, data, source, plan_fields, into, summary, settings)
 
 
 def _poll(api: Any, run: dict[str, Any], directory: Any, view: Any, summary: RunSummary, start: float,
@@ -202,12 +204,11 @@ def _poll(api: Any, run: dict[str, Any], directory: Any, view: Any, summary: Run
         delay = min(cap, delay * 1.5)
 
 
-def _collect(api: Any, run: dict[str, Any], directory: Any, summary: RunSummary) -> None:
+def _collect(api: Any, run: dict[str, Any], directory: Any, settings: Any) -> None:
     from ..cache import ResponseCache
     from ..client.chunks import TurnState
     from ..session import get_session
 
-    settings = _settings_for(run)
     cache = ResponseCache(settings.cache_dir)
     ledger = get_session().ledger
     errors: dict[str, str] = run["errors"]
@@ -305,11 +306,10 @@ def _status_error(batch: dict[str, Any]) -> str:
 
 
 def _assemble(run: dict[str, Any], data: Any, source: Any, fields: list[str] | None, into: str | None,
-              summary: RunSummary) -> Any:
+              summary: RunSummary, settings: Any) -> Any:
     from ..cache import ResponseCache
     from .schema import RowSchema
 
-    settings = _settings_for(run)
     cache = ResponseCache(settings.cache_dir)
     schema = RowSchema(run["schema"]) if run.get("schema") else None
     n = int(run["rows"])
@@ -354,9 +354,12 @@ def _assemble(run: dict[str, Any], data: Any, source: Any, fields: list[str] | N
 
 
 # -- public helpers ---------------------------------------------------------------------------
-def list_runs(refresh: bool = False) -> list[dict[str, Any]]:
-    """The runs in the state directory, newest first: id, engine, rows, status, batches."""
-    settings = _settings_for()
+def list_runs(refresh: bool = False, **options: Any) -> list[dict[str, Any]]:
+    """The runs in the state directory, newest first: id, engine, rows, status, batches.
+
+    ``refresh`` asks the provider for the status of unfinished batches; ``options`` are
+    settings (e.g. ``cache_dir``: the state files live next to the cache)."""
+    settings = _settings_for(**options)
     directory = runs_dir(settings.cache_dir)
     out = []
     for run in list_runs_on_disk(directory):
@@ -380,8 +383,8 @@ def list_runs(refresh: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def _load(run_id: str | None) -> tuple[dict[str, Any], Any]:
-    settings = _settings_for()
+def _load(run_id: str | None, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    settings = _settings_for(**options)
     directory = runs_dir(settings.cache_dir)
     if run_id is None:
         runs = list_runs_on_disk(directory)
@@ -396,21 +399,21 @@ def _load(run_id: str | None) -> tuple[dict[str, Any], Any]:
 
 
 def resume(run_id: str | None = None, data: Any = None, *, progress: Any = "auto",
-           poll_interval: float | None = None, into: str | None = None) -> Any:
+           poll_interval: float | None = None, into: str | None = None, **options: Any) -> Any:
     """Wait for and collect a batch run (the newest when ``run_id`` is None).
 
     Works after a kernel restart: the state file has the batch ids and row keys. With
     ``data`` (the same frame), the result is aligned with it; otherwise a list."""
-    run, directory = _load(run_id)
-    return _finish(run, directory, progress, poll_interval, data=data, into=into)
+    run, directory = _load(run_id, options)
+    return _finish(run, directory, progress, poll_interval, data=data, into=into, options=options)
 
 
-def cancel(run_id: str | None = None) -> list[dict[str, Any]]:
+def cancel(run_id: str | None = None, **options: Any) -> list[dict[str, Any]]:
     """Cancel the run's unfinished batches; finished rows can still be collected with resume()."""
     from .batch_api import BatchApi
 
-    run, directory = _load(run_id)
-    settings = _settings_for()
+    run, directory = _load(run_id, options)
+    settings = _settings_for(**options)
     out = []
     with BatchApi(settings) as api:
         for batch in run["batches"]:
