@@ -176,7 +176,7 @@ def _drive_in_thread(run: LiveRun, view: ProgressView) -> None:
 
 
 def batches(*args: Any, **kwargs: Any) -> Any:
-    """The runs in the state file (batch and live), newest first; see ``rows.state``."""
+    """The batch runs recorded in the state files, newest first (``refresh=True`` asks the provider)."""
     from .batch import list_runs
 
     return list_runs(*args, **kwargs)
