@@ -137,3 +137,12 @@ def test_a_damaged_state_file_is_ignored_not_trusted(sim):
     assert kimi_jupyter.batches() == []
     with pytest.raises(RowsError, match="No batch runs"):
         kimi_jupyter.resume()
+
+
+def test_a_row_over_the_context_window_fails_alone_in_a_batch(sim):
+    sim._config.context_limit = 400
+    out = kimi_jupyter.map("Answer: {value}", ["short review", "word " * 2000], engine="batch", thinking=False,
+                           progress=False)
+    assert out[0] and out[1] is None
+    assert out.errors[1].startswith("This row's prompt is over the model's context window")
+    assert _batches(sim)[0]["request_counts"] == {"total": 2, "completed": 1, "failed": 1}

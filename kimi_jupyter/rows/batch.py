@@ -285,9 +285,10 @@ def _error_text(item: dict[str, Any], status: str) -> str:
     response = item.get("response") if isinstance(item.get("response"), dict) else {}
     if response.get("status_code"):
         from ..errors import error_from_response
+        from .live import row_error
 
-        return str(error_from_response(int(response["status_code"]), json.dumps(response.get("body")),
-                                       None))
+        error = error_from_response(int(response["status_code"]), json.dumps(response.get("body")), None)
+        return row_error(type(error).__name__, str(error))
     return f"batch error {code}: {message}".strip()
 
 

@@ -32,7 +32,7 @@ from .schema import RowSchema
 from .template import RowTemplate
 from .turns import is_replayed, run_row
 
-__all__ = ["LiveRun", "FATAL_KINDS", "ROW_ATTEMPTS"]
+__all__ = ["LiveRun", "FATAL_KINDS", "ROW_ATTEMPTS", "row_error"]
 
 FATAL_KINDS = {"AuthenticationError", "QuotaExceededError", "MissingKeyError", "ConfigError", "ModelNotFoundError",
                "PermissionDeniedError", "BudgetExceeded"}
@@ -170,7 +170,7 @@ class LiveRun:
                 limiter.throttled(_wait_of(response.error))
                 self._retry.append((pos, fields, attempt + 1))
                 return
-            self.errors[pos] = response.error
+            self.errors[pos] = row_error(kind, response.error)
             s.failed += 1
             if kind in FATAL_KINDS:
                 s.stopped = s.stopped or response.error
@@ -189,6 +189,14 @@ class LiveRun:
         else:
             self.answers[pos] = response.text
         s.done += 1
+
+
+def row_error(kind: str, message: str) -> str:
+    """A turn's error as a row's error (the single-turn advice about conversations does not apply)."""
+    if kind == "ContextTooLongError":
+        return ("This row's prompt is over the model's context window: shorten this row's text (or the "
+                "template) and run map() again; the refused request was not billed.")
+    return message
 
 
 def _is_throttle(reason: str) -> bool:
