@@ -146,3 +146,12 @@ def test_a_row_over_the_context_window_fails_alone_in_a_batch(sim):
     assert out[0] and out[1] is None
     assert out.errors[1].startswith("This row's prompt is over the model's context window")
     assert _batches(sim)[0]["request_counts"] == {"total": 2, "completed": 1, "failed": 1}
+
+
+def test_a_bad_completion_window_or_a_refused_upload_is_one_clear_message(sim, monkeypatch):
+    with pytest.raises(RowsError, match="'12h' to '7d'"):
+        kimi_jupyter.map("Sentiment of: {value}", ["a"], engine="batch", completion_window="1h", progress=False)
+    monkeypatch.setenv("MOONSHOT_API_KEY", "sk-wrong")
+    with pytest.raises(RowsError, match="could not be submitted.*Nothing was submitted"):
+        kimi_jupyter.map("Sentiment of: {value}", ["a"], engine="batch", progress=False)
+    assert sim.batch_requests == []

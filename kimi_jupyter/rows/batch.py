@@ -60,6 +60,7 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
         raise RowsError(f"engine='batch' needs Moonshot's Batch API (provider moonshot or moonshot-intl); "
                         f"provider {settings.provider!r} has none. Use engine='live'. Nothing was sent.")
     settings.require_key()
+    _check_window(completion_window)
     cache = ResponseCache(settings.cache_dir)
     source = plan.source
     run_id = new_run_id()
@@ -112,8 +113,14 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
         with BatchApi(settings) as api:
             for first, chunk in _chunks(lines):
                 content = b"\n".join(chunk) + b"\n"
-                file_id = api.upload(content, f"{run_id}-{len(run['batches']) + 1}.jsonl")
-                created = api.create(file_id, completion_window, {"kimi_jupyter_run": run_id})
+                try:
+                    file_id = api.upload(content, f"{run_id}-{len(run['batches']) + 1}.jsonl")
+                    created = api.create(file_id, completion_window, {"kimi_jupyter_run": run_id})
+                except KimiError as error:
+                    made = len(run["batches"])
+                    later = (f" The {made} batch(es) created before it keep running: kimi_jupyter.resume({run_id!r}) "
+                             "collects them." if made else " Nothing was submitted.")
+                    raise RowsError(f"The batch could not be submitted: {error}{later}") from None
                 run["batches"].append({"id": created["id"], "input_file_id": file_id,
                                        "rows": [positions[i] for i in range(first, first + len(chunk))],
                                        "status": created.get("status", "validating"),
@@ -125,6 +132,16 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
         return run_id
     return _finish(run, directory, progress, poll_interval, data=None, source=source, plan_fields=plan.fields,
                    into=into, options={k: v for k, v in plan.options.items() if k != "response_format"})
+
+
+def _check_window(window: str) -> None:
+    import re
+
+    found = re.fullmatch(r"(\d+)([hd])", str(window))
+    hours = int(found.group(1)) * (24 if found.group(2) == "d" else 1) if found else 0
+    if not 12 <= hours <= 168:
+        raise RowsError(f"completion_window={window!r}: use hours or days from '12h' to '7d', e.g. '24h'. "
+                        "Nothing was sent.")
 
 
 def _chunks(lines: list[bytes]) -> Iterable[tuple[int, list[bytes]]]:
