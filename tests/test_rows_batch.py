@@ -152,6 +152,6 @@ def test_a_bad_completion_window_or_a_refused_upload_is_one_clear_message(sim, m
     with pytest.raises(RowsError, match="'12h' to '7d'"):
         kimi_jupyter.map("Sentiment of: {value}", ["a"], engine="batch", completion_window="1h", progress=False)
     monkeypatch.setenv("MOONSHOT_API_KEY", "sk-wrong")
-    with pytest.raises(RowsError, match="could not be submitted.*Nothing was submitted"):
+    with pytest.raises(RowsError, match=r"could not be submitted.*Nothing was submitted"):
         kimi_jupyter.map("Sentiment of: {value}", ["a"], engine="batch", progress=False)
     assert sim.batch_requests == []
