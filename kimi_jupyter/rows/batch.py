@@ -278,7 +278,13 @@ def _collect(api: Any, run: dict[str, Any], directory: Any, settings: Any) -> No
 
 
 def _lines(content: bytes) -> Iterable[str]:
-    for raw in content.decode("utf-8", "replace").splitlines():
+    """The non-blank lines of a JSONL file, decoded one at a time (no second copy of the file)."""
+    start, size = 0, len(content)
+    while start < size:
+        end = content.find(b"\n", start)
+        end = size if end < 0 else end
+        raw = content[start:end].decode("utf-8", "replace")
+        start = end + 1
         if raw.strip():
             yield raw
 
