@@ -98,6 +98,11 @@ class BatchService:
         self._faults: deque[str] = deque()
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        with self._lock:
+            self._batches.clear()
+            self._faults.clear()
+
     def add_fault(self, kind: str) -> None:
         if kind not in BATCH_FAULTS:
             raise ValueError(f"unknown batch fault {kind!r}; expected one of {BATCH_FAULTS}")

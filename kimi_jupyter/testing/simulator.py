@@ -195,9 +195,11 @@ class KimiSimulator:
             self._state.add_rule(rule)
 
     def reset(self) -> None:
-        """Forget queued replies, rules, faults, recorded requests, cached prefixes and files."""
+        """Forget queued replies, rules, faults, recorded requests, cached prefixes, files and batches."""
         self._state.reset()
         self._files.clear()
+        if self._app is not None:
+            self._app.batches.reset()
 
     # -- files -----------------------------------------------------------------------------
     @property
