@@ -19,7 +19,7 @@ from typing import Any
 
 from .common import Log, Result, describe_machine, machine
 
-BENCHMARKS = ("load", "stream", "kernel", "context", "rows")
+BENCHMARKS = ("load", "stream", "kernel", "context", "media", "rows")
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.silent:
             print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    from . import context, kernel, loadtime, rows, streaming
+    from . import context, kernel, loadtime, media, rows, streaming
 
     runners: dict[str, Callable[[bool, Log], list[Result]]] = {
         "load": lambda quick, log: loadtime.run(quick, log, peers=not args.no_peers, install=not args.no_install,
@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stream": streaming.run,
         "kernel": kernel.run,
         "context": context.run,
+        "media": media.run,
         "rows": rows.run,
     }
     info = machine()

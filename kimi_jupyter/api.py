@@ -22,11 +22,11 @@ __all__ = ["ask", "aask", "build_user_content"]
 
 # Options that belong to the call rather than to Settings.
 _CALL_OPTIONS = ("history", "namespace", "display", "tools", "response_format", "source", "agent", "yes", "web",
-                 "use_cache")
+                 "use_cache", "prefill")  # prefill: platform hook (partial mode)
 
 
 def build_user_content(prompt: str, attachments: tuple[Any, ...], namespace: Mapping[str, Any] | None,
-                       frame_budget: int, image_max_size: tuple[int, int]) -> list[dict[str, Any]]:
+                       frame_budget: int, image_max_size: tuple[int, int], media: Any = None) -> list[dict[str, Any]]:
     """Content parts for ``prompt`` (``{name}`` interpolated when a namespace is given)."""
     from .context import build_content
 
@@ -36,7 +36,8 @@ def build_user_content(prompt: str, attachments: tuple[Any, ...], namespace: Map
         key = f"attachment_{number}"
         names[key] = obj
         template += f"\n{{{key}}}"
-    return build_content(template, names, frame_budget=frame_budget, image_max_size=image_max_size)
+    return build_content(template, names, frame_budget=frame_budget, image_max_size=image_max_size,
+                         media=media)  # platform hook: Files API media and documents
 
 
 def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any]) -> tuple[Any, TurnRequest | None, Response | None]:
@@ -44,9 +45,18 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
     call = {k: options.pop(k) for k in _CALL_OPTIONS if k in options}
     try:
         settings = session.settings(**options)
+        web_notices: list[Any] = []
+        if call.get("agent") and call.get("web"):  # platform hook: thinking off while $web_search is offered
+            from .web import web_settings
+
+            settings, web_notices = web_settings(settings)
         _check_display(call.get("display"))
+        from .context.media import request_extras, session_sink  # platform hook
+        from .partial import prefill_options
+
+        sink = session_sink(session, settings)
         content = build_user_content(prompt, attachments, call.get("namespace"), settings.frame_budget,
-                                     settings.image_max_size)
+                                     settings.image_max_size, media=sink)
     except (KimiError, ValueError) as error:  # ContextError is a ValueError with a user message
         response = Response()
         response.feed(Failed(str(error), type(error).__name__))
@@ -56,7 +66,9 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
                           tools=call.get("tools"), response_format=call.get("response_format"),
                           source=call.get("source", "ask"),
                           mode={"agent": True, "web": bool(call.get("web"))} if agent else {},
-                          cache=call.get("use_cache"))
+                          cache=call.get("use_cache"),
+                          **request_extras(sink, web_notices, prefill_options(None, call.get("prefill"), settings)))
+    # platform hook above: documents, notices, partial mode
     if agent:
         request.mode["yes"] = bool(call.get("yes"))
     return session, request, None

@@ -119,8 +119,10 @@ class CommRenderer:
     def finish(self, response: Response) -> None:
         self.flush()
         self.finished = True
+        from .ratelimit import rate_limits  # platform hook: the sidebar header shows low limits
+
         self._send({"type": "done", "request_id": self.request_id, "response": response.summary(),
-                    "meta": self.meta})
+                    "meta": self.meta, "rate_limits": rate_limits().last_status()})
 
     def fail(self, message: str, kind: str = "KimiError") -> None:
         """End a turn that failed before (or outside) ``run_turn``: a Failed event, then done."""
@@ -225,10 +227,14 @@ class SidebarChat:
         if not prompt.strip() and not data.get("attachments"):
             renderer.fail("The message is empty: type a question first.", "ValueError")
             return
-        content = build_message(prompt, data.get("attachments") or [], self._namespace(), settings)
+        from .context.media import request_extras, session_sink  # platform hook: Files API media, documents
+
+        sink = session_sink(self.shared, settings)
+        content = build_message(prompt, data.get("attachments") or [], self._namespace(), settings, media=sink)
         agent = bool(options.get("agent"))
         request = TurnRequest(content=content, settings=settings, source=SOURCE,
-                              mode={"agent": True, "web": False} if agent else {})
+                              mode={"agent": True, "web": False} if agent else {},
+                              **request_extras(sink))  # platform hook
         runner = self._agent_runner(settings, comm_id) if agent else None
         execute_turn(self, request, renderer, runner)  # type: ignore[arg-type]  # a Session look-alike
 
@@ -295,7 +301,8 @@ class CommApprover:
             pump.close()
 
 
-def build_message(prompt: str, attachments: list[Any], namespace: dict[str, Any], settings: Any) -> list[dict[str, Any]]:
+def build_message(prompt: str, attachments: list[Any], namespace: dict[str, Any], settings: Any,
+                  media: Any = None) -> list[dict[str, Any]]:
     """Content parts: the attachments first (as context), then the prompt with ``{name}`` filled."""
     from .context import build_content, image_part
 
@@ -308,9 +315,13 @@ def build_message(prompt: str, attachments: list[Any], namespace: dict[str, Any]
         elif attachment.get("kind") == "image":
             parts.append({"type": "text", "text": "[image attached from the notebook]\n"})
             parts.append(image_part(_image_bytes(attachment), max_size=settings.image_max_size))
+        elif attachment.get("kind") == "file":  # platform hook: a file picked with Attach file
+            from .context.media import file_attachment_parts
+
+            parts.extend(file_attachment_parts(attachment, settings, media))
     if prompt.strip():
         parts.extend(build_content(prompt, namespace, frame_budget=settings.frame_budget,
-                                   image_max_size=settings.image_max_size))
+                                   image_max_size=settings.image_max_size, media=media))  # platform hook
     return merge_text(parts)
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "RemoteFileNotFoundError",
     "FileLimitError",
     "FilesUnsupportedError",
+    "RequestTooLargeError",
     "error_from_response",
     "redact",
 ]
@@ -125,6 +126,10 @@ class RemoteFileNotFoundError(KimiError):
 
 class FileLimitError(BadRequestError):
     """The Files API refused an upload over a limit (file size, file count, storage)."""
+
+
+class RequestTooLargeError(BadRequestError):
+    """The local size check refused a request over the 100 MB body limit before sending it."""
 
 
 class FilesUnsupportedError(ConfigError):

@@ -127,6 +127,8 @@ class Usage:
     cost: float | None = None
     currency: str | None = None
     reported: bool = True
+    # Said instead of a cost when the price is unknown ("price unknown: set Kimi.prices").
+    note: str | None = None
 
     @classmethod
     def not_reported(cls) -> Usage:
@@ -157,6 +159,7 @@ class Usage:
             cost=cost,
             currency=currency,
             reported=True,
+            note=self.note or other.note,
         )
 
     def describe(self) -> str:
@@ -174,6 +177,8 @@ class Usage:
             parts.append(f"total {self.total} tokens")
         if self.cost is not None:
             parts.append(f"cost {format_cost(self.cost, self.currency)}")
+        elif self.note and parts:
+            parts.append(self.note)
         return "usage: " + ", ".join(parts) if parts else "usage: (empty)"
 
 

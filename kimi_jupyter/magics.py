@@ -112,6 +112,7 @@ class KimiMagics(Magics):
     def __init__(self, shell: Any, session: Session | None = None):
         super().__init__(shell)
         self._session = session
+        self._media: Any = None  # platform hook: the last cell's MediaSink
         self.configurable = Kimi(parent=shell)
         self.plots.install(shell)  # from now on, displayed plots are recorded per cell
 
@@ -159,6 +160,8 @@ class KimiMagics(Magics):
                               help="replay this cell's answer from the on-disk cache when the request is unchanged")
     @magic_arguments.argument("--display", choices=["auto", "widget", "markdown", "text", "none"],
                               help="how to show the answer (default: auto)")
+    @magic_arguments.argument("--prefill", type=_text, metavar="TEXT",  # platform hook: partial mode
+                              help="start the answer with TEXT; Kimi continues it (partial mode)")
     # rows hook (issue 17): --each/--into/--batch/--schema run the cell once per row (rows/magic.py)
     @magic_arguments.argument("--each", metavar="DATA", help="run the cell once per row of this frame or list")
     @magic_arguments.argument("--into", metavar="COLUMN", help="with --each: the column for the answers")
@@ -191,12 +194,19 @@ class KimiMagics(Magics):
         try:
             settings = self.session.settings(model=args.model, thinking=args.thinking,
                                              max_tokens=args.max_tokens, system=args.system)
+            web_notices: list[Any] = []
+            if args.web:  # platform hook: thinking off while $web_search is offered
+                from .web import web_settings
+
+                settings, web_notices = web_settings(settings)
             content = self._content(cell.rstrip(), args, settings)
         except (KimiError, ValueError) as error:
             _say(str(error))
             return
         if args.new:
             self.session.reset()
+        from .context.media import request_extras  # platform hook: documents, partial mode
+        from .partial import prefill_options
         from .turn import TurnRequest, execute_turn
 
         request = TurnRequest(
@@ -206,7 +216,8 @@ class KimiMagics(Magics):
             source="magic",
             mode={"agent": True, "web": args.web} if args.agent else {},
             cache=True if args.cache else None,
-        )
+            **request_extras(self._media, web_notices, prefill_options(args.format, args.prefill, settings)),
+        )  # platform hook above: documents, notices, partial mode
         from .display import choose_renderer
 
         renderer = choose_renderer("text" if args.format == "text" and not args.display else
@@ -239,8 +250,12 @@ class KimiMagics(Magics):
         if args.cells:
             parts.append({"type": "text", "text": "Context: the notebook's recent cells\n"
                           + recent_cells(self.shell, args.cells, self.plots.running_count(), plots=self.plots)})
+        from .context.media import session_sink  # platform hook: Files API media and documents
+
+        self._media = session_sink(self.session, settings)
         parts.extend(build_content(cell, self.shell.user_ns, frame_budget=settings.frame_budget,
-                                   image_max_size=settings.image_max_size, history=self.plots))
+                                   image_max_size=settings.image_max_size, history=self.plots,
+                                   media=self._media))
         if args.plot:
             running = self.plots.running_count()
             images = self.plots.last_plots(running)
@@ -280,14 +295,16 @@ class KimiMagics(Magics):
     # -- %kimi ---------------------------------------------------------------------------
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
-        """%kimi help | reset | history | usage | config | models | cache [info|clear]"""
+        """%kimi help | reset | history | usage | config | models | cache [info|clear] | files [list|clear]"""
         command, _, rest = line.strip().partition(" ")
         handler = {
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
             "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
+            "files": self._files,  # platform hook
         }.get(command)
         if handler is None:
-            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models | cache")
+            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
+                 "| cache | files")
             return None
         return handler(rest.strip())
 
@@ -307,6 +324,29 @@ class KimiMagics(Magics):
         from .display.tables import usage_table
 
         display(usage_table(self.session.ledger), raw=True)
+        try:  # platform hook: the rate limits the server announced
+            from .ratelimit import rate_limits
+
+            limits = rate_limits().describe(self.session.settings().api_base)
+        except KimiError:
+            limits = ""
+        if limits:
+            print(limits)
+        from .web import searches_for  # platform hook: web search costs
+
+        searches = searches_for(self.session).describe()
+        if searches:
+            print(searches)
+
+    def _files(self, rest: str) -> None:  # platform hook: %kimi files [list|clear]
+        from .context.media import files_report
+
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
+        print(files_report(self.session, settings, rest or "list"))
 
     def _cache(self, rest: str) -> None:
         from .cache import ResponseCache
@@ -340,16 +380,17 @@ class KimiMagics(Magics):
     def _models(self, _: str) -> None:
         try:
             settings = self.session.settings()
-            models = self.session.client(settings).list_models()
+            entries = self.session.client(settings).model_entries()  # platform hook: registry learns /models
         except KimiError as error:
             _say(str(error))
             return
-        if not models:
+        if not entries:
             print(f"{public_url(settings.base_url)} lists no models.")
             return
-        print(f"Models at {public_url(settings.base_url)} (current: {settings.model}):")
-        for model in models:
-            print(("* " if model == settings.model else "  ") + model)
+        from .models import models_report  # platform hook: id, window, price, modalities
+
+        print(models_report(public_url(settings.base_url), settings.model, settings.provider, entries,
+                            settings.model_overrides))
 
 
 HELP = """\
@@ -364,10 +405,12 @@ kimi_jupyter: Kimi K2.5 in this notebook.
   --agent                 Kimi may call run_python / get_variable / list_variables here;
                           code runs only after you approve it (--yes: without asking; --web: web search)
   --cache                 replay an unchanged request from the on-disk cache (no request, no bill)
-  {name}                  insert a variable (DataFrame summary, figure/image, video path, text)
+  --prefill TEXT          start the answer with TEXT (partial mode; -f code/json prefill a fence / {)
+  {name}                  insert a variable (DataFrame summary, figure/image, video path, text,
+                          document path: pdf/docx/xlsx/pptx/txt/md as a system message)
   {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
 
-%kimi reset | history | usage | config | models | cache [info|clear] | help
+%kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""

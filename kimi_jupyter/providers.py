@@ -1,16 +1,19 @@
 """Dialect presets: what differs between the servers that speak "Kimi".
 
 Every server here speaks OpenAI-style chat completions, but each one switches thinking its
-own way, rejects different sampling parameters, names reasoning differently, reports usage
-in a different place and charges in its own currency. A `Provider` captures those
-differences as data so the client stays one piece of code. The response side is tolerant
-of every form (see client/chunks.py); the preset mostly shapes the request.
+own way, enforces (or not) the sampling values a model fixes, names reasoning differently,
+reports usage in a different place and may offer Moonshot's Files API. A `Provider`
+captures those differences as data so the client stays one piece of code. The response side
+is tolerant of every form (see client/chunks.py); the preset mostly shapes the request.
+
+What belongs to a *model* (context window, modalities, prices per provider, fixed
+sampling, retirement) lives in :mod:`kimi_jupyter.models`, not here.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -47,27 +50,28 @@ class Provider:
     thinking_style: str = "moonshot"
     # Ask for stream_options.include_usage (servers that only report usage when asked).
     stream_usage: bool = False
-    # Glob patterns of models whose sampling values are fixed by the server.
-    fixed_sampling_models: tuple[str, ...] = ("*kimi-k2.5*", "*kimi-k2-5*")
-    prices: dict[str, Prices] = field(default_factory=dict)
+    # Whether the server enforces the sampling values a model fixes (see models.py);
+    # self-hosted servers accept any.
+    enforces_fixed_sampling: bool = True
     # Patterns matched against the base URL's host to infer this preset.
     hosts: tuple[str, ...] = ()
-    context_window: int = 262_144
     # Cloudsway-style URLs carry an endpoint path: base_url contains "{endpoint}".
     needs_endpoint: bool = False
     # Moonshot's Files API (/files: upload, ms://<id> media, file-extract documents).
     files_api: bool = False
-
-    def price_for(self, model: str) -> Prices | None:
-        if model in self.prices:
-            return self.prices[model]
-        for pattern, price in self.prices.items():
-            if fnmatch.fnmatch(model, pattern):
-                return price
-        return None
+    # Whether requests are billed (self-hosted servers are not: no "price unknown" note).
+    bills: bool = True
+    # Partial mode: a last assistant message with "partial": true is continued (see partial.py).
+    partial_mode: bool = False
 
     def fixes_sampling(self, model: str) -> bool:
-        return any(fnmatch.fnmatch(model.lower(), p) for p in self.fixed_sampling_models)
+        """Whether ``model`` on this server refuses sampling values other than its own."""
+        if not self.enforces_fixed_sampling:
+            return False
+        from .models import registry
+
+        info = registry().get(model)
+        return bool(info and info.fixes_sampling)
 
     def thinking_fields(self, thinking: bool | None) -> dict[str, Any]:
         """Request fields that switch thinking on or off (None: server default)."""
@@ -82,9 +86,6 @@ class Provider:
         return {}
 
 
-_K25_CN = Prices(input=4.00, output=21.00, input_cached=0.70, currency="CNY")
-_K25_INTL = Prices(input=0.60, output=3.00, input_cached=0.10, currency="USD")
-
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
@@ -93,18 +94,18 @@ PROVIDERS: dict[str, Provider] = {
             base_url="https://api.moonshot.cn/v1",
             default_model="kimi-k2.5",
             description="Moonshot AI platform, China (api.moonshot.cn); prices in CNY",
-            prices={"kimi-k2.5": _K25_CN, "kimi-k2.5-*": _K25_CN},
             hosts=("api.moonshot.cn", "*.moonshot.cn"),
             files_api=True,
+            partial_mode=True,
         ),
         Provider(
             name="moonshot-intl",
             base_url="https://api.moonshot.ai/v1",
             default_model="kimi-k2.5",
             description="Moonshot AI platform, international (api.moonshot.ai); prices in USD",
-            prices={"kimi-k2.5": _K25_INTL, "kimi-k2.5-*": _K25_INTL},
             hosts=("api.moonshot.ai", "*.moonshot.ai"),
             files_api=True,
+            partial_mode=True,
         ),
         Provider(
             name="openrouter",
@@ -122,7 +123,6 @@ PROVIDERS: dict[str, Provider] = {
             description="wcode gateway (OpenRouter-style); CNY 0.0075/1k input, 0.035/1k output",
             thinking_style="openrouter",
             stream_usage=True,
-            prices={"moonshotai/kimi-k2.5": Prices(input=7.5, output=35.0, currency="CNY")},
             hosts=("wcode.net", "*.wcode.net"),
         ),
         Provider(
@@ -132,10 +132,6 @@ PROVIDERS: dict[str, Provider] = {
             description="CometAPI (OpenAI-compatible; thinking chosen by the model id)",
             thinking_style="none",
             stream_usage=True,
-            prices={
-                "kimi-k2-thinking": Prices(input=1.10, output=4.40, currency="USD"),
-                "kimi-k2-thinking-turbo": Prices(input=2.20, output=15.95, currency="USD"),
-            },
             hosts=("*cometapi.com",),
         ),
         Provider(
@@ -145,6 +141,7 @@ PROVIDERS: dict[str, Provider] = {
             description="Cloudsway MaaS (endpoint path inside the URL: set KIMI_ENDPOINT)",
             hosts=("*cloudsway.net", "*cloudsway.com"),
             needs_endpoint=True,
+            partial_mode=True,
         ),
         Provider(
             name="openai",
@@ -153,7 +150,8 @@ PROVIDERS: dict[str, Provider] = {
             description="Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, ...)",
             thinking_style="vllm",
             stream_usage=True,
-            fixed_sampling_models=(),
+            enforces_fixed_sampling=False,
+            bills=False,
         ),
     )
 }

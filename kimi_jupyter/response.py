@@ -223,7 +223,8 @@ class Response:
             "reasoning": self.reasoning,
             "notices": list(self.notices),
             "tool_steps": steps,
-            "usage": vars(self.usage).copy(),
+            # ``note`` ("price unknown: ...") only when there is one: saved outputs stay as they were.
+            "usage": {k: v for k, v in vars(self.usage).items() if k != "note" or v is not None},
             "finish_reason": self.finish_reason,
             "cut": self.cut,
             "error": self.error,

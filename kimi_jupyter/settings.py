@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, MissingKeyError
+from .models import ModelInfo, ModelOverrides, registry
 from .providers import Prices, Provider, get_provider, infer_provider
 
 __all__ = ["Secret", "Settings", "resolve_settings", "read_dotenv", "public_url", "ENV_VARS", "SETTING_HELP"]
@@ -53,7 +54,11 @@ SETTING_HELP: dict[str, str] = {
     "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
     "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
     "rows_concurrency": "most rows kimi_jupyter.map() keeps in flight at once (it backs off on 429s)",
+    "upload_threshold": "images and videos larger than this many bytes are uploaded once through the Files API "
+                        "(moonshot, moonshot-intl) and sent as ms://<id>",
     "prices": "price override: {'input': .., 'output': .., 'input_cached': .., 'currency': 'USD'} per 1M tokens",
+    "model_overrides": "model registry overrides: {'model-id': {'context_window': .., 'prices': {provider: {..}}, "
+                       "'modalities': [..], 'thinking': 'switch|always|never', 'retired': ..}} (see %kimi models)",
 }
 
 
@@ -125,11 +130,13 @@ class Settings:
     max_turn_cost: float | None = None
     agent_timeout: float = 300.0
     prices: Prices | None = None
+    model_overrides: ModelOverrides | None = None
     cache: bool = False
     cache_dir: str = ".kimi-cache"
     budget: float | None = None
     preflight_tokens: int = 20_000
     rows_concurrency: int = 8
+    upload_threshold: int = 10 * 1024 * 1024
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -155,7 +162,27 @@ class Settings:
         return base
 
     def price(self) -> Prices | None:
-        return self.prices or self.preset.price_for(self.model)
+        """The price of this model on this provider: ``prices``, else the model registry."""
+        return self.prices or registry().price(self.model, self.provider, self.model_overrides)
+
+    def price_note(self) -> str | None:
+        """What usage lines say instead of a cost: set when a billing provider's price is unknown."""
+        if self.price() is None and self.preset.bills:
+            from .models import PRICE_UNKNOWN
+
+            return PRICE_UNKNOWN
+        return None
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        """The registry's entry for this model (user overrides applied); None when unknown."""
+        return registry().get(self.model, self.model_overrides)
+
+    @property
+    def context_window(self) -> int | None:
+        """This model's context window in tokens, when the registry knows it."""
+        info = self.model_info
+        return info.context_window if info else None
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -244,6 +271,8 @@ def _coerce(name: str, value: Any) -> Any:
         return (int(value[0]), int(value[1]))
     if name == "prices" and isinstance(value, Mapping):
         return Prices(**dict(value))
+    if name == "model_overrides" and isinstance(value, Mapping):
+        return ModelOverrides(value)
     return value
 
 

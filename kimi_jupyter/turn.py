@@ -44,20 +44,26 @@ class TurnRequest:
     # What else shapes the answer (agent mode, web search): part of the cache key.
     mode: dict[str, Any] = field(default_factory=dict)
     cache: bool | None = None  # None: the `cache` setting decides
+    # -- platform hook (issue 16) --------------------------------------------------------
+    # context: system messages sent before the user message (documents); wire: extra client
+    # options for stream_chat (prefill; notices shown first and kept in the Response).
+    context: list[dict[str, Any]] = field(default_factory=list)
+    wire: dict[str, Any] = field(default_factory=dict)
 
     def messages(self, session: Session) -> list[dict[str, Any]]:
         user = {"role": "user", "content": self.content}
         if self.history:
-            return [*session.conversation.for_request(self.settings.history_budget, self.settings.system), user]
+            return [*session.conversation.for_request(self.settings.history_budget, self.settings.system),
+                    *self.context, user]  # platform hook: documents
         head = [{"role": "system", "content": self.settings.system}] if self.settings.system else []
-        return [*head, user]
+        return [*head, *self.context, user]  # platform hook: documents
 
     def meta(self) -> TurnMeta:
         from .display.base import TurnMeta
 
         s = self.settings
         return TurnMeta(model=s.model, thinking=bool(s.thinking), provider=s.provider,
-                        context_window=s.preset.context_window)
+                        context_window=s.context_window)  # platform hook: the model registry's window
 
 
 def merge_text(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,6 +93,7 @@ def _finish(session: Session, request: TurnRequest, response: Response, requests
     failed_before_anything = response.error is not None and not response.text and not response.tool_calls
     if failed_before_anything:
         return  # nothing happened: the user can simply run the cell again
+    session.conversation.messages.extend(request.context)  # platform hook: documents stay in memory
     session.conversation.add_user(request.content)
     # A cut turn keeps its partial text; tool calls that never ran are not stored.
     session.conversation.add_assistant(response, calls=[] if response.error else None)
@@ -96,7 +103,7 @@ def run_turn(session: Session, request: TurnRequest, renderer: Renderer) -> Resp
     """Run one request synchronously, streaming its events into ``renderer``."""
     client = session.client(request.settings)
     stream = client.stream_chat(request.messages(session), tools=request.tools,
-                                response_format=request.response_format)
+                                response_format=request.response_format, **request.wire)  # platform hook
     response = stream.response
     renderer.start(request.meta())
     interrupted = False
@@ -125,7 +132,7 @@ async def arun_turn(session: Session, request: TurnRequest, renderer: Renderer) 
 
     async with AsyncKimiClient(request.settings) as client:
         stream = client.stream_chat(request.messages(session), tools=request.tools,
-                                    response_format=request.response_format)
+                                    response_format=request.response_format, **request.wire)  # platform hook
         response = stream.response
         renderer.start(request.meta())
         try:
@@ -227,7 +234,7 @@ def _cache_key(request: TurnRequest, messages: list[dict[str, Any]]) -> str:
     return request_key({
         "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
         "messages": messages, "tools": request.tools, "response_format": request.response_format,
-        "mode": request.mode,
+        "mode": request.mode, **({"prefill": request.wire["prefill"]} if request.wire.get("prefill") else {}),  # platform hook
     })
 
 

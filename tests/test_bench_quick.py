@@ -29,6 +29,8 @@ EXPECTED = (
     "rows 100 live: peak memory",
     "rows 100 batch: submit + collect",
     "rows 100 batch: peak memory",
+    "video 5 MB: second reference vs first",
+    "video 5 MB: peak memory sending via Files API",
 )
 
 

@@ -80,18 +80,22 @@ def test_memory_across_cells_and_new(ip, kimi_sim_env):
 def test_format_code_puts_code_into_the_next_cell(ip, kimi_sim_env, monkeypatch):
     inserted = []
     monkeypatch.setattr(ip, "set_next_input", lambda text, replace=False: inserted.append((text, replace)))
-    kimi_sim_env.queue(Reply(text="Use this:\n```python\nimport math\nprint(math.pi)\n```\nDone."))
+    # Partial mode: the answer is prefilled with an opening fence and the model continues it.
+    kimi_sim_env.queue(Reply(text="import math\nprint(math.pi)\n```\nDone."))
     cell(ip, "-f code -m kimi-k2.5 --max-tokens 500", "print pi")
     body = sent(kimi_sim_env)
     assert body["max_tokens"] == 500
-    assert "```python fenced block" in body["messages"][-1]["content"]
+    assert "```python fenced block" in body["messages"][-2]["content"]
+    assert body["messages"][-1] == {"role": "assistant", "content": "```python\n", "partial": True}
+    assert ip.user_ns["_kimi"].text.startswith("```python\nimport math")
     assert inserted == [("import math\nprint(math.pi)", False)]
 
 
 def test_format_json_uses_json_mode_and_shows_the_value(ip, kimi_sim_env):
-    kimi_sim_env.queue(Reply(text='{"answer": 42}'))
+    kimi_sim_env.queue(Reply(text='"answer": 42}'))  # continues the prefilled "{" (partial mode)
     cell(ip, "-f json", "give json")
     assert sent(kimi_sim_env)["response_format"] == {"type": "json_object"}
+    assert sent(kimi_sim_env)["messages"][-1] == {"role": "assistant", "content": "{", "partial": True}
     assert ip.user_ns["_kimi"].json() == {"answer": 42}
 
 

@@ -48,8 +48,9 @@ def test_answer_streams_into_the_cell_and_is_saved_static(sim, kernel):
 
 def test_format_code_sends_set_next_input_payload(sim, kernel):
     _, client = kernel
-    sim.queue(Reply(text="Try:\n```python\nx = 1 + 1\nprint(x)\n```"))
+    sim.queue(Reply(text="x = 1 + 1\nprint(x)\n```"))  # continues the prefilled fence (partial mode)
     reply, _ = run(client, "%%kimi -f code --display none\nadd numbers")
+    assert sim.chat_requests[-1].messages[-1] == {"role": "assistant", "content": "```python\n", "partial": True}
     (payload,) = [p for p in reply["payload"] if p["source"] == "set_next_input"]
     assert payload["text"] == "x = 1 + 1\nprint(x)" and payload["replace"] is False
 

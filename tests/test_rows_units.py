@@ -1,5 +1,5 @@
 """Pure parts of the rows package: schema parsing, template checks, input shapes, adaptive
-concurrency, batch file splitting, the simulator's rate limiter (no network)."""
+concurrency, batch file splitting (no network)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from kimi_jupyter.rows.data import row_source
 from kimi_jupyter.rows.limiter import AdaptiveLimiter
 from kimi_jupyter.rows.schema import RowSchema
 from kimi_jupyter.rows.template import RowTemplate
-from kimi_jupyter.testing.errors import ApiError
-from kimi_jupyter.testing.ratelimit import RateLimit, RateLimiter
 
 
 def test_a_dict_schema_coerces_each_field_and_keeps_missing_ones_as_none():
@@ -79,11 +77,16 @@ def test_batch_files_are_split_by_size_and_count(monkeypatch):
     assert [len(chunk) for _, chunk in _chunks(lines)] == [2, 2, 2, 1]
 
 
-def test_the_simulator_rate_limit_names_the_wait_and_reports_what_is_left():
-    limiter = RateLimiter(RateLimit(requests=2, window=30))
-    assert limiter.admit()["x-ratelimit-remaining-requests"] == "1"
-    limiter.admit()
-    with pytest.raises(ApiError) as refused:
-        limiter.admit()
-    assert refused.value.status == 429 and "try again after 30 seconds" in refused.value.message
-    assert refused.value.headers["Retry-After"] == "30"
+async def test_the_limiter_respects_the_requests_the_server_says_are_left():
+    left = {"n": 2}
+    limiter = AdaptiveLimiter(8, cap=lambda: left["n"])
+    assert limiter.allowed() == 2
+    await limiter.acquire()
+    await limiter.acquire()
+    waiting = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # two in flight, two allowed
+    left["n"] = 8
+    await limiter.release()
+    await asyncio.wait_for(waiting, 1)
+    assert limiter.allowed() == 8

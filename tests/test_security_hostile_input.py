@@ -371,11 +371,13 @@ def test_oversized_and_empty_videos_are_refused_before_reading(ip, kimi_sim_env,
 
 
 def test_a_video_named_like_a_video_but_too_big_for_the_body(ip, kimi_sim_env, capsys, tmp_path):
-    """Past the configured cap but under the hard cap: still refused, still nothing sent."""
+    """Past the configured cap but under the hard cap, on a provider without a Files API to
+    upload it: still refused, still nothing sent."""
     clip = tmp_path / "clip.mov"
     with open(clip, "wb") as handle:
         handle.truncate(51 * 1024 * 1024)
     ip.user_ns["clip"] = clip
+    ip.run_line_magic("config", "Kimi.provider = 'openai'")
     _, err = run_kimi(ip, capsys, "--display none", "{clip}")
     refused(kimi_sim_env, err, "clip.mov", "shorter or smaller clip")
 

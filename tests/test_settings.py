@@ -49,9 +49,14 @@ def test_thinking_switch_per_dialect():
     assert get_provider("cometapi").thinking_fields(True) == {}
 
 
-def test_every_preset_has_currency_for_its_prices():
-    for provider in PROVIDERS.values():
-        for price in provider.prices.values():
+def test_every_registry_price_names_a_preset_and_a_currency():
+    from kimi_jupyter.models import registry
+
+    for model in ("kimi-k2.5", "kimi-k2.6", "kimi-k2-thinking", "kimi-k2-thinking-turbo"):
+        info = registry().get(model)
+        assert info is not None
+        for provider, price in info.prices.items():
+            assert provider in PROVIDERS
             assert price.currency in ("CNY", "USD")
 
 

@@ -106,7 +106,8 @@ class _Loop:
         started = time.monotonic()
         steps = 0
         while True:
-            stream = client.stream_chat(base + self.added, tools=tool_schemas(self.web))
+            stream = client.stream_chat(base + self.added, tools=tool_schemas(self.web),  # platform hook:
+                                        notices=self.request.wire.get("notices"))  # no prefill in tool rounds
             self.requests += 1
             step = stream.response
             separate = bool(self.total.text)
@@ -154,6 +155,9 @@ class _Loop:
         settings = self.request.settings
         if call.name == "$web_search":
             # Moonshot runs the search itself: echo the arguments back unchanged.
+            from ..web import search_notice  # platform hook: count the search's reported cost
+
+            self.emit(search_notice(self.session, call.arguments))
             self.emit(ToolCallStarted(call.id, call.name, call.arguments))
             self.emit(ToolCallFinished(call.id, "(search run by the provider)", None, 0.0))
             return ToolResult(call.arguments)

@@ -20,8 +20,9 @@ from ..providers import Prices
 __all__ = ["TurnState", "parse_usage", "join_tool_call_fragments"]
 
 
-def parse_usage(raw: dict[str, Any], prices: Prices | None) -> Usage:
-    """A `Usage` from any usage object shape; cost from ``prices`` when known."""
+def parse_usage(raw: dict[str, Any], prices: Prices | None, price_note: str | None = None) -> Usage:
+    """A `Usage` from any usage object shape; cost from ``prices`` when known, else
+    ``price_note`` (what to say instead of a cost)."""
 
     def as_int(value: Any) -> int | None:
         try:
@@ -47,7 +48,8 @@ def parse_usage(raw: dict[str, Any], prices: Prices | None) -> Usage:
         cost = prices.cost(prompt, completion, cached or 0)
         currency = prices.currency
     return Usage(prompt=prompt, completion=completion, cached=cached, reasoning=reasoning,
-                 total=total, cost=cost, currency=currency, reported=True)
+                 total=total, cost=cost, currency=currency, reported=True,
+                 note=price_note if cost is None else None)
 
 
 def _reasoning_text(source: dict[str, Any]) -> str | None:
@@ -97,8 +99,12 @@ def join_tool_call_fragments(calls: dict[int, _PartialCall], deltas: list[dict[s
 class TurnState:
     """One request's worth of state. ``handle_chunk``/``handle_message`` return new events."""
 
-    def __init__(self, prices: Prices | None = None):
+    def __init__(self, prices: Prices | None = None, price_note: str | None = None, prefix: str | None = None):
         self.prices = prices
+        self.price_note = price_note
+        # Partial mode: the prefilled start of the answer, joined to the first text (the
+        # server does not repeat it), so every consumer sees the whole answer in order.
+        self.prefix = prefix or None
         self.finish_reason: str | None = None
         self.model: str | None = None
         self._usage: dict[str, Any] | None = None
@@ -120,6 +126,8 @@ class TurnState:
                     content = delta.get("content")
                     if content and alone and isinstance(content, str):
                         self.saw_content = True
+                        if self.prefix:
+                            content, self.prefix = self.prefix + content, None
                         return [TextDelta(content)]
                     reasoning = delta.get("reasoning_content")
                     if reasoning and alone and isinstance(reasoning, str):
@@ -149,7 +157,7 @@ class TurnState:
                 self.saw_content = True
             content = delta.get("content")
             if content:
-                events.append(TextDelta(content if isinstance(content, str) else str(content)))
+                events.append(self._text(content if isinstance(content, str) else str(content)))
                 self.saw_content = True
             tool_calls = delta.get("tool_calls")
             if tool_calls:
@@ -160,6 +168,11 @@ class TurnState:
             self.finish_reason = finish
             events.extend(self._emit_tool_calls())
         return events
+
+    def _text(self, content: str) -> TextDelta:
+        if self.prefix:
+            content, self.prefix = self.prefix + content, None
+        return TextDelta(content)
 
     # -- non-streaming -----------------------------------------------------------------
     def handle_message(self, body: dict[str, Any]) -> list[Event]:
@@ -179,7 +192,7 @@ class TurnState:
             events.append(ReasoningDelta(reasoning))
         content = message.get("content")
         if content:
-            events.append(TextDelta(content if isinstance(content, str) else json.dumps(content)))
+            events.append(self._text(content if isinstance(content, str) else json.dumps(content)))
         for position, call in enumerate(message.get("tool_calls") or []):
             function = call.get("function") or {}
             arguments = function.get("arguments")
@@ -210,11 +223,13 @@ class TurnState:
     def usage(self) -> Usage:
         if self._usage is None:
             return Usage.not_reported()
-        return parse_usage(self._usage, self.prices)
+        return parse_usage(self._usage, self.prices, self.price_note)
 
     def finish(self, *, cut: bool = False) -> list[Event]:
         """Events that close the turn: pending tool calls, the one Usage, then Done."""
         events: list[Event] = []
+        if self.prefix and (self.saw_content or not cut):
+            events.append(self._text(""))  # the answer was the prefix alone
         if self._calls and not self._calls_emitted:
             if cut:
                 events.append(Notice("The stream was cut while the model was writing a tool call; "

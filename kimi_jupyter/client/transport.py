@@ -21,9 +21,12 @@ import httpx
 from ..errors import (
     KimiError,
     MalformedResponseError,
+    ModelNotFoundError,
+    RateLimitError,
     error_from_response,
 )
 from ..events import Event, Failed, Notice, Retrying
+from ..ratelimit import rate_limits
 from ..response import Response
 from ..settings import Settings
 from .chunks import TurnState
@@ -120,9 +123,11 @@ class _Base:
         self.settings = settings
 
     def _prepare(self, messages: list[dict[str, Any]], stream: bool, **kw: Any) -> tuple[str, dict[str, Any], dict[str, str], list[Notice]]:
+        # ``notices``: shown first and kept in the Response (document summaries, --web).
+        shown = [n for n in kw.pop("notices", None) or () if isinstance(n, Notice)]
         key = self.settings.require_key()
         payload, notices = build_payload(self.settings, messages, stream=stream, **kw)
-        return self.settings.chat_url, payload, auth_headers(key), notices
+        return self.settings.chat_url, payload, auth_headers(key), [*shown, *notices]
 
     def _http_error(self, status: int, body: str, headers: Any) -> KimiError:
         return error_from_response(status, body, headers, base_url=self.settings.base_url,
@@ -147,7 +152,18 @@ class _Base:
         s = self.settings
         if not should_retry(error, attempt, s.max_retries, s.retry_max_wait, saw_content):
             return None
-        return backoff_delay(attempt, s.retry_backoff, s.retry_max_wait, error.retry_after)
+        retry_after = error.retry_after
+        if retry_after is None and isinstance(error, RateLimitError):
+            retry_after = rate_limits().retry_after(s.api_base)  # the reset the headers announced
+        return backoff_delay(attempt, s.retry_backoff, s.retry_max_wait, retry_after)
+
+    def _wait_for_limits(self) -> tuple[float, Notice | None]:
+        """Seconds to wait before sending because the server said nothing is left, and the notice."""
+        wait = rate_limits().wait_before_send(self.settings.api_base)
+        if wait <= 0 or wait > self.settings.retry_max_wait:
+            return 0.0, None
+        return wait, Notice(f"Waiting {wait:.1f} s: the server's rate limit has nothing left until it resets.",
+                            "info")
 
     def _handle_data(self, data: str, state: TurnState) -> list[Event]:
         """The events of one SSE data payload (a list: this runs once per token)."""
@@ -188,6 +204,7 @@ class _Base:
 
     def _opened(self, resp: httpx.Response, stream: bool, state: TurnState) -> list[Event]:
         """Check the status; the simulator notice; a whole non-streamed answer."""
+        rate_limits().record(self.settings.api_base, resp.headers)
         if resp.status_code >= 400:
             resp.read()
             raise self._http_error(resp.status_code, resp.text, resp.headers)
@@ -201,6 +218,30 @@ class _Base:
             events += state.handle_message(body)
             events += state.finish()
         return events
+
+    @staticmethod
+    def _sent_prefill(payload: dict[str, Any]) -> str | None:
+        """The prefix of a partial-mode request: the answer starts with it (partial.py)."""
+        messages = payload.get("messages") or []
+        last = messages[-1] if messages else None
+        if isinstance(last, dict) and last.get("partial") is True and isinstance(last.get("content"), str):
+            return last["content"] or None
+        return None
+
+    def _learn(self, body: Any) -> list[dict[str, Any]]:
+        from ..models import registry
+
+        data = body.get("data") if isinstance(body, dict) else body
+        entries = [m for m in data or [] if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
+        registry().learn(self.settings.api_base, entries)
+        return entries
+
+    def _suggest_models(self, error: KimiError, listed: list[str] | None) -> KimiError:
+        """A 404 for the model: say whether it is retired and which Kimi models the server has."""
+        from ..models import not_found_hint
+
+        hint = not_found_hint(self.settings.model, listed)
+        return ModelNotFoundError(f"{error.message} {hint}" if hint else error.message, status=error.status)
 
     def __repr__(self) -> str:  # never shows the key
         return f"{type(self).__name__}(base_url={self.settings.base_url!r}, model={self.settings.model!r})"
@@ -247,10 +288,16 @@ class KimiClient(_Base):
         for notice in notices:
             feed(notice)
             yield notice
+        prefill = self._sent_prefill(payload)
+        wait, waiting = self._wait_for_limits()
+        if waiting is not None:
+            feed(waiting)
+            yield waiting
+            self._sleep(wait)
         attempt = 0
         while True:
             attempt += 1
-            state = TurnState(self.settings.price())
+            state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
             try:
                 with self._http.stream("POST", url, json=payload, headers=headers) as resp:
                     for event in self._opened(resp, stream, state):
@@ -265,6 +312,8 @@ class KimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
+                if isinstance(failure, ModelNotFoundError):
+                    failure = self._suggest_models(failure, self._listed_or_none())
                 closing = state.finish(cut=True) if state.saw_content else []
                 closing.append(_failed(failure, state.saw_content, attempt - 1))
                 for event in closing:
@@ -289,7 +338,17 @@ class KimiClient(_Base):
         yield from reader.finish()
 
     def list_models(self) -> list[str]:
-        return _model_ids(self._get("/models"))
+        return _model_ids(self.model_entries())
+
+    def model_entries(self) -> list[dict[str, Any]]:
+        """The server's ``/models`` entries; the model registry learns from them."""
+        return self._learn(self._get("/models"))
+
+    def _listed_or_none(self) -> list[str] | None:
+        try:
+            return _model_ids(self.model_entries())
+        except KimiError:
+            return None
 
     def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
         body = self._post("/tokenizers/estimate-token-count", {"model": self.settings.model, "messages": messages})
@@ -353,10 +412,16 @@ class AsyncKimiClient(_Base):
         for notice in notices:
             feed(notice)
             yield notice
+        prefill = self._sent_prefill(payload)
+        wait, waiting = self._wait_for_limits()
+        if waiting is not None:
+            feed(waiting)
+            yield waiting
+            await self._sleep(wait)
         attempt = 0
         while True:
             attempt += 1
-            state = TurnState(self.settings.price())
+            state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
             try:
                 async with self._http.stream("POST", url, json=payload, headers=headers) as resp:
                     if resp.status_code >= 400 or not stream:
@@ -381,6 +446,8 @@ class AsyncKimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
+                if isinstance(failure, ModelNotFoundError):
+                    failure = self._suggest_models(failure, await self._listed_or_none())
                 closing = state.finish(cut=True) if state.saw_content else []
                 closing.append(_failed(failure, state.saw_content, attempt - 1))
                 for event in closing:
@@ -393,13 +460,23 @@ class AsyncKimiClient(_Base):
             await self._sleep(wait)
 
     async def list_models(self) -> list[str]:
+        return _model_ids(await self.model_entries())
+
+    async def model_entries(self) -> list[dict[str, Any]]:
+        """The server's ``/models`` entries; the model registry learns from them."""
         key = self.settings.require_key()
         url = self.settings.api_base + "/models"
         try:
             resp = await self._http.get(url, headers=auth_headers(key))
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, url, False) from None
-        return _model_ids(self._json_or_raise(resp))
+        return self._learn(self._json_or_raise(resp))
+
+    async def _listed_or_none(self) -> list[str] | None:
+        try:
+            return _model_ids(await self.model_entries())
+        except KimiError:
+            return None
 
 
 def _model_ids(body: Any) -> list[str]:

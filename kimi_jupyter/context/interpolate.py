@@ -6,6 +6,11 @@ Anything else in braces stays exactly as typed. Doubled braces escape a placehol
 ``str.format`` does (``{{name}}`` gives ``{name}``); braces around anything else are left alone,
 so ``{"a": {"b": 1}}`` survives. Values become content parts: text, frame summaries, images
 (preceded by a ``[image: name]`` label) and videos, in template order.
+
+With a ``media`` sink (``context/media.py``, which the magic, ``ask()`` and the sidebar pass),
+big images and videos go through the Files API as ``ms://`` parts, and a path to a document
+(pdf, docx, xlsx, pptx, txt, md) becomes a system message holding its text, with a
+``[document: name]`` marker in the prompt. Without one, media go inline and such paths stay text.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from typing import Any, Union
 from ._detect import is_numpy_array
 from ._frame_model import reason
 from ._repr import bounded_repr, clip, type_name
+from .documents import document_kind
 from .errors import ContextError
 from .frames import is_frame, summarize_frame
 from .images import DEFAULT_MAX_SIZE, IMAGE_EXTENSIONS, image_part_with_info, is_image_like
-from .video import DEFAULT_MAX_VIDEO_BYTES, VIDEO_MIME_TYPES, video_part_with_info
+from .video import DEFAULT_MAX_VIDEO_BYTES, VIDEO_MIME_TYPES, inline_video_limit, video_part_with_info
 
 __all__ = ["HistorySource", "array_summary", "build_content", "referenced_names", "value_parts"]
 
@@ -233,6 +239,7 @@ class _Options:
     image_max_size: tuple[int, int]
     repr_chars: int
     video_max_bytes: int
+    media: Any = None  # a MediaSink (context/media.py): Files API uploads and documents
 
 
 def value_parts(
@@ -252,18 +259,29 @@ def value_parts(
 
 def _add_media(out: _Parts, value: Any, label: str, kind: str, opts: _Options) -> None:
     if kind == "video":
-        part, _vinfo = video_part_with_info(value, max_bytes=opts.video_max_bytes)
+        uploaded = opts.media.video_part(value, inline_video_limit(opts.video_max_bytes)) if opts.media else None
+        part = uploaded or video_part_with_info(value, max_bytes=opts.video_max_bytes)[0]
         out.text(f"[video: {label}]")
         out.media(part)
         return
     source = f"image file '{os.fspath(value)}'" if isinstance(value, (str, PurePath)) else f"{{{label}}}"
     part, _info = image_part_with_info(value, max_size=opts.image_max_size, source=source)
+    if opts.media is not None:
+        part = opts.media.image_part(part, label)
     out.text(f"[image: {label}]")
     out.media(part)
 
 
+def _add_document(out: _Parts, value: Any, label: str, opts: _Options) -> None:
+    """A document path: its text goes into a system message (``MediaSink.document``)."""
+    out.text(opts.media.document(value, label))
+
+
 def _add_value(out: _Parts, value: Any, label: str, opts: _Options) -> None:
     try:
+        if isinstance(value, (str, PurePath)) and opts.media is not None and document_kind(value):
+            _add_document(out, value, label, opts)
+            return
         if isinstance(value, str):
             kind = _media_kind(value)
             if kind:
@@ -340,8 +358,13 @@ def build_content(
     history: HistorySource = None,
     repr_chars: int = 4000,
     video_max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
+    media: Any = None,
 ) -> list[dict[str, Any]]:
     """Content parts for ``template`` with placeholders filled from ``namespace``.
+
+    ``media`` (a :class:`~kimi_jupyter.context.media.MediaSink`) sends big media through the
+    Files API and turns document paths into system messages; without it media go inline and
+    document paths stay text.
 
     Every placeholder is checked before anything is converted, so an undefined name raises
     :class:`ContextError` without side effects. ``{In[n]}`` inserts the source text of cell
@@ -355,7 +378,7 @@ def build_content(
     for seg in segments:
         if not isinstance(seg, _Text):
             _check(seg, namespace, history)
-    opts = _Options(int(frame_budget), tuple(image_max_size), int(repr_chars), int(video_max_bytes))  # type: ignore[arg-type]
+    opts = _Options(int(frame_budget), tuple(image_max_size), int(repr_chars), int(video_max_bytes), media)  # type: ignore[arg-type]
     out = _Parts()
     for seg in segments:
         if isinstance(seg, _Text):

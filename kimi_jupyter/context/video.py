@@ -2,7 +2,9 @@
 
 Kimi takes video as a base64 data URL inside the request body, and the whole body must stay
 under 100 MB, so the file size is checked before anything is read; the MIME type comes from
-the file extension (mp4, mpeg, mov, avi, flv, mpg, webm, wmv, 3gp).
+the file extension (mp4, mpeg, mov, avi, flv, mpg, webm, wmv, 3gp). Videos over
+``Kimi.upload_threshold`` on providers with a Files API never come here: ``context/media.py``
+uploads them and sends ``ms://<id>`` instead.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ def is_video_path(value: Any) -> bool:
         return False
 
 
+def inline_video_limit(max_bytes: int = DEFAULT_MAX_VIDEO_BYTES) -> int:
+    """The largest video file that can go inline as base64 within a 100 MB request body."""
+    return min(int(max_bytes), (_BODY_LIMIT - _HEADROOM) * 3 // 4)
+
+
 def video_part(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_VIDEO_BYTES) -> dict[str, Any]:
     """A ``{"type": "video_url", ...}`` part embedding the file at ``path`` as a data URL."""
     return video_part_with_info(path, max_bytes=max_bytes)[0]
@@ -93,7 +100,7 @@ def video_part_with_info(
             where = "is not a file" if p.exists() else "not found"
             raise ContextError(f"video file '{p}' {where}; check the path (working directory: {Path.cwd()})")
         size = p.stat().st_size
-        limit = min(int(max_bytes), (_BODY_LIMIT - _HEADROOM) * 3 // 4)
+        limit = inline_video_limit(max_bytes)
         if size > limit:
             raise ContextError(
                 f"video file '{p}' is {size / 2**20:.1f} MB; at most {limit / 2**20:.0f} MB can be "

@@ -50,6 +50,8 @@ def _values(row: UsageRow) -> list[str]:
         return "–" if value is None or not u.reported else f"{value:,}"
 
     cost = "–" if u.cost is None or not u.reported else format_cost(u.cost, u.currency)
+    if u.cost is None and u.reported and u.note:
+        cost = "price unknown"
     return [
         row.kind,
         f"{row.requests:,}",

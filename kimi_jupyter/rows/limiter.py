@@ -4,20 +4,24 @@ At most ``maximum`` rows are in flight. A 429 (seen as a retry inside a row's tu
 row that failed with a rate-limit or overload error) halves the limit and pauses new starts
 for the wait the server named; every ``limit`` clean rows raise the limit by one again
 (additive increase, multiplicative decrease), so a rate-limited account settles just under
-its limit instead of hammering it.
+its limit instead of hammering it. ``cap`` (the requests the server's ``x-ratelimit-*``
+headers say are left, from ``kimi_jupyter.ratelimit``) lowers the limit further while it is
+smaller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 __all__ = ["AdaptiveLimiter"]
 
 
 class AdaptiveLimiter:
-    def __init__(self, maximum: int):
+    def __init__(self, maximum: int, cap: Callable[[], int] | None = None):
         self.maximum = max(1, int(maximum))
+        self.cap = cap
         self.limit = self.maximum
         self.active = 0
         self.throttles = 0
@@ -27,12 +31,16 @@ class AdaptiveLimiter:
 
     async def acquire(self) -> None:
         async with self._cond:
-            while self.active >= self.limit:
+            while self.active >= self.allowed():
                 await self._cond.wait()
             self.active += 1
         delay = self._paused_until - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+
+    def allowed(self) -> int:
+        """Rows that may be in flight now: the adaptive limit, under the server's announced cap."""
+        return max(1, min(self.limit, self.cap())) if self.cap is not None else self.limit
 
     async def release(self) -> None:
         async with self._cond:

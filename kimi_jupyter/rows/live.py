@@ -4,7 +4,8 @@ Workers pull rows one at a time from the input (so memory follows the rows in fl
 the run), fill the template, and hand each row to `turns.run_row` (the Turn). What the
 engine adds is only what a single turn cannot know:
 
-* bounded, adaptive concurrency (`limiter`): 429s inside a turn (its retries) or a row that
+* bounded, adaptive concurrency (`limiter`), capped by the requests the server's
+  ``x-ratelimit-*`` headers say are left; 429s inside a turn (its retries) or a row that
   failed with a rate-limit/overload error halve the concurrency; such a row goes back into
   the queue (a 429 is never billed, so nothing is paid twice) up to ``ROW_ATTEMPTS`` times;
 * a per-run budget: a row starts only while the run's cost plus what the rows in flight are
@@ -52,6 +53,7 @@ class LiveRun:
     budget: float | None = None
     use_cache: bool = True
     price: Any = None
+    api_base: str | None = None  # whose announced rate limits cap the concurrency
     stop: threading.Event = field(default_factory=threading.Event)
     summary: RunSummary = field(default_factory=RunSummary)
     answers: list[Any] = field(default_factory=list)
@@ -71,7 +73,7 @@ class LiveRun:
     # -- driving -----------------------------------------------------------------------
     async def run(self) -> RunSummary:
         start = time.monotonic()
-        limiter = AdaptiveLimiter(self.concurrency)
+        limiter = AdaptiveLimiter(self.concurrency, self._announced_cap())
         rows: Iterator[tuple[int, Mapping[str, Any]]] = enumerate(self.source.fields())
         lock = asyncio.Lock()
 
@@ -112,6 +114,15 @@ class LiveRun:
             self.summary.seconds = time.monotonic() - start
             self._mark_not_run()
         return self.summary
+
+    def _announced_cap(self) -> Any:
+        """The requests the server's x-ratelimit headers say are left (``kimi_jupyter.ratelimit``)."""
+        if not self.api_base:
+            return None
+        from ..ratelimit import rate_limits
+
+        base, wanted = self.api_base, self.concurrency
+        return lambda: rate_limits().concurrency(base, wanted)
 
     def _should_stop(self) -> bool:
         if self.stop.is_set() and self.summary.stopped is None:

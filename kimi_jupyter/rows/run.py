@@ -135,7 +135,14 @@ def _live_run(plan: Plan, concurrency: int | None, budget: float | None, use_cac
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
         raise RowsError(f"budget must be a number from 0 up (in the provider's currency), not {budget!r}.")
     return LiveRun(plan.source, plan.template, plan.options, plan.schema, concurrency=limit, budget=budget,
-                   use_cache=use_cache, price=plan.settings.price())
+                   use_cache=use_cache, price=plan.settings.price(), api_base=_api_base(plan.settings))
+
+
+def _api_base(settings: Any) -> str | None:
+    try:
+        return str(settings.api_base)
+    except Exception:  # an incomplete URL (the Turn says what is missing, per row)
+        return None
 
 
 def _drive_in_thread(run: LiveRun, view: ProgressView) -> None:

@@ -41,13 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rate_limit(text: str | None) -> Any:
+def _rate_limits(text: str | None) -> Any:
     if not text:
         return None
-    from .ratelimit import RateLimit
+    from .ratelimit import RateLimits
 
     requests, _, window = text.partition("/")
-    return RateLimit(int(requests), float(window or 60))
+    return RateLimits(requests=int(requests), window=float(window or 60))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             script=args.script,
             chunk_delay=args.chunk_delay,
             batch_speed=args.batch_speed,
-            rate_limit=_rate_limit(args.rate_limit),
+            rate_limits=_rate_limits(args.rate_limit),
         )
         sim.start()
     except (OSError, ValueError) as exc:

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import validation
-from .demo import demo_reply
+from .demo import demo_continuation, demo_reply
 from .dialects import Dialect, Turn, WireToolCall, get_dialect
 from .errors import ApiError, invalid_request, not_found
 from .faults import Fault
 from .files import FileLimits, FileStore, check_multipart, file_response_body, parse_upload, resolver
+from .ratelimit import RateLimits, RateWindow
 from .replies import Conversation, Reply, split_text
 from .server import HttpRequest, HttpResponse
 from .state import RecordedRequest, SimulatorState, prefix_keys
@@ -49,9 +50,9 @@ class AppConfig:
     balance: float = 50.0
     chunk_delay: float = 0.0
     max_body_bytes: int = 100 * 1024 * 1024
-    rate_limit: Any = None  # a ratelimit.RateLimit, or None for no limit
     batch_speed: float = 1.0  # the Batch API's clock: simulated seconds per real second
     file_limits: FileLimits = field(default_factory=FileLimits)
+    rate_limits: RateLimits | None = None
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
@@ -88,6 +89,7 @@ class SimulatorApp:
         self.config = config
         self.files = files if files is not None else FileStore(config.file_limits)
         self._resolve = resolver(self.files)
+        self.window = RateWindow(config.rate_limits) if config.rate_limits else None
         self._init_batches()  # the Batch API (batches.py) over the same file store
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -165,10 +167,8 @@ class SimulatorApp:
     # -- Batch API ---------------------------------------------------------
     def _init_batches(self) -> None:
         from .batches import BatchService
-        from .ratelimit import RateLimiter
 
         self.batches = BatchService(self.files, self, "/v1", speed=self.config.batch_speed)
-        self.limiter = RateLimiter(self.config.rate_limit) if self.config.rate_limit is not None else None
 
     def _batch_endpoints(self, request: HttpRequest, endpoint: str, body: Any) -> HttpResponse:
         self.batches.prefix = request.path.split("/batches", 1)[0]
@@ -252,7 +252,6 @@ class SimulatorApp:
 
     # -- chat ----------------------------------------------------------------------------
     def _chat(self, dialect: Dialect, body: Any, batch: bool = False) -> HttpResponse:
-        limit_headers = self.limiter.admit() if self.limiter is not None and not batch else {}
         validation.check_shape(body)
         models = self.config.models_for(dialect)
         validation.check_model(dialect, body.get("model"), models)
@@ -263,8 +262,14 @@ class SimulatorApp:
         stats = count_prompt(messages, body.get("tools"), self._resolver(dialect))
         validation.check_media(dialect, stats)
         validation.check_tools(dialect, body.get("tools"))
+        validation.check_web_search(dialect, body.get("tools"), model, thinking)
         validation.check_messages(dialect, messages, thinking)
         validation.check_context(stats, self.config.context_limit)
+        limit_headers: dict[str, str] = {}
+        if self.window is not None and not batch:  # a batch's requests run on the provider's side
+            asked = body.get("max_completion_tokens") or body.get("max_tokens")
+            asked = asked if isinstance(asked, int) and not isinstance(asked, bool) else 0
+            limit_headers = self.window.admit(stats.total + asked)  # or the 429 that agrees with them
 
         conv = Conversation.of(messages)
         fault = self.state.take_fault(conv)
@@ -275,11 +280,15 @@ class SimulatorApp:
             if outcome.is_status:
                 raise outcome.error()
             fault, outcome = fault or outcome, None
+        prefix = validation.partial_prefix(dialect, messages)
         if outcome is None:
             json_mode = (body.get("response_format") or {}).get("type") == "json_object"
-            reply = demo_reply(
-                conv, stats.media, thinking=thinking, tools=body.get("tools"), json_mode=json_mode
-            )
+            if prefix is not None:
+                reply = demo_continuation(prefix, conv, stats.media, thinking=thinking, json_mode=json_mode)
+            else:
+                reply = demo_reply(
+                    conv, stats.media, thinking=thinking, tools=body.get("tools"), json_mode=json_mode
+                )
         elif isinstance(outcome, Reply):
             reply = outcome
         else:

@@ -68,6 +68,21 @@ def _tool_names(tools: Sequence[Any] | None) -> list[str]:
     return names
 
 
+def demo_continuation(prefix: str, conv: Conversation, media: Sequence[Media], *, thinking: bool,
+                      json_mode: bool = False) -> Reply:
+    """The demo answer in partial mode: what follows ``prefix`` (never the prefix again).
+
+    A python fence is continued with the example code and a closing fence, ``{`` with the
+    rest of the JSON answer; any other prefix with the demo answer after a space.
+    """
+    full = demo_reply(conv, media, thinking=thinking, json_mode=json_mode or prefix.lstrip().startswith("{"))
+    if prefix.lstrip().startswith("```"):
+        return Reply(text=_EXAMPLE_CODE + "\n```", reasoning=full.reasoning)
+    if full.text.startswith(prefix):
+        return Reply(text=full.text[len(prefix):], reasoning=full.reasoning)
+    return Reply(text=" " + full.text, reasoning=full.reasoning)
+
+
 def demo_reply(
     conv: Conversation,
     media: Sequence[Media],

@@ -33,6 +33,8 @@ from typing import Any, ClassVar
 from .tokens import Usage
 
 DONE = "data: [DONE]\n\n"
+# What Moonshot's /models says of its smaller-window models (the rest: the context limit).
+_SERVED_WINDOWS = {"moonshot-v1-8k": 8192, "moonshot-v1-32k": 32768, "moonshot-v1-128k": 131072}
 
 
 def _dumps(data: Any) -> str:
@@ -78,11 +80,11 @@ class Turn:
 
 
 def model_can_think(model: str) -> str:
-    """``"always"`` for ``*thinking*`` models, ``"switch"`` for K2.5, else ``"never"``."""
+    """``"always"`` for ``*thinking*`` models, ``"switch"`` for K2.5/K2.6, else ``"never"``."""
     lowered = model.lower()
     if "thinking" in lowered:
         return "always"
-    if "k2.5" in lowered or "k2p5" in lowered or "k2-5" in lowered:
+    if any(tag in lowered for tag in ("k2.5", "k2p5", "k2-5", "k2.6", "k2p6", "k2-6")):
         return "switch"
     return "never"
 
@@ -98,12 +100,15 @@ class Dialect:
     sampling_rules: ClassVar[bool] = True  # fixed temperature/top_p/n/penalties for K2.5
     checks_model: ClassVar[bool] = True
     moonshot_endpoints: ClassVar[bool] = True  # /tokenizers/estimate-token-count, /users/me/balance
+    partial_mode: ClassVar[bool] = True  # a last assistant message with "partial": true is continued
     error_code: ClassVar[bool] = False  # add "code" to error bodies
+    # kimi-k2.6 serves beside kimi-k2.5; kimi-k2-0905-preview and kimi-k2-0711-preview are
+    # retired: not listed, and a request naming them gets Moonshot's 404.
     default_models: ClassVar[tuple[str, ...]] = (
         "kimi-k2.5",
+        "kimi-k2.6",
         "kimi-k2-thinking",
         "kimi-k2-thinking-turbo",
-        "kimi-k2-0905-preview",
         "kimi-k2-turbo-preview",
         "moonshot-v1-8k",
         "moonshot-v1-32k",
@@ -233,7 +238,7 @@ class Dialect:
             "object": "model",
             "created": created,
             "owned_by": self.owned_by,
-            "context_length": context_limit,
+            "context_length": min(context_limit, _SERVED_WINDOWS.get(model_id, context_limit)),
         }
 
 
@@ -245,6 +250,7 @@ class OpenRouterDialect(Dialect):
     reasoning_request_fields = ("reasoning_content", "reasoning", "reasoning_details")
     sampling_rules = False
     moonshot_endpoints = False
+    partial_mode = False
     error_code = True
     default_models = (
         "moonshotai/kimi-k2.5",
@@ -360,6 +366,7 @@ class VllmDialect(Dialect):
     moonshot_rules = False
     sampling_rules = False
     moonshot_endpoints = False
+    partial_mode = False
     error_code = True
     default_models = ("kimi-k2.5", "moonshotai/Kimi-K2.5", "moonshotai/Kimi-K2-Thinking")
     owned_by = "vllm"
@@ -404,6 +411,7 @@ class LlamaCppDialect(Dialect):
     sampling_rules = False
     checks_model = False
     moonshot_endpoints = False
+    partial_mode = False
     default_models = ("kimi-k2.5",)
     owned_by = "llamacpp"
 

@@ -167,5 +167,5 @@ def context_limit_message(tokens: int, limit: int) -> str:
 
 
 def model_not_found_message(model: str) -> str:
-    """Moonshot's wording for an unknown model id."""
+    """Moonshot's wording for an unknown (or retired) model id."""
     return f"Not found the model {model} or Permission denied"

@@ -18,38 +18,29 @@ Moonshot's Files API, as the simulator serves it (facts from Moonshot's platform
 * Limits: 100 MB a file, 1,000 files and 10 GB in all per account; over a limit the
   upload is refused with a 400 ``invalid_request_error`` that names it.
 
-Text extraction here is deterministic and offline: text files are decoded as UTF-8, PDFs
-are read with ``pypdf`` (page by page), docx/xlsx/pptx are zip archives whose XML text
-nodes are joined (paragraphs, shared strings and cells, slide text). The multipart body is
+Text extraction is deterministic and offline (``kimi_jupyter.context.documents``, the same
+code the client uses where a provider has no Files API). The multipart body is
 parsed with ``python-multipart``'s streaming parser, so the file's bytes are copied once.
 """
 
 from __future__ import annotations
 
-import io
-import re
 import threading
 import time
 import uuid
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from xml.etree import ElementTree
 
+from ..context.documents import DocumentError, extract_text
 from .errors import ApiError, invalid_request, not_found
 from .tokens import image_size
 
-__all__ = ["FILE_PURPOSES", "FileLimits", "FileStore", "StoredFile", "extract_text", "parse_upload"]
+__all__ = ["FILE_PURPOSES", "FileLimits", "FileStore", "StoredFile", "parse_upload"]
 
 FILE_PURPOSES = ("file-extract", "image", "video", "batch")
 IMAGE_FORMATS = ("png", "jpeg", "webp", "gif")
 VIDEO_EXTENSIONS = (".mp4", ".mpeg", ".mov", ".avi", ".flv", ".mpg", ".webm", ".wmv", ".3gp", ".3gpp")
-TEXT_EXTENSIONS = (
-    ".txt", ".md", ".csv", ".json", ".jsonl", ".html", ".htm", ".log", ".yaml", ".yml", ".ini", ".conf",
-    ".py", ".go", ".h", ".c", ".cpp", ".cc", ".cs", ".java", ".js", ".ts", ".tsx", ".css", ".php", ".sql",
-)
-OFFICE_EXTENSIONS = (".docx", ".xlsx", ".pptx")
 _MB = 1024 * 1024
 
 
@@ -263,80 +254,11 @@ def _check_and_extract(data: bytes, filename: str, purpose: str) -> tuple[str | 
         return None, None
     if purpose == "batch":
         return None, None
-    return extract_text(data, filename)
-
-
-def extract_text(data: bytes, filename: str) -> tuple[str, int | None]:
-    """``(text, pages)`` of a document (``pages`` None where the format has none)."""
-    ext = _extension(filename)
     try:
-        if ext == ".pdf" or data[:5] == b"%PDF-":
-            return _pdf_text(data)
-        if ext in OFFICE_EXTENSIONS:
-            return _office_text(data, ext)
-        if ext in TEXT_EXTENSIONS or not ext:
-            return data.decode("utf-8"), None
-    except (UnicodeDecodeError, zipfile.BadZipFile, ElementTree.ParseError, ValueError) as exc:
-        raise invalid_request(f"Invalid request: could not extract text from {filename}: {exc}") from None
-    raise invalid_request(f"Invalid request: unsupported file type for file-extract: {filename}")
-
-
-def _pdf_text(data: bytes) -> tuple[str, int]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except PdfReadError as exc:
-        raise ValueError(f"not a readable PDF ({exc})") from None
-    return "\n\n".join(p.strip() for p in pages), len(pages)
-
-
-_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
-_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
-_S = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_SLIDE = re.compile(r"^ppt/slides/slide(\d+)\.xml$")
-_SHEET = re.compile(r"^xl/worksheets/sheet(\d+)\.xml$")
-
-
-def _office_text(data: bytes, ext: str) -> tuple[str, int | None]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        names = archive.namelist()
-
-        def xml(name: str) -> ElementTree.Element:
-            return ElementTree.fromstring(archive.read(name))
-
-        if ext == ".docx":
-            body = xml("word/document.xml")
-            paragraphs = ["".join(t.text or "" for t in p.iter(_W + "t")) for p in body.iter(_W + "p")]
-            return "\n".join(p for p in paragraphs if p), None
-        if ext == ".pptx":
-            slides = sorted((int(m.group(1)), n) for n in names if (m := _SLIDE.match(n)))
-            texts = [
-                f"Slide {number}\n" + "\n".join(t.text or "" for t in xml(name).iter(_A + "t"))
-                for number, name in slides
-            ]
-            return "\n\n".join(texts), len(slides)
-        shared: list[str] = []
-        if "xl/sharedStrings.xml" in names:
-            shared = ["".join(t.text or "" for t in si.iter(_S + "t")) for si in xml("xl/sharedStrings.xml").iter(_S + "si")]
-        sheets = sorted((int(m.group(1)), n) for n in names if (m := _SHEET.match(n)))
-        out = []
-        for number, name in sheets:
-            rows = []
-            for row in xml(name).iter(_S + "row"):
-                cells = []
-                for cell in row.iter(_S + "c"):
-                    value = cell.find(_S + "v")
-                    inline = cell.find(f"{_S}is/{_S}t")
-                    text = inline.text if inline is not None else (value.text if value is not None else "")
-                    if cell.get("t") == "s" and text and text.isdigit() and int(text) < len(shared):
-                        text = shared[int(text)]
-                    cells.append(text or "")
-                rows.append("\t".join(cells))
-            out.append(f"Sheet {number}\n" + "\n".join(rows))
-        return "\n\n".join(out), len(sheets)
+        extracted = extract_text(data, filename)
+    except DocumentError as exc:
+        raise invalid_request(f"Invalid request: {exc}") from None
+    return extracted.text, extracted.pages
 
 
 # -- ms:// references ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .app import AppConfig, SimulatorApp
 from .dialects import DIALECTS, get_dialect
 from .faults import Fault
 from .files import FileLimits, FileStore, StoredFile
+from .ratelimit import RateLimits
 from .replies import Outcome, Predicate, Reply, Rule, load_rules
 from .server import LoopbackServer
 from .state import RecordedRequest, SimulatorState
@@ -49,11 +50,12 @@ class KimiSimulator:
     ``context_limit``: the prompt-token limit. ``script``: a JSON rules file to load.
     ``chunk_delay``: seconds between streamed chunks for replies that set none.
     ``max_body_bytes``: larger bodies get 413. ``balance``: what ``/users/me/balance`` says.
-    ``rate_limit``: a ``ratelimit.RateLimit(requests, window)`` for chat requests (429s past
-    it). ``batch_speed``: how much faster than the wall clock the Batch API's clock runs
+    ``batch_speed``: how much faster than the wall clock the Batch API's clock runs
     (``/files`` and ``/batches``, see ``batches.py``).
     ``file_limits``: the Files API's limits (:class:`~kimi_jupyter.testing.files.FileLimits`;
     Moonshot's 100 MB a file, 1,000 files, 10 GB by default); :attr:`files` is the store.
+    ``rate_limits``: requests/tokens per window, announced in ``x-ratelimit-*`` headers and
+    enforced with 429s (:class:`~kimi_jupyter.testing.ratelimit.RateLimits`; None: no limits).
     """
 
     def __init__(
@@ -69,9 +71,9 @@ class KimiSimulator:
         chunk_delay: float = 0.0,
         max_body_bytes: int = 100 * 1024 * 1024,
         balance: float = 50.0,
-        rate_limit: Any = None,
         batch_speed: float = 1.0,
         file_limits: FileLimits | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         get_dialect(dialect)
         if not is_loopback(host):
@@ -88,9 +90,9 @@ class KimiSimulator:
             balance=balance,
             chunk_delay=chunk_delay,
             max_body_bytes=max_body_bytes,
-            rate_limit=rate_limit,
             batch_speed=batch_speed,
             file_limits=file_limits or FileLimits(),
+            rate_limits=rate_limits,
         )
         self._files = FileStore(self._config.file_limits)
         self._app: SimulatorApp | None = None

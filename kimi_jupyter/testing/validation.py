@@ -183,6 +183,45 @@ def _check_schema(schema: Any, path: str) -> None:
         _check_schema(items, f"{path}.items")
 
 
+def check_web_search(dialect: Dialect, tools: Any, model: str, thinking: bool) -> None:
+    """On K2.5/K2.6, a request that offers ``$web_search`` must switch thinking off."""
+    if not dialect.moonshot_rules or not thinking or model_can_think(model) != "switch":
+        return
+    for tool in tools if isinstance(tools, list) else ():
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        if isinstance(function, Mapping) and function.get("name") == WEB_SEARCH:
+            raise invalid_request(
+                "Invalid request: the builtin $web_search cannot be used while thinking is enabled; "
+                "send thinking: {\"type\": \"disabled\"} with it"
+            )
+
+
+def partial_prefix(dialect: Dialect, messages: Sequence[Mapping[str, Any]]) -> str | None:
+    """The prefix of a partial-mode request (None without one); misplaced ``partial`` is a 400.
+
+    Moonshot's partial mode: the last message is ``{"role": "assistant", "content": PREFIX,
+    "partial": true}`` and the reply continues PREFIX without repeating it. Dialects whose
+    servers do not support it refuse the field.
+    """
+    last = len(messages) - 1
+    for index, message in enumerate(messages):
+        if message.get("partial") is None:
+            continue
+        if not dialect.partial_mode:
+            raise invalid_request(
+                f"Invalid request: unrecognized field 'partial' in message at index {index}: "
+                "partial mode is not supported here"
+            )
+        if message.get("partial") is not True or index != last or message.get("role") != "assistant":
+            raise invalid_request(
+                f"Invalid request: 'partial': true is only allowed on the last message, which must be an "
+                f"assistant message (message at index {index})"
+            )
+        content = message.get("content")
+        return content if isinstance(content, str) else ""
+    return None
+
+
 def check_context(stats: PromptStats, limit: int) -> None:
     """The prompt fits in the model's context window."""
     if stats.total > limit:

@@ -3,10 +3,36 @@
  * plot or image it displayed, as comm attachments.
  */
 import { Cell, ICodeCellModel } from '@jupyterlab/cells';
+import { PathExt } from '@jupyterlab/coreutils';
 import * as nbformat from '@jupyterlab/nbformat';
 import { NotebookPanel } from '@jupyterlab/notebook';
 
-import { ICellAttachment, IImageAttachment } from './protocol';
+import { Attachment, ICellAttachment, IImageAttachment } from './protocol';
+
+/** Opens a file-browser dialog; resolves to the picked paths (server-root relative). */
+export type PickFiles = () => Promise<string[]>;
+
+const FILE_TYPES = [
+  '.pdf', '.docx', '.xlsx', '.pptx', '.txt', '.md',
+  '.png', '.jpg', '.jpeg', '.gif', '.webp',
+  '.mp4', '.m4v', '.mpeg', '.mpg', '.mov', '.avi', '.flv', '.webm', '.wmv', '.3gp', '.3gpp'
+];
+
+/** File attachments for the paths the user picked, relative to the notebook's folder
+ * (where the kernel runs), or why none could be attached. */
+export async function fileAttachments(panel: NotebookPanel, pick: PickFiles): Promise<Attachment[] | string> {
+  const paths = await pick();
+  const folder = PathExt.dirname(panel.context.localPath);
+  const accepted = paths.filter(path => FILE_TYPES.includes(PathExt.extname(path).toLowerCase()));
+  if (paths.length && !accepted.length) {
+    return 'Pick a document (pdf, docx, xlsx, pptx, txt, md), an image or a video.';
+  }
+  return accepted.map(path => ({
+    kind: 'file' as const,
+    path: PathExt.relative(folder, path),
+    label: PathExt.basename(path)
+  }));
+}
 
 const MAX_OUTPUT_CHARS = 20000;
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];

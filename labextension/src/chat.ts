@@ -9,11 +9,11 @@ import { UUID } from '@lumino/coreutils';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { activeCell, cellAttachment, imageAttachment } from './attach';
+import { activeCell, cellAttachment, fileAttachments, imageAttachment, PickFiles } from './attach';
 import { BridgeStatus, KernelBridge } from './bridge';
 import { codeActions } from './codeactions';
 import { Composer, ISendOptions } from './composer';
-import { Attachment, KernelMessage, KimiEvent } from './protocol';
+import { Attachment, IRateLimits, KernelMessage, KimiEvent } from './protocol';
 import { TurnState } from './turn';
 import { button, MarkdownRenderer, TurnView } from './view';
 
@@ -31,7 +31,11 @@ interface ITurn {
 export class ChatView extends Widget {
   readonly bridge: KernelBridge;
 
-  constructor(readonly panel: NotebookPanel, private markdown: MarkdownRenderer) {
+  constructor(
+    readonly panel: NotebookPanel,
+    private markdown: MarkdownRenderer,
+    pickFiles: PickFiles | null = null
+  ) {
     super();
     this.addClass('jp-kimi-chat');
     this.bridge = new KernelBridge(panel.sessionContext);
@@ -54,6 +58,7 @@ export class ChatView extends Widget {
           image ?? 'The active cell shows no image: select the cell that displayed the plot.'
         );
       },
+      onAttachFile: pickFiles ? () => fileAttachments(this.panel, pickFiles) : null,
       onReset: () => void this.reset()
     });
     this.banner.className = 'jp-kimi-banner';
@@ -175,6 +180,7 @@ export class ChatView extends Widget {
         break;
       case 'done':
         turn.state.finish(message.response, message.meta);
+        this.rateLimits = message.rate_limits ?? null;
         if (this.running === message.request_id) {
           this.running = null;
         }
@@ -280,6 +286,12 @@ export class ChatView extends Widget {
       line.textContent = waiting || status.kind === 'ready' ? BUSY : 'Kernel busy.';
       parts.push(line);
     }
+    if (this.rateLimits?.low && status.kind === 'ready') {
+      const line = document.createElement('div');
+      line.className = 'jp-kimi-ratelimit';
+      line.textContent = `Rate limit running low: ${this.rateLimits.text}.`;
+      parts.push(line);
+    }
     this.banner.replaceChildren(...parts);
     this.banner.dataset.level = level;
     this.banner.dataset.status = status.kind;
@@ -318,7 +330,7 @@ export class ChatView extends Widget {
     empty.className = 'jp-kimi-empty';
     empty.textContent =
       'Ask about this notebook. The chat runs in its kernel, so {name} inserts a variable ' +
-      '(e.g. "What columns does {df} have?"). Attach the active cell or its plot below.';
+      '(e.g. "What columns does {df} have?"). Attach the active cell, its plot or a file below.';
     this.messages.replaceChildren(empty);
   }
 
@@ -335,6 +347,7 @@ export class ChatView extends Widget {
 
   private composer: Composer;
   private banner = document.createElement('div');
+  private rateLimits: IRateLimits | null = null;
   private messages = document.createElement('div');
   private turns = new Map<string, ITurn>();
   private running: string | null = null;

@@ -19,6 +19,8 @@ export interface IComposerOptions {
   onStop: () => void;
   onAttachCell: () => Attachment | string;
   onAttachImage: () => Attachment | string;
+  /** Pick files in a file-browser dialog (null: no file manager in this JupyterLab). */
+  onAttachFile: (() => Promise<Attachment[] | string>) | null;
   onReset: () => void;
 }
 
@@ -46,6 +48,15 @@ export class Composer {
       button('Attach output / plot', 'Send the image or plot the active cell displayed', () =>
         this.attach(options.onAttachImage())
       ),
+      ...(options.onAttachFile
+        ? [
+            button(
+              'Attach file',
+              'Pick a document (pdf, docx, xlsx, pptx, txt, md), image or video in the file browser',
+              () => void this.attachFiles(options.onAttachFile)
+            )
+          ]
+        : []),
       button('New chat', 'Forget this chat (the notebook and %%kimi are untouched)', () =>
         options.onReset()
       )
@@ -150,6 +161,17 @@ export class Composer {
   say(text: string): void {
     this.hint.textContent = text;
     this.hint.hidden = !text;
+  }
+
+  private async attachFiles(pick: (() => Promise<Attachment[] | string>) | null): Promise<void> {
+    const picked = pick ? await pick() : [];
+    if (typeof picked === 'string') {
+      this.say(picked);
+      return;
+    }
+    for (const attachment of picked) {
+      this.attach(attachment);
+    }
   }
 
   private attach(result: Attachment | string): void {

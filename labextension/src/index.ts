@@ -10,6 +10,8 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { FileDialog } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
@@ -25,16 +27,26 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
   description: 'A Kimi chat bound to the active notebook’s kernel.',
   autoStart: true,
   requires: [INotebookTracker, IRenderMimeRegistry],
-  optional: [ICommandPalette, ILayoutRestorer],
+  optional: [ICommandPalette, ILayoutRestorer, IDocumentManager],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
     rendermime: IRenderMimeRegistry,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    documents: IDocumentManager | null
   ) => {
     setNotebookTracker(tracker);
-    const sidebar = new KimiSidebar(tracker, registryMarkdown(rendermime));
+    const pickFiles = documents
+      ? async (): Promise<string[]> => {
+          const result = await FileDialog.getOpenFiles({
+            manager: documents,
+            title: 'Attach files to the Kimi chat'
+          });
+          return (result.value ?? []).filter(model => model.type !== 'directory').map(model => model.path);
+        }
+      : null;
+    const sidebar = new KimiSidebar(tracker, registryMarkdown(rendermime), pickFiles);
     sidebar.id = 'kimi-jupyter-sidebar';
     sidebar.title.icon = kimiIcon;
     sidebar.title.caption = 'Kimi chat (Ctrl/Cmd Alt K)';

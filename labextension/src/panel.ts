@@ -6,12 +6,17 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Message } from '@lumino/messaging';
 import { Panel, Widget } from '@lumino/widgets';
 
+import { PickFiles } from './attach';
 import { ChatView } from './chat';
 import { kimiIcon } from './icon';
 import { MarkdownRenderer } from './view';
 
 export class KimiSidebar extends Panel {
-  constructor(private tracker: INotebookTracker, private markdown: MarkdownRenderer) {
+  constructor(
+    private tracker: INotebookTracker,
+    private markdown: MarkdownRenderer,
+    private pickFiles: PickFiles | null = null
+  ) {
     super();
     this.addClass('jp-kimi-sidebar');
     const header = new Widget();
@@ -56,7 +61,7 @@ export class KimiSidebar extends Panel {
   private chatFor(panel: NotebookPanel): ChatView {
     let chat = this.chats.get(panel);
     if (!chat) {
-      chat = new ChatView(panel, this.markdown);
+      chat = new ChatView(panel, this.markdown, this.pickFiles);
       chat.hide();
       this.chats.set(panel, chat);
       this.addWidget(chat);

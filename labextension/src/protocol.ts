@@ -74,6 +74,16 @@ export type KimiEvent =
   | { type: 'Failed'; error: string; kind?: string; partial?: boolean };
 
 /** What the kernel says about itself (never the key). */
+/** The rate limits the server announced last (`ratelimit.RateLimits.status`). */
+export interface IRateLimits {
+  remaining_requests?: number | null;
+  limit_requests?: number | null;
+  remaining_tokens?: number | null;
+  limit_tokens?: number | null;
+  text: string;
+  low: boolean;
+}
+
 export interface IHello {
   type: 'hello';
   version?: string;
@@ -94,6 +104,7 @@ export type KernelMessage =
       request_id: string;
       response: IResponseSummary;
       meta?: ITurnMeta;
+      rate_limits?: IRateLimits | null;
     }
   | { type: 'models'; models: string[]; current: string | null; error: string | null }
   | { type: 'reset' }
@@ -113,7 +124,16 @@ export interface IImageAttachment {
   label?: string;
 }
 
-export type Attachment = ICellAttachment | IImageAttachment;
+/** A file the user picked in the file browser: a path relative to the notebook's folder
+ * (the kernel's working directory). The kernel sends a document as its extracted text, an
+ * image or video as media (through the Files API when big). */
+export interface IFileAttachment {
+  kind: 'file';
+  path: string;
+  label?: string;
+}
+
+export type Attachment = ICellAttachment | IImageAttachment | IFileAttachment;
 
 export type FrontendMessage =
   | { action: 'hello' }

@@ -126,7 +126,11 @@ export class TurnState {
         this.phase = 'waiting';
         break;
       case 'Notice':
-        this.note = event.text;
+        // Several notices (a document's summary, then "Simulated reply") stay one per line.
+        this.clearRetryNote();
+        if (!this.note.split('\n').includes(event.text)) {
+          this.note = this.note ? `${this.note}\n${event.text}` : event.text;
+        }
         break;
       case 'Done':
         this.cut = this.cut || !!event.cut;
@@ -169,7 +173,7 @@ export class TurnState {
       this.note = '';
     }
     if (!this.note && summary.notices?.length) {
-      this.note = summary.notices[summary.notices.length - 1];
+      this.note = summary.notices.join('\n');
     }
   }
 

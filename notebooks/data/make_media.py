@@ -1,11 +1,13 @@
-"""Make the small media files that 05-images-and-video.ipynb sends to Kimi.
+"""Make the small media files that 05-images-and-video.ipynb and 07-documents-and-media.ipynb send.
 
     python notebooks/data/make_media.py
 
 writes, next to this script:
 
 * ``shapes.png``: three flat shapes (480x320, a few KB);
-* ``bouncing_ball.mp4``: a red ball bouncing across the frame (4 s, 16 fps, 320x192, H.264).
+* ``bouncing_ball.mp4``: a red ball bouncing across the frame (4 s, 16 fps, 320x192, H.264);
+* ``report.pdf``: a two-page quarterly report with text a PDF reader can extract (about 1 KB,
+  written by ``kimi_jupyter.testing.samples.make_pdf``).
 
 Everything is drawn with Pillow, so the files are the same on every machine. The video is
 encoded with the ffmpeg binary that the ``imageio-ffmpeg`` wheel bundles
@@ -67,10 +69,26 @@ def bouncing_ball(path: Path, frames: int = 64, fps: int = 16) -> None:
     subprocess.run(command, input=raw, check=True, timeout=120)
 
 
+REPORT_PAGES = (
+    "Quarterly report, Q3\nRevenue: 4.2 million, up 12% on Q2.\nNew customers: 310, most of them from the"
+    "\nreferral programme started in July.",
+    "Costs and outlook\nCosts were flat at 3.1 million.\nChurn fell from 3.4% to 2.1%.\nOutlook: hire two"
+    "\nsupport engineers; keep the referral programme.",
+)
+
+
+def report(path: Path) -> None:
+    """A two-page PDF whose text the Files API (or pypdf) can extract."""
+    from kimi_jupyter.testing.samples import make_pdf
+
+    path.write_bytes(make_pdf(REPORT_PAGES))
+
+
 def main() -> None:
     shapes(HERE / "shapes.png")
     bouncing_ball(HERE / "bouncing_ball.mp4")
-    for name in ("shapes.png", "bouncing_ball.mp4"):
+    report(HERE / "report.pdf")
+    for name in ("shapes.png", "bouncing_ball.mp4", "report.pdf"):
         print(f"{name}: {(HERE / name).stat().st_size:,} bytes")
 
 
