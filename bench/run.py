@@ -19,7 +19,8 @@ from typing import Any
 
 from .common import Log, Result, describe_machine, machine
 
-BENCHMARKS = ("load", "stream", "kernel", "context", "render", "wire", "media", "engine", "firstcell")
+BENCHMARKS = ("load", "stream", "kernel", "context", "render", "wire", "media", "engine", "firstcell",
+              "rows")
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.silent:
             print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    from . import context, engine, firstcell, kernel, loadtime, media, render, streaming, wire
+    from . import context, engine, firstcell, kernel, loadtime, media, render, rows, streaming, wire
 
     runners: dict[str, Callable[[bool, Log], list[Result]]] = {
         "load": lambda quick, log: loadtime.run(quick, log, peers=not args.no_peers, install=not args.no_install,
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "media": media.run,
         "engine": engine.run,
         "firstcell": firstcell.run,
+        "rows": rows.run,
     }
     info = machine()
     mode = "quick" if args.quick else "full"

@@ -8,6 +8,7 @@ first used.
     import kimi_jupyter
     r = kimi_jupyter.ask("Explain this chart", fig)
     r.text, r.reasoning, r.usage, r.tool_steps, r.code_blocks
+    out = kimi_jupyter.map("Sentiment of: {text}", df)   # one turn per row, live or batch
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ _EXPORTS = {
     "Notice": "events",
     "Done": "events",
     "Failed": "events",
+    "map": "rows",
+    "batches": "rows",
+    "resume": "rows",
+    "cancel": "rows",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__", "load_ipython_extension", "unload_ipython_extension"]
@@ -64,6 +69,7 @@ if TYPE_CHECKING:
         Usage,
     )
     from .response import CodeBlock, Response, ToolStep
+    from .rows import batches, cancel, map, resume
     from .session import get_session
     from .settings import Settings, resolve_settings
 

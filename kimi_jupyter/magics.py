@@ -159,6 +159,11 @@ class KimiMagics(Magics):
                               help="how to show the answer (default: auto)")
     @magic_arguments.argument("--prefill", type=_text, metavar="TEXT",  # partial mode
                               help="start the answer with TEXT; Kimi continues it (partial mode)")
+    # rows hook (issue 17): --each/--into/--batch/--schema run the cell once per row (rows/magic.py)
+    @magic_arguments.argument("--each", metavar="DATA", help="run the cell once per row of this frame or list")
+    @magic_arguments.argument("--into", metavar="COLUMN", help="with --each: the column for the answers")
+    @magic_arguments.argument("--batch", action="store_true", help="with --each: use Moonshot's Batch API")
+    @magic_arguments.argument("--schema", metavar="NAME", help="with --each: a {field: type} dict; one column each")
     @_cell_magic
     def kimi(self, line: str, cell: str) -> None:
         """Send the cell to Kimi and stream the answer here.
@@ -175,6 +180,10 @@ class KimiMagics(Magics):
                               "(%%kimi? shows every option)")
         if not cell.strip():
             return self._fail("The cell is empty: write your question below %%kimi.", args.keep_going)
+        if args.each:  # rows: one turn per row (kimi_jupyter.rows)
+            from .rows.magic import run_each
+
+            return run_each(self.shell, args, cell.rstrip())
         if (args.yes or args.web) and not args.agent:
             return self._fail("--yes and --web only apply with --agent; nothing was sent.", args.keep_going)
         try:
@@ -417,6 +426,7 @@ Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""
 def load_ipython_extension(ipython: Any) -> None:
     magics = KimiMagics(ipython)
     ipython.register_magics(magics)
+    _ = magics.session  # rows hook (issue 17): %config Kimi.* reaches ask() and map() before any %%kimi cell
     if magics.configurable not in ipython.configurables:
         ipython.configurables.append(magics.configurable)
 

@@ -63,6 +63,7 @@ SETTING_HELP: dict[str, str] = {
     "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
     "max_line_bytes": "longest single line of a streamed answer, in bytes (a longer line ends the answer)",
     "max_response_bytes": "largest answer body, streamed or not, counted after decompression, in bytes",
+    "rows_concurrency": "most rows kimi_jupyter.map() keeps in flight at once (it backs off on 429s)",
     "upload_threshold": "images and videos larger than this many bytes are uploaded once through the Files API "
                         "(moonshot, moonshot-intl) and sent as ms://<id>",
     "prices": "price override: {'input': .., 'output': .., 'input_cached': .., 'currency': 'USD'} per 1M tokens",
@@ -147,6 +148,7 @@ class Settings:
     keep_going: bool = False
     max_line_bytes: int = 16 * 1024 * 1024
     max_response_bytes: int = 64 * 1024 * 1024
+    rows_concurrency: int = 8
     upload_threshold: int = 10 * 1024 * 1024
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -17,7 +17,7 @@ def test_exported_names_are_pinned():
         "ask", "aask", "Response", "ToolStep", "CodeBlock", "Settings", "resolve_settings", "get_session",
         "KimiClient", "AsyncKimiClient", "KimiError", "ReasoningDelta", "TextDelta", "ToolCallRequested",
         "ToolCallStarted", "ToolCallFinished", "ApprovalRequested", "ApprovalResolved", "Usage", "Retrying",
-        "Notice", "Done", "Failed", "__version__", "load_ipython_extension", "unload_ipython_extension",
+        "Notice", "Done", "Failed", "map", "batches", "resume", "cancel", "__version__", "load_ipython_extension", "unload_ipython_extension",
     }
     for name in kimi_jupyter.__all__:
         assert getattr(kimi_jupyter, name) is not None

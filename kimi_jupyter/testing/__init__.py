@@ -18,7 +18,8 @@ reply selection), ``dialects`` (wire shapes), ``validation`` (Moonshot's request
 ``faults``, ``replies`` (replies, rules, scripts), ``demo`` (the default reply), ``tokens``
 (deterministic token counts), ``state`` (queues and records), ``files`` (the Files API:
 ``/v1/files`` and ``ms://`` references), ``samples`` (small PDF/docx documents made in
-memory). ``python -m
+memory), ``batches`` (the Batch API: ``/v1/batches`` on an accelerated clock), ``ratelimit``
+(requests per window, 429 past it). ``python -m
 kimi_jupyter.testing`` runs a standalone server; the pytest plugin provides the
 ``kimi_sim`` and ``kimi_sim_env`` fixtures.
 """

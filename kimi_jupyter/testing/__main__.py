@@ -6,6 +6,7 @@ the server then runs until SIGINT or SIGTERM. Only loopback hosts are accepted.
 
     python -m kimi_jupyter.testing [--host 127.0.0.1] [--port 0] [--dialect moonshot]
                                    [--api-key KEY] [--script FILE] [--chunk-delay S]
+                                   [--batch-speed X] [--rate-limit N/SECONDS]
 """
 
 from __future__ import annotations
@@ -33,7 +34,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default=None, help="the only key accepted (default: any key)")
     parser.add_argument("--script", default=None, help="JSON rules file with scripted replies")
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks")
+    parser.add_argument("--batch-speed", type=float, default=1.0,
+                        help="the Batch API's clock: simulated seconds per real second (default 1)")
+    parser.add_argument("--rate-limit", default=None, metavar="N/SECONDS",
+                        help="at most N chat requests per SECONDS (429 past it), e.g. 60/60")
     return parser
+
+
+def _rate_limits(text: str | None) -> Any:
+    if not text:
+        return None
+    from .ratelimit import RateLimits
+
+    requests, _, window = text.partition("/")
+    return RateLimits(requests=int(requests), window=float(window or 60))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             script=args.script,
             chunk_delay=args.chunk_delay,
+            batch_speed=args.batch_speed,
+            rate_limits=_rate_limits(args.rate_limit),
         )
         sim.start()
     except (OSError, ValueError) as exc:

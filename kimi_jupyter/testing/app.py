@@ -50,6 +50,7 @@ class AppConfig:
     balance: float = 50.0
     chunk_delay: float = 0.0
     max_body_bytes: int = 100 * 1024 * 1024
+    batch_speed: float = 1.0  # the Batch API's clock: simulated seconds per real second
     file_limits: FileLimits = field(default_factory=FileLimits)
     rate_limits: RateLimits | None = None
     created: int = field(default_factory=lambda: int(time.time()))
@@ -89,6 +90,7 @@ class SimulatorApp:
         self.files = files if files is not None else FileStore(config.file_limits)
         self._resolve = resolver(self.files)
         self.window = RateWindow(config.rate_limits) if config.rate_limits else None
+        self._init_batches()  # the Batch API (batches.py) over the same file store
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         routed = route(request.path, self.config.dialect)
@@ -122,6 +124,9 @@ class SimulatorApp:
             raise not_found(f"Not found: {request.method} {request.path.split('?', 1)[0]}")
         dialect, endpoint = routed
         model_id = endpoint[len(MODELS) + 1 :] if endpoint.startswith(MODELS + "/") else None
+        if dialect.moonshot_endpoints and endpoint.startswith("/batches"):  # Batch API (batches.py)
+            self._authenticate(request)
+            return self._batch_endpoints(request, endpoint, body)
         allowed = {CHAT: "POST", MODELS: "GET"}
         if dialect.moonshot_endpoints:
             allowed.update({ESTIMATE: "POST", BALANCE: "GET"})
@@ -157,7 +162,17 @@ class SimulatorApp:
             return _json_response(200, {"code": 0, "data": data, "scode": "0x0", "status": True})
         if endpoint == ESTIMATE:
             return self._estimate(dialect, body)
-        return self._chat(dialect, body)
+        return self._chat(dialect, body, batch="x-kimi-batch" in request.headers)
+
+    # -- Batch API ---------------------------------------------------------
+    def _init_batches(self) -> None:
+        from .batches import BatchService
+
+        self.batches = BatchService(self.files, self, "/v1", speed=self.config.batch_speed)
+
+    def _batch_endpoints(self, request: HttpRequest, endpoint: str, body: Any) -> HttpResponse:
+        self.batches.prefix = request.path.split("/batches", 1)[0]
+        return self.batches.handle(request, endpoint, body, request.headers.get("authorization"))
 
     def _authenticate(self, request: HttpRequest) -> None:
         expected = self.config.api_key
@@ -236,7 +251,7 @@ class SimulatorApp:
         return self._resolve if dialect.moonshot_endpoints else None
 
     # -- chat ----------------------------------------------------------------------------
-    def _chat(self, dialect: Dialect, body: Any) -> HttpResponse:
+    def _chat(self, dialect: Dialect, body: Any, batch: bool = False) -> HttpResponse:
         validation.check_shape(body)
         models = self.config.models_for(dialect)
         validation.check_model(dialect, body.get("model"), models)
@@ -251,7 +266,7 @@ class SimulatorApp:
         validation.check_messages(dialect, messages, thinking)
         validation.check_context(stats, self.config.context_limit)
         limit_headers: dict[str, str] = {}
-        if self.window is not None:
+        if self.window is not None and not batch:  # a batch's requests run on the provider's side
             asked = body.get("max_completion_tokens") or body.get("max_tokens")
             asked = asked if isinstance(asked, int) and not isinstance(asked, bool) else 0
             limit_headers = self.window.admit(stats.total + asked)  # or the 429 that agrees with them

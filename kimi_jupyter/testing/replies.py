@@ -37,6 +37,7 @@ or ``fault`` (a :meth:`Fault.from_dict` object)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -273,16 +274,32 @@ class Rule:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Rule:
-        """One script entry: ``match``, ``after_tool``, ``step``, ``times`` and ``reply`` or ``fault``."""
+        """One script entry: ``match``, ``after_tool``, ``after_result``, ``step``, ``times`` and
+        ``reply`` or ``fault``.
+
+        With ``"expand": true`` the reply's text is a template filled from the ``match`` regex's
+        groups in the last user text (``\\g<name>``, as ``re.Match.expand``), so one rule can
+        answer many rows (the rows notebook extracts each ticket's own order number)."""
         _check_keys("rule", data, ("match", "after_tool", "after_result", "step", "times", "reply", "fault",
-                                   "comment"))
+                                   "comment", "expand"))
         if ("reply" in data) == ("fault" in data):
             raise ValueError(f"a rule needs exactly one of 'reply' or 'fault': {data!r}")
         outcome: Outcome = (
             Fault.from_dict(data["fault"]) if "fault" in data else Reply.from_dict(data["reply"])
         )
+        if data.get("expand") and isinstance(outcome, Reply) and isinstance(data.get("match"), str):
+            outcome = _expanding(outcome, re.compile(data["match"]))
         return cls(outcome, data.get("match"), data.get("after_tool"), data.get("step"), data.get("times"),
                    data.get("after_result"))
+
+
+def _expanding(reply: Reply, pattern: re.Pattern[str]) -> ReplyFactory:
+    def answer(messages: Messages) -> Reply:
+        found = pattern.search(Conversation.of(messages).last_user_text)
+        text = found.expand(reply.full_text) if found else reply.full_text
+        return dataclasses.replace(reply, text=text, chunks=None)
+
+    return answer
 
 
 def load_rules(

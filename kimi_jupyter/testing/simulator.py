@@ -50,6 +50,8 @@ class KimiSimulator:
     ``context_limit``: the prompt-token limit. ``script``: a JSON rules file to load.
     ``chunk_delay``: seconds between streamed chunks for replies that set none.
     ``max_body_bytes``: larger bodies get 413. ``balance``: what ``/users/me/balance`` says.
+    ``batch_speed``: how much faster than the wall clock the Batch API's clock runs
+    (``/files`` and ``/batches``, see ``batches.py``).
     ``file_limits``: the Files API's limits (:class:`~kimi_jupyter.testing.files.FileLimits`;
     Moonshot's 100 MB a file, 1,000 files, 10 GB by default); :attr:`files` is the store.
     ``rate_limits``: requests/tokens per window, announced in ``x-ratelimit-*`` headers and
@@ -69,6 +71,7 @@ class KimiSimulator:
         chunk_delay: float = 0.0,
         max_body_bytes: int = 100 * 1024 * 1024,
         balance: float = 50.0,
+        batch_speed: float = 1.0,
         file_limits: FileLimits | None = None,
         rate_limits: RateLimits | None = None,
     ) -> None:
@@ -87,10 +90,12 @@ class KimiSimulator:
             balance=balance,
             chunk_delay=chunk_delay,
             max_body_bytes=max_body_bytes,
+            batch_speed=batch_speed,
             file_limits=file_limits or FileLimits(),
             rate_limits=rate_limits,
         )
         self._files = FileStore(self._config.file_limits)
+        self._app: SimulatorApp | None = None
         self._server: LoopbackServer | None = None
         self._port: int | None = None
         if script is not None:
@@ -100,8 +105,9 @@ class KimiSimulator:
     def start(self) -> KimiSimulator:
         """Bind the port and serve in a background thread (no-op when already running)."""
         if self._server is None:
+            self._app = self._app or SimulatorApp(self._state, self._config, self._files)
             server = LoopbackServer(
-                SimulatorApp(self._state, self._config, self._files),
+                self._app,
                 self.host,
                 self._requested_port,
                 self._config.max_read_bytes,
@@ -191,9 +197,11 @@ class KimiSimulator:
             self._state.add_rule(rule)
 
     def reset(self) -> None:
-        """Forget queued replies, rules, faults, recorded requests, cached prefixes and files."""
+        """Forget queued replies, rules, faults, recorded requests, cached prefixes, files and batches."""
         self._state.reset()
         self._files.clear()
+        if self._app is not None:
+            self._app.batches.reset()
 
     # -- files -----------------------------------------------------------------------------
     @property
@@ -204,6 +212,17 @@ class KimiSimulator:
     def add_file(self, data: bytes, filename: str, purpose: str) -> StoredFile:
         """Store a file as if it had been uploaded (e.g. a batch's output file)."""
         return self._files.add(data, filename, purpose)
+
+    def batch_fault(self, kind: str) -> None:
+        """Make the next batch created ``fail_validation``, ``expire`` or ``corrupt_output``."""
+        self.start()
+        assert self._app is not None
+        self._app.batches.add_fault(kind)
+
+    @property
+    def batch_requests(self) -> list[RecordedRequest]:
+        """Chat requests the Batch API ran (recorded with an ``X-Kimi-Batch`` header)."""
+        return [r for r in self.chat_requests if "x-kimi-batch" in r.headers]
 
     # -- recording -------------------------------------------------------------------------
     @property

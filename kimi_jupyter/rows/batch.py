@@ -1,0 +1,450 @@
+"""The batch engine: rows through Moonshot's Batch API (the provider's cluster does the work).
+
+``map(..., engine="batch")`` builds each row's request exactly as a live turn would (the
+Turn's message building and cache key, the client's request body with ``stream: false``),
+answers rows already in the response cache from it, and sends the rest as JSONL: one line
+per row, ``custom_id = "row-<position>"``, one model per file, split past 100 MB or
+``MAX_REQUESTS`` lines. It uploads each file with ``purpose="batch"``, creates a batch
+with the completion window, records the batch ids and row keys in the run's state file,
+then polls (``request_counts`` drive the progress view) until every batch is
+``completed``, ``failed``, ``expired`` or ``cancelled``.
+
+Collecting: the output file's lines are decoded by the client's own non-streamed answer
+decoder into the turn events the cache stores, so each answer is written to the response
+cache (a later ``map()``, live or batch, replays it and bills nothing) and added to the
+session's usage ledger once. Error-file lines and rows missing from a damaged output file
+become that row's error; they are never re-sent automatically (a row in a damaged output
+file was already billed). ``resume()`` does the collecting after a kernel restart from the
+state file; ``cancel()`` cancels the run's batches on the provider.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import KimiError
+from ..events import Event, Usage, format_cost
+from ..response import Response
+from .data import RowResults, RowsError, RunSummary, assemble, row_source
+from .progress import choose_progress
+from .state import list_runs_on_disk, load_run, new_run_id, runs_dir, save_run
+from .turns import cache_key_for
+
+__all__ = ["run_batch", "resume", "cancel", "list_runs", "BATCH_PROVIDERS", "MAX_REQUESTS", "MAX_FILE_BYTES"]
+
+BATCH_PROVIDERS = ("moonshot", "moonshot-intl")
+MAX_FILE_BYTES = 100 * 1024 * 1024 - 64 * 1024  # Moonshot's 100 MB a file, with room to spare
+MAX_REQUESTS = 50_000  # lines per batch file (split past this)
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+
+
+def _settings_for(**options: Any) -> Any:
+    from ..session import get_session
+
+    return get_session().settings(**options)
+
+
+# -- submit ------------------------------------------------------------------------------
+def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, completion_window: str,
+              wait: bool, poll_interval: float | None) -> Any:
+    from ..cache import ResponseCache
+    from ..client.request import build_payload
+    from ..conversation import estimate_message_tokens
+    from ..session import get_session
+
+    settings = plan.settings
+    if settings.provider not in BATCH_PROVIDERS:
+        raise RowsError(f"engine='batch' needs Moonshot's Batch API (provider moonshot or moonshot-intl); "
+                        f"provider {settings.provider!r} has none. Use engine='live'. Nothing was sent.")
+    settings.require_key()
+    _check_window(completion_window)
+    cache = ResponseCache(settings.cache_dir)
+    source = plan.source
+    run_id = new_run_id()
+    keys: list[str | None] = [None] * source.count
+    errors: dict[str, str] = {}
+    lines: list[bytes] = []
+    positions: list[int] = []
+    cached = 0
+    tokens = 0
+    for pos, fields in enumerate(source.fields()):
+        try:
+            key, (_session, request, messages) = cache_key_for(plan.template.text, plan.template.namespace(fields),
+                                                               plan.options)
+        except (KimiError, ValueError) as error:
+            errors[str(pos)] = str(error)
+            continue
+        keys[pos] = key
+        if use_cache and cache.load(key) is not None:
+            cached += 1
+            continue
+        body, _ = build_payload(request.settings, messages, stream=False, response_format=request.response_format)
+        tokens += sum(estimate_message_tokens(m) for m in messages)
+        lines.append(json.dumps({"custom_id": f"row-{pos}", "method": "POST", "url": "/v1/chat/completions",
+                                 "body": body}, ensure_ascii=False).encode("utf-8"))
+        positions.append(pos)
+    price = settings.price()
+    cost = price.cost(tokens, 0) if price else None
+    session = get_session()
+    spent = session.ledger.total.usage.cost or 0.0
+    if settings.budget is not None and cost is not None and spent + cost > settings.budget:
+        raise RowsError(f"Refused: the {len(lines):,} prompts are about {tokens:,} tokens "
+                        f"({format_cost(cost, price.currency if price else None)}) before the answers, which would "
+                        f"pass the session budget of {format_cost(settings.budget, price.currency if price else None)}. "
+                        "Nothing was sent.")
+    priced = f", about {format_cost(cost, price.currency if price else None)} before the answers" if cost else ""
+    say = _say if progress not in (False, None, "none") else (lambda text: None)
+    say(f"Pre-flight: {source.count:,} rows, {len(lines):,} to submit ({cached:,} from the cache, "
+         f"{len(errors):,} not buildable), about {tokens:,} prompt tokens{priced}.")
+    run: dict[str, Any] = {
+        "run_id": run_id, "engine": "batch", "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "provider": settings.provider, "model": settings.model, "template": plan.template.text,
+        "rows": source.count, "schema": plan.schema.json_schema if plan.schema else None, "into": into,
+        "keys": keys, "errors": errors, "batches": [], "collected": False, "window": completion_window,
+    }
+    directory = runs_dir(settings.cache_dir)
+    save_run(directory, run)
+    if lines:
+        from .batch_api import BatchApi
+
+        with BatchApi(settings) as api:
+            for first, chunk in _chunks(lines):
+                content = b"\n".join(chunk) + b"\n"
+                try:
+                    file_id = api.upload(content, f"{run_id}-{len(run['batches']) + 1}.jsonl")
+                    created = api.create(file_id, completion_window, {"kimi_jupyter_run": run_id})
+                except KimiError as error:
+                    made = len(run["batches"])
+                    later = (f" The {made} batch(es) created before it keep running: kimi_jupyter.resume({run_id!r}) "
+                             "collects them." if made else " Nothing was submitted.")
+                    raise RowsError(f"The batch could not be submitted: {error}{later}") from None
+                run["batches"].append({"id": created["id"], "input_file_id": file_id,
+                                       "rows": [positions[i] for i in range(first, first + len(chunk))],
+                                       "status": created.get("status", "validating"),
+                                       "request_counts": created.get("request_counts")})
+                save_run(directory, run)  # after each batch: a restart mid-submission loses none
+        say(f"Submitted {len(lines):,} rows in {len(run['batches'])} batch(es) as run {run_id}. After a kernel "
+             f"restart, kimi_jupyter.resume({run_id!r}) collects them.")
+    if not wait:
+        return run_id
+    return _finish(run, directory, progress, poll_interval, data=None, source=source, plan_fields=plan.fields,
+                   into=into, options={k: v for k, v in plan.options.items() if k != "response_format"})
+
+
+def _check_window(window: str) -> None:
+    import re
+
+    found = re.fullmatch(r"(\d+)([hd])", str(window))
+    hours = int(found.group(1)) * (24 if found.group(2) == "d" else 1) if found else 0
+    if not 12 <= hours <= 168:
+        raise RowsError(f"completion_window={window!r}: use hours or days from '12h' to '7d', e.g. '24h'. "
+                        "Nothing was sent.")
+
+
+def _chunks(lines: list[bytes]) -> Iterable[tuple[int, list[bytes]]]:
+    start, size, chunk = 0, 0, []
+    for i, line in enumerate(lines):
+        if chunk and (size + len(line) + 1 > MAX_FILE_BYTES or len(chunk) >= MAX_REQUESTS):
+            yield start, chunk
+            start, size, chunk = i, 0, []
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        yield start, chunk
+
+
+def _say(text: str) -> None:
+    print(text)
+
+
+# -- poll and collect ----------------------------------------------------------------------
+def _finish(run: dict[str, Any], directory: Any, progress: Any, poll_interval: float | None, *, data: Any,
+            source: Any = None, plan_fields: list[str] | None = None, into: str | None = None,
+            options: dict[str, Any] | None = None) -> Any:
+    options = dict(options or {})
+    settings = _settings_for(**options)
+    summary = RunSummary(engine="batch", rows=int(run["rows"]), run_id=run["run_id"])
+    price = settings.price()
+    summary.currency = price.currency if price else None
+    if not run["collected"] and run["batches"]:
+        from .batch_api import BatchApi
+
+        view = choose_progress(progress, f"kimi batch {run['run_id']}")
+        start = time.monotonic()
+        with BatchApi(settings) as api:
+            try:
+                _poll(api, run, directory, view, summary, start, poll_interval)
+            except KeyboardInterrupt:
+                summary.stopped = (f"stopped waiting; the batches go on at the provider. "
+                                   f"kimi_jupyter.resume({run['run_id']!r}) collects them later")
+                view.close(summary)
+                return _assemble(run, data, source, plan_fields, into, summary, settings)
+            _collect(api, run, directory, settings)
+        result = _assemble(run, data, source, plan_fields, into, summary, settings)
+        summary.seconds = time.monotonic() - start
+        view.close(summary)
+        return result
+    return _assemble(run, data, source, plan_fields, into, summary, settings)
+
+
+def _poll(api: Any, run: dict[str, Any], directory: Any, view: Any, summary: RunSummary, start: float,
+          poll_interval: float | None) -> None:
+    delay, cap = 0.05, poll_interval if poll_interval is not None else 30.0
+    failures = 0
+    while True:
+        done = failed = 0
+        for batch in run["batches"]:
+            if batch["status"] not in TERMINAL:
+                try:
+                    info = api.retrieve(batch["id"])
+                    failures = 0
+                except KimiError:
+                    failures += 1
+                    if failures > 10:
+                        raise
+                    continue
+                for name in ("status", "request_counts", "output_file_id", "error_file_id", "errors"):
+                    batch[name] = info.get(name)
+            counts = batch.get("request_counts") or {}
+            done += int(counts.get("completed") or 0)
+            failed += int(counts.get("failed") or 0)
+        save_run(directory, run)
+        summary.done, summary.failed = done, failed
+        summary.seconds = time.monotonic() - start
+        view.update(summary)
+        if all(b["status"] in TERMINAL for b in run["batches"]):
+            return
+        time.sleep(delay)
+        delay = min(cap, delay * 1.5)
+
+
+def _collect(api: Any, run: dict[str, Any], directory: Any, settings: Any) -> None:
+    from ..cache import ResponseCache
+    from ..client.chunks import TurnState
+    from ..session import get_session
+
+    cache = ResponseCache(settings.cache_dir)
+    ledger = get_session().ledger
+    errors: dict[str, str] = run["errors"]
+    keys: list[str | None] = run["keys"]
+    for batch in run["batches"]:
+        if batch.get("collected"):
+            continue
+        expected = {f"row-{pos}": pos for pos in batch["rows"]}
+        seen: set[int] = set()
+        damaged = 0
+        if batch.get("output_file_id"):
+            for line in _lines(api.content(batch["output_file_id"])):
+                item = _parse(line)
+                pos = expected.get(item.get("custom_id")) if item else None
+                if pos is None or pos in seen:
+                    damaged += item is None
+                    continue
+                response = (item.get("response") or {}) if isinstance(item.get("response"), dict) else {}
+                body = response.get("body")
+                if response.get("status_code") != 200 or not isinstance(body, dict):
+                    continue  # listed again in the error file
+                seen.add(pos)
+                state = TurnState(settings.price())
+                events: list[Event] = [*state.handle_message(body), *state.finish()]
+                reply = Response().feed_all(events)
+                if reply.error is None and keys[pos] is not None:
+                    cache.store(str(keys[pos]), events, [])
+                ledger.add("rows-batch", reply.usage if reply.usage.reported else Usage.not_reported())
+                if reply.error is not None:
+                    errors[str(pos)] = reply.error
+        if batch.get("error_file_id"):
+            for line in _lines(api.content(batch["error_file_id"])):
+                item = _parse(line)
+                pos = expected.get(item.get("custom_id")) if item else None
+                if pos is None or pos in seen:
+                    continue
+                seen.add(pos)
+                errors[str(pos)] = _error_text(item, batch["status"])
+        for pos in batch["rows"]:
+            if pos not in seen and str(pos) not in errors:
+                if damaged:
+                    errors[str(pos)] = ("the batch output file was damaged and this row's answer could not be "
+                                        "read (it may have been billed); run map() again to send only such rows")
+                else:
+                    errors[str(pos)] = _status_error(batch)
+        batch["collected"] = True
+        save_run(directory, run)
+    run["collected"] = True
+    save_run(directory, run)
+
+
+def _lines(content: bytes) -> Iterable[str]:
+    """The non-blank lines of a JSONL file, decoded one at a time (no second copy of the file)."""
+    start, size = 0, len(content)
+    while start < size:
+        end = content.find(b"\n", start)
+        end = size if end < 0 else end
+        raw = content[start:end].decode("utf-8", "replace")
+        start = end + 1
+        if raw.strip():
+            yield raw
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    try:
+        item = json.loads(line)
+    except ValueError:
+        return None
+    return item if isinstance(item, dict) else None
+
+
+def _error_text(item: dict[str, Any], status: str) -> str:
+    error = item.get("error") if isinstance(item.get("error"), dict) else {}
+    code = str(error.get("code") or "")
+    message = str(error.get("message") or "")[:300]
+    if code == "batch_expired":
+        return "the batch expired before this row ran (not billed); run map() again to send it"
+    if code == "batch_cancelled":
+        return "the batch was cancelled before this row ran (not billed)"
+    response = item.get("response") if isinstance(item.get("response"), dict) else {}
+    if response.get("status_code"):
+        from ..errors import error_from_response
+        from .live import row_error
+
+        error = error_from_response(int(response["status_code"]), json.dumps(response.get("body")), None)
+        return row_error(type(error).__name__, str(error))
+    return f"batch error {code}: {message}".strip()
+
+
+def _status_error(batch: dict[str, Any]) -> str:
+    status = batch.get("status")
+    if status == "failed":
+        details = ((batch.get("errors") or {}).get("data") or [{}]) if isinstance(batch.get("errors"), dict) else [{}]
+        first = details[0] if details and isinstance(details[0], dict) else {}
+        return (f"the batch {batch['id']} failed validation ({str(first.get('message') or 'no details')[:200]}); "
+                "nothing in it was billed")
+    if status == "expired":
+        return "the batch expired before this row ran (not billed); run map() again to send it"
+    if status == "cancelled":
+        return "the batch was cancelled before this row ran (not billed)"
+    return f"no answer for this row in batch {batch['id']} ({status})"
+
+
+def _assemble(run: dict[str, Any], data: Any, source: Any, fields: list[str] | None, into: str | None,
+              summary: RunSummary, settings: Any) -> Any:
+    from ..cache import ResponseCache
+    from .schema import RowSchema
+
+    cache = ResponseCache(settings.cache_dir)
+    schema = RowSchema(run["schema"]) if run.get("schema") else None
+    n = int(run["rows"])
+    answers: list[Any] = [None] * n
+    errors: list[str | None] = [None] * n
+    summary.done = summary.failed = summary.not_run = summary.cached = 0
+    summary.prompt_tokens = summary.completion_tokens = 0
+    summary.cost = 0.0
+    pending = not run["collected"] and bool(run["batches"])
+    for pos, key in enumerate(run["keys"]):
+        problem = run["errors"].get(str(pos))
+        hit = cache.load(key) if key and problem is None else None
+        if hit is not None:
+            reply = Response().feed_all(hit.events)
+            if schema is not None:
+                answers[pos], problem = schema.parse(reply.text)
+            else:
+                answers[pos] = reply.text
+            if reply.usage.reported:
+                summary.prompt_tokens += reply.usage.prompt or 0
+                summary.completion_tokens += reply.usage.completion or 0
+                summary.cost += reply.usage.cost or 0.0
+        elif problem is None:
+            problem = (f"not collected yet: kimi_jupyter.resume({run['run_id']!r}) collects it" if pending
+                       else "no answer")
+        errors[pos] = problem
+        if problem is None:
+            summary.done += 1
+        elif problem.startswith("not collected"):
+            summary.not_run += 1
+        else:
+            summary.failed += 1
+    if source is None and data is not None:
+        source = row_source(data)
+        if source.count != n:
+            raise RowsError(f"resume(): the data has {source.count:,} rows but run {run['run_id']} had {n:,}; "
+                            "pass the same data, or no data for a plain list.")
+    if source is None:
+        return RowResults(answers, errors, summary)
+    fields = fields or (schema.fields if schema else None)
+    return assemble(source, answers, errors, summary, fields, into if into is not None else run.get("into"))
+
+
+# -- public helpers ---------------------------------------------------------------------------
+def list_runs(refresh: bool = False, **options: Any) -> list[dict[str, Any]]:
+    """The runs in the state directory, newest first: id, engine, rows, status, batches.
+
+    ``refresh`` asks the provider for the status of unfinished batches; ``options`` are
+    settings (e.g. ``cache_dir``: the state files live next to the cache)."""
+    settings = _settings_for(**options)
+    directory = runs_dir(settings.cache_dir)
+    out = []
+    for run in list_runs_on_disk(directory):
+        if refresh and not run["collected"] and run["batches"]:
+            from .batch_api import BatchApi
+
+            with BatchApi(settings) as api:
+                for batch in run["batches"]:
+                    if batch.get("status") not in TERMINAL:
+                        try:
+                            batch.update({k: v for k, v in api.retrieve(batch["id"]).items()
+                                          if k in ("status", "request_counts", "output_file_id", "error_file_id")})
+                        except KimiError:
+                            pass
+            save_run(directory, run)
+        statuses = sorted({str(b.get("status")) for b in run["batches"]})
+        out.append({"run_id": run["run_id"], "engine": run.get("engine"), "created": run.get("created"),
+                    "model": run.get("model"), "rows": run.get("rows"),
+                    "status": "collected" if run.get("collected") else ("/".join(statuses) or "nothing to submit"),
+                    "batches": [b["id"] for b in run["batches"]]})
+    return out
+
+
+def _load(run_id: str | None, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    settings = _settings_for(**options)
+    directory = runs_dir(settings.cache_dir)
+    if run_id is None:
+        runs = list_runs_on_disk(directory)
+        if not runs:
+            raise RowsError(f"No batch runs are recorded in {directory}. Start one with "
+                            "kimi_jupyter.map(..., engine='batch').")
+        return runs[0], directory
+    run = load_run(directory, run_id)
+    if run is None:
+        raise RowsError(f"No run {run_id!r} in {directory}: kimi_jupyter.batches() lists the runs.")
+    return run, directory
+
+
+def resume(run_id: str | None = None, data: Any = None, *, progress: Any = "auto",
+           poll_interval: float | None = None, into: str | None = None, **options: Any) -> Any:
+    """Wait for and collect a batch run (the newest when ``run_id`` is None).
+
+    Works after a kernel restart: the state file has the batch ids and row keys. With
+    ``data`` (the same frame), the result is aligned with it; otherwise a list."""
+    run, directory = _load(run_id, options)
+    return _finish(run, directory, progress, poll_interval, data=data, into=into, options=options)
+
+
+def cancel(run_id: str | None = None, **options: Any) -> list[dict[str, Any]]:
+    """Cancel the run's unfinished batches; finished rows can still be collected with resume()."""
+    from .batch_api import BatchApi
+
+    run, directory = _load(run_id, options)
+    settings = _settings_for(**options)
+    out = []
+    with BatchApi(settings) as api:
+        for batch in run["batches"]:
+            if batch.get("status") not in TERMINAL:
+                info = api.cancel(batch["id"])
+                batch["status"] = info.get("status", "cancelling")
+            out.append({"id": batch["id"], "status": batch.get("status")})
+    save_run(directory, run)
+    return out
+

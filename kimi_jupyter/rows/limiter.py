@@ -1,0 +1,63 @@
+"""Adaptive concurrency for the live engine.
+
+At most ``maximum`` rows are in flight. A 429 (seen as a retry inside a row's turn, or as a
+row that failed with a rate-limit or overload error) halves the limit and pauses new starts
+for the wait the server named; every ``limit`` clean rows raise the limit by one again
+(additive increase, multiplicative decrease), so a rate-limited account settles just under
+its limit instead of hammering it. ``cap`` (the requests the server's ``x-ratelimit-*``
+headers say are left, from ``kimi_jupyter.ratelimit``) lowers the limit further while it is
+smaller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+__all__ = ["AdaptiveLimiter"]
+
+
+class AdaptiveLimiter:
+    def __init__(self, maximum: int, cap: Callable[[], int] | None = None):
+        self.maximum = max(1, int(maximum))
+        self.cap = cap
+        self.limit = self.maximum
+        self.active = 0
+        self.throttles = 0
+        self._paused_until = 0.0
+        self._clean = 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self) -> None:
+        async with self._cond:
+            while self.active >= self.allowed():
+                await self._cond.wait()
+            self.active += 1
+        delay = self._paused_until - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def allowed(self) -> int:
+        """Rows that may be in flight now: the adaptive limit, under the server's announced cap."""
+        return max(1, min(self.limit, self.cap())) if self.cap is not None else self.limit
+
+    async def release(self) -> None:
+        async with self._cond:
+            self.active -= 1
+            self._cond.notify_all()
+
+    def throttled(self, wait: float) -> None:
+        """The server said slow down: halve the limit and hold new starts for ``wait`` s."""
+        self.throttles += 1
+        self.limit = max(1, self.limit // 2)
+        self._clean = 0
+        self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, wait))
+
+    async def succeeded(self) -> None:
+        self._clean += 1
+        if self.limit < self.maximum and self._clean >= self.limit:
+            self._clean = 0
+            async with self._cond:
+                self.limit += 1
+                self._cond.notify_all()

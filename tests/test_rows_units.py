@@ -1,0 +1,92 @@
+"""Pure parts of the rows package: schema parsing, template checks, input shapes, adaptive
+concurrency, batch file splitting (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pandas as pd
+import pytest
+
+from kimi_jupyter.rows import RowsError
+from kimi_jupyter.rows.batch import _chunks
+from kimi_jupyter.rows.data import row_source
+from kimi_jupyter.rows.limiter import AdaptiveLimiter
+from kimi_jupyter.rows.schema import RowSchema
+from kimi_jupyter.rows.template import RowTemplate
+
+
+def test_a_dict_schema_coerces_each_field_and_keeps_missing_ones_as_none():
+    schema = RowSchema({"name": str, "total": "float", "count": int, "paid": bool})
+    parsed, problem = schema.parse('```json\n{"name": "Acme", "total": "12.5", "count": 3.0, "paid": "yes"}\n```')
+    assert problem is None
+    assert parsed == {"name": "Acme", "total": 12.5, "count": 3, "paid": True}
+    assert schema.parse('{"name": "x"}')[0] == {"name": "x", "total": None, "count": None, "paid": None}
+
+
+def test_a_json_schema_is_used_as_given_and_bad_answers_say_why():
+    schema = RowSchema({"type": "object", "properties": {"label": {"type": "string", "enum": ["a", "b"]}}})
+    assert schema.fields == ["label"] and '"enum":["a","b"]' in schema.instruction()
+    assert schema.parse("[1, 2]") == (None, "the answer is not a JSON object: '[1, 2]'")
+    assert schema.parse("no")[1].startswith("the answer is not JSON")
+    with pytest.raises(RowsError, match="unknown type"):
+        RowSchema({"x": complex})
+
+
+def test_the_template_checks_columns_and_only_copies_the_names_it_uses():
+    frame = pd.DataFrame({"text": ["a"], "n": [1]})
+    template = RowTemplate("{text} ({n}) {tone} {{literal}}", row_source(frame), {"tone": "polite", "big": object()})
+    assert template.namespace({"text": "a", "n": 1}) == {"text": "a", "n": 1, "tone": "polite"}
+    with pytest.raises(RowsError, match="names no column"):
+        RowTemplate("Same prompt every time {tone}", row_source(frame), {"tone": "x"})
+    with pytest.raises(RowsError, match="not a column"):
+        RowTemplate("{txet}", row_source(frame), {})
+
+
+def test_inputs_of_every_shape_become_rows_in_order():
+    series = pd.Series(["x", "y"], name="word")
+    assert list(row_source(series).fields()) == [{"value": "x", "word": "x"}, {"value": "y", "word": "y"}]
+    assert list(row_source(iter([{"a": 1}, 2])).fields()) == [{"a": 1}, {"value": 2}]
+    with pytest.raises(RowsError, match="not str"):
+        row_source("one prompt")
+
+
+async def test_the_limiter_halves_on_a_429_and_grows_back():
+    limiter = AdaptiveLimiter(8)
+    limiter.throttled(0.0)
+    assert limiter.limit == 4
+    for _ in range(4):
+        await limiter.succeeded()
+    assert limiter.limit == 5
+    await limiter.acquire()
+    started = asyncio.get_running_loop().time()
+    limiter.throttled(0.2)
+    await limiter.release()
+    await limiter.acquire()  # held for the server's wait
+    assert asyncio.get_running_loop().time() - started >= 0.19
+
+
+def test_batch_files_are_split_by_size_and_count(monkeypatch):
+    from kimi_jupyter.rows import batch
+
+    monkeypatch.setattr(batch, "MAX_REQUESTS", 3)
+    lines = [b"x" * 10 for _ in range(7)]
+    assert [(start, len(chunk)) for start, chunk in _chunks(lines)] == [(0, 3), (3, 3), (6, 1)]
+    monkeypatch.setattr(batch, "MAX_REQUESTS", 100)
+    monkeypatch.setattr(batch, "MAX_FILE_BYTES", 25)
+    assert [len(chunk) for _, chunk in _chunks(lines)] == [2, 2, 2, 1]
+
+
+async def test_the_limiter_respects_the_requests_the_server_says_are_left():
+    left = {"n": 2}
+    limiter = AdaptiveLimiter(8, cap=lambda: left["n"])
+    assert limiter.allowed() == 2
+    await limiter.acquire()
+    await limiter.acquire()
+    waiting = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # two in flight, two allowed
+    left["n"] = 8
+    await limiter.release()
+    await asyncio.wait_for(waiting, 1)
+    assert limiter.allowed() == 8
