@@ -19,7 +19,7 @@ from .response import Response
 from .session import Session, get_session
 from .turn import TurnMeta, TurnRequest, arun_turn, run_turn
 
-__all__ = ["ask", "aask"]
+__all__ = ["ask", "aask", "build_request"]
 
 # Options that belong to the call rather than to Settings.
 _CALL_OPTIONS = ("history", "namespace", "display", "tools", "response_format", "source", "agent", "yes", "web",
@@ -66,6 +66,16 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
                           # documents (system messages), notices and partial mode's prefill
                           **request_extras(sink, web_notices, prefill_options(None, call.get("prefill"), settings)))
     return session, request, None
+
+
+def build_request(prompt: str, *attachments: Any, **options: Any) -> TurnRequest:
+    """The `TurnRequest` that ``ask(prompt, *attachments, **options)`` would run, without
+    running it (the rows engine builds batch lines from it); raises the user's error."""
+    _session, request, failed = _prepare(prompt, attachments, dict(options))
+    if request is None:
+        assert failed is not None and failed.error is not None
+        raise KimiError(failed.error)
+    return request
 
 
 def _check_display(display: Any) -> None:

@@ -159,7 +159,7 @@ class KimiMagics(Magics):
                               help="how to show the answer (default: auto)")
     @magic_arguments.argument("--prefill", type=_text, metavar="TEXT",  # partial mode
                               help="start the answer with TEXT; Kimi continues it (partial mode)")
-    # rows hook (issue 17): --each/--into/--batch/--schema run the cell once per row (rows/magic.py)
+    # --each/--into/--batch/--schema run the cell once per row (rows/magic.py)
     @magic_arguments.argument("--each", metavar="DATA", help="run the cell once per row of this frame or list")
     @magic_arguments.argument("--into", metavar="COLUMN", help="with --each: the column for the answers")
     @magic_arguments.argument("--batch", action="store_true", help="with --each: use Moonshot's Batch API")
@@ -426,7 +426,6 @@ Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""
 def load_ipython_extension(ipython: Any) -> None:
     magics = KimiMagics(ipython)
     ipython.register_magics(magics)
-    _ = magics.session  # rows hook (issue 17): %config Kimi.* reaches ask() and map() before any %%kimi cell
     if magics.configurable not in ipython.configurables:
         ipython.configurables.append(magics.configurable)
 

@@ -198,7 +198,7 @@ class Turn:
             from .cache import ResponseCache
 
             self._cache = ResponseCache(self.settings.cache_dir)
-            self._key = self._cache_key()
+            self._key = self.cache_key()
             hit = self._cache.load(self._key)
             if self._cache.problem:  # a damaged entry is a miss, said in one line
                 self._before.append(Notice(self._cache.problem, "warning"))
@@ -289,7 +289,8 @@ class Turn:
         guess = int(measured / max(1, total.requests - total.unreported)) if measured else EXPECTED_COMPLETION
         return min(guess, self.settings.max_tokens) if self.settings.max_tokens else guess
 
-    def _cache_key(self) -> str:
+    def cache_key(self) -> str:
+        """The response-cache key of this turn's request (everything that shapes the answer)."""
         from .cache import request_key
 
         s = self.settings
