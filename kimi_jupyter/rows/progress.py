@@ -121,11 +121,11 @@ class WidgetProgress(ProgressView):
 
 def choose_progress(mode: Any, title: str = "kimi rows") -> ProgressView:
     """``"auto"``: widget in a Jupyter kernel, text bar in a terminal, a final line elsewhere."""
-    from ..display.base import _widgets_available, in_kernel
+    from ..display.base import widgets_available, in_kernel
 
     if mode in (False, None, "none"):
         return ProgressView(title)
-    if mode == "widget" or (mode in (True, "auto") and in_kernel() and _widgets_available()):
+    if mode == "widget" or (mode in (True, "auto") and in_kernel() and widgets_available()):
         return WidgetProgress(title)
     live = mode == "text" or bool(getattr(sys.stderr, "isatty", lambda: False)())
     return TextProgress(title, live=live)
