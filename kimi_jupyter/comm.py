@@ -381,6 +381,10 @@ def handle_message(data: Any, send: Send, sidebar: SidebarChat | None = None, co
     elif action == "reset":
         sidebar.reset()
         send({"type": "reset"})
+    elif action == "export":  # [export hook] the sidebar's Export button (kimi_jupyter/export.py)
+        from .export import sidebar_export
+
+        send(sidebar_export(sidebar, data))
     elif action == "approve":
         call_id = str(data.get("id"))
         if call_id == sidebar.pending_approval:  # anything else answers nothing

@@ -271,16 +271,28 @@ class KimiMagics(Magics):
     # -- %kimi ---------------------------------------------------------------------------
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
-        """%kimi help | reset | history | usage | config | models | cache [info|clear]"""
+        """%kimi help | reset | history | usage | config | models | cache [info|clear] | fix | export PATH"""
         command, _, rest = line.strip().partition(" ")
         handler = {
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
             "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
+            "fix": self._fix, "export": self._export,  # [fix/export hook]
         }.get(command)
         if handler is None:
-            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models | cache")
+            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models | cache"
+                 " | fix | export")
             return None
         return handler(rest.strip())
+
+    def _fix(self, rest: str) -> None:  # [fix hook] logic in kimi_jupyter/fix.py
+        from .fix import fix_magic
+
+        fix_magic(self, rest)
+
+    def _export(self, rest: str) -> None:  # [export hook] logic in kimi_jupyter/export.py
+        from .export import export_magic
+
+        export_magic(self, rest)
 
     def _help(self, _: str) -> None:
         print(HELP)
@@ -359,6 +371,8 @@ kimi_jupyter: Kimi K2.5 in this notebook.
   {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
 
 %kimi reset | history | usage | config | models | cache [info|clear] | help
+%kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
+%kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""

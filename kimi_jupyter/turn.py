@@ -236,6 +236,9 @@ def execute_turn(session: Session, request: TurnRequest, renderer: Renderer, run
     from .cache import ResponseCache
 
     runner = runner or run_turn
+    from .transcript import recording  # [export hook] every finished turn goes into its transcript
+
+    renderer = recording(session, request, renderer)
     messages = request.messages(session)
     refusal, notices = _guard(session, request, messages)
     if refusal is not None:

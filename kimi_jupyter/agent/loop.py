@@ -90,6 +90,7 @@ class _Loop:
         self.requests = 0
         self.final: Response | None = None
         self.notices: set[Notice] = set()
+        self.notebook: Any = None  # [notebook tools hook] agent.notebook_tools.NotebookTools or None
 
     def emit(self, event: Event) -> None:
         if isinstance(event, Notice):
@@ -105,8 +106,13 @@ class _Loop:
         base = self.request.messages(self.session)
         started = time.monotonic()
         steps = 0
+        # [notebook tools hook] edit/insert/run cells, offered only when a notebook frontend answers
+        from .notebook_tools import for_turn
+
+        self.notebook = for_turn(self.shell, self.approver, self.emit)
+        schemas = tool_schemas(self.web) + (self.notebook.schemas() if self.notebook else [])
         while True:
-            stream = client.stream_chat(base + self.added, tools=tool_schemas(self.web))
+            stream = client.stream_chat(base + self.added, tools=schemas)
             self.requests += 1
             step = stream.response
             separate = bool(self.total.text)
@@ -124,6 +130,8 @@ class _Loop:
             if step.error is not None or not step.tool_calls:
                 return self.total
             self.added.append(_assistant_message(step))
+            if self.notebook:  # [notebook tools hook] one step's edits are proposed together
+                self.notebook.begin_step(step.tool_calls)
             images: list[dict[str, Any]] = []
             for call in step.tool_calls:
                 result = self.execute(call)
@@ -157,6 +165,8 @@ class _Loop:
             self.emit(ToolCallStarted(call.id, call.name, call.arguments))
             self.emit(ToolCallFinished(call.id, "(search run by the provider)", None, 0.0))
             return ToolResult(call.arguments)
+        if self.notebook and call.name in self.notebook.names:  # [notebook tools hook]
+            return self.notebook.execute(call, self.emit, self.approver, settings.image_max_size)
         if call.name not in READ_ONLY:
             code = _code_of(call)
             self.emit(ApprovalRequested(call.id, call.name, code))
@@ -233,6 +243,8 @@ def run_agent_turn(
         loop.final = None
         loop.emit(Failed(INTERRUPTED, "Interrupted", partial=bool(loop.total.text)))
     finally:
+        if loop.notebook:  # [notebook tools hook]
+            loop.notebook.close()
         renderer.finish(loop.total)
         loop.commit()
     if interrupted:

@@ -14,6 +14,8 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
 import { setNotebookTracker } from './codeactions';
+import { activateFixButtons } from './fix';
+import { activateNotebookLink } from './proposals';
 import { kimiIcon } from './icon';
 import { registryMarkdown } from './markdown';
 import { KimiSidebar } from './panel';
@@ -34,6 +36,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     restorer: ILayoutRestorer | null
   ) => {
     setNotebookTracker(tracker);
+    activateNotebookLink(tracker); // the kernel's notebook tools and proposals
+    activateFixButtons(tracker); // Fix with Kimi under error outputs
     const sidebar = new KimiSidebar(tracker, registryMarkdown(rendermime));
     sidebar.id = 'kimi-jupyter-sidebar';
     sidebar.title.icon = kimiIcon;

@@ -97,7 +97,9 @@ export type KernelMessage =
     }
   | { type: 'models'; models: string[]; current: string | null; error: string | null }
   | { type: 'reset' }
-  | { type: 'error'; message: string; request_id?: string };
+  | { type: 'error'; message: string; request_id?: string }
+  // [export hook] the sidebar's Export (export.ts)
+  | { type: 'export'; request_id: string; filename: string; mime: string; content: string; error: string | null };
 
 export interface ICellAttachment {
   kind: 'cell';
@@ -126,4 +128,5 @@ export type FrontendMessage =
       options: { model?: string; thinking?: boolean; agent?: boolean };
     }
   | { action: 'approve'; id: string; approved: boolean }
+  | { action: 'export'; request_id: string; format: 'md' | 'ipynb' } // [export hook]
   | { action: 'reset' };
