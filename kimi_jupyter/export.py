@@ -207,12 +207,19 @@ def write_export(path: str | Path, transcript: Transcript, secrets: list[str], w
 
 
 def _secrets(owner: Any) -> list[str]:
+    """The configured key (and the key variables of the environment), to redact."""
+    import os
+
+    from .settings import Secret
+
     settings_of = getattr(owner, "settings", None) or getattr(getattr(owner, "shared", None), "settings", None)
     try:
         key = settings_of().api_key if settings_of else None
     except Exception:
         key = None
-    return [str(key)] if key else []
+    found = [key.get() if isinstance(key, Secret) else str(key)] if key else []
+    found += [os.environ[name] for name in ("MOONSHOT_API_KEY", "KIMI_API_KEY") if os.environ.get(name)]
+    return found
 
 
 def export_magic(magics: Any, rest: str) -> None:

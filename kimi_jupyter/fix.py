@@ -9,7 +9,7 @@ interrupt and the usage ledger all apply, and the turn is part of the cells' con
 * a summary of each variable the cell uses (the same summaries as ``{name}``), and for the
   names that do not exist, the closest existing names;
 * the earlier cells (from the kernel's input history) that assigned, defined or imported
-  those names.
+  those names (and, for a name that does not exist, the names close to it).
 
 Kimi answers with one sentence and the corrected cell; the code becomes an **edit proposal**
 of the failing cell. In JupyterLab (or Notebook 7) with the extension, the proposal shows as a
@@ -180,7 +180,9 @@ def build_fix_prompt(shell: Any, cell: FailingCell, settings: Any) -> str:
     rows = _variables(shell, names, settings)
     if rows:
         parts += ["", "Variables the cell uses:", *rows]
-    defining = _defining_cells(shell, names, cell.execution_count)
+    visible = [n for n in shell.user_ns if not n.startswith("_")]
+    close = [m for n in names if n not in shell.user_ns for m in difflib.get_close_matches(n, visible, n=2)]
+    defining = _defining_cells(shell, names + close, cell.execution_count)
     if defining:
         parts += ["", "Earlier cells that defined them:"]
         for number, source in defining:
@@ -266,7 +268,7 @@ def run_fix(shell: Any, *, cell_id: str | None = None, display: str | None = Non
         if proposal.old == proposal.new:
             _tell(frontend, "Kimi's fix is the same as the cell's source: " + explanation)
             return response
-        frontend.propose(ProposalSet([proposal]), title="Fix with Kimi:")
+        frontend.propose(ProposalSet([proposal]), title="Fix with Kimi")
         note_proposal(proposal.record())
         print(f"Fix for cell {proposal.index}: {proposal.status}"
               + (" (run the cell again with the Run cell button)" if proposal.status == "accepted" else ""))

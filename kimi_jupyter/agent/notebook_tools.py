@@ -178,7 +178,7 @@ class NotebookTools:
                 proposals.append((call, made))
         if not proposals:
             return
-        decided = self.frontend.propose(ProposalSet([p for _, p in proposals]), title="Kimi proposes")
+        decided = self.frontend.propose(ProposalSet([p for _, p in proposals]))
         for call, proposal in proposals:
             self.records.append(proposal.record())
             error = None if proposal.status == "accepted" else proposal.status

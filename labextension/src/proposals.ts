@@ -14,7 +14,7 @@
  * all / Reject all for several. Accepting re-reads the cell: if its source
  * changed since the proposal, the kernel sends a fresh diff instead of the
  * edit overwriting the change. Everything accepted by one click is applied in
- * one notebook transaction, so one undo (Edit > Undo, or Z in command mode)
+ * one notebook transaction, so one Undo Cell Operation (Z in command mode)
  * reverts it.
  */
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
@@ -245,8 +245,8 @@ export class ProposalCard {
   ) {
     const head = el('div', 'jp-kimi-proposals-head');
     const count = proposals.length;
-    head.append(el('span', 'jp-kimi-proposals-title',
-      count ? `${title || 'Kimi proposes'} ${count === 1 ? 'a change' : `${count} changes`}` : title || 'Kimi'));
+    const what = count === 1 ? 'a change' : `${count} changes`;
+    head.append(el('span', 'jp-kimi-proposals-title', title ? `${title}: ${what}` : `Kimi proposes ${what}`));
     this.closeButton = actionButton('×', 'Close', () => this.node.remove(), 'jp-kimi-proposals-close');
     this.closeButton.hidden = count > 0;
     head.append(this.closeButton);
@@ -330,7 +330,7 @@ export class ProposalCard {
     } else {
       const outcome = {
         checking: 'Checking the cell…',
-        accepted: 'Accepted: applied to the notebook (undo with Edit > Undo or Z in command mode).',
+        accepted: 'Accepted: applied to the notebook (Z in command mode, Undo Cell Operation, reverts it).',
         rejected: 'Rejected: the notebook is unchanged.',
         failed: `Not applied: ${p.status}`,
         expired: 'No longer waiting for a decision: the notebook is unchanged.'
