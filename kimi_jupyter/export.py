@@ -85,8 +85,8 @@ def _arguments(step: dict[str, Any]) -> tuple[str, str]:
     raw = str(step.get("arguments") or "")
     try:
         args = json.loads(raw or "{}")
-    except ValueError:
-        return "", raw
+    except ValueError:  # a step that waited for approval keeps the code itself
+        return ("python" if step.get("name") in ("run_python", "run_cell") else ""), raw
     if isinstance(args, dict) and isinstance(args.get("code"), str):
         return "python", args["code"]
     if isinstance(args, dict) and isinstance(args.get("source"), str):

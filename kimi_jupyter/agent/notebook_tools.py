@@ -14,7 +14,9 @@ Tools the model sees (only when a notebook frontend answered, see `agent.fronten
 
 Edits are never auto-approved: ``auto_approve`` / ``--yes`` cover running code, not changing
 the notebook. Where no frontend can apply edits the tools are not offered, and the turn
-shows one notice per kernel saying so (``-f code`` and Insert below keep working there).
+shows one notice per kernel saying so (``-f code`` and Insert below keep working there), where
+a person follows the turn (VS Code, the terminal, JupyterLab without the extension); headless
+runs (nbclient, papermill) get no notice, so executed reports do not repeat it.
 """
 
 from __future__ import annotations
@@ -245,6 +247,17 @@ class NotebookTools:
         return result
 
 
+def _someone_reads(shell: Any) -> bool:
+    """A person follows this turn live (not nbclient / papermill, whose saved reports would
+    repeat the sentence in every run)."""
+    from .approval import pick_channel
+
+    try:
+        return pick_channel(shell) != "no-ui"
+    except Exception:
+        return False
+
+
 def for_turn(shell: Any, approver: Any, emit: Callable[[Any], None]) -> NotebookTools | None:
     """The notebook tools for an agent turn, or None (with one notice per kernel) without a frontend."""
     global _told_unavailable
@@ -256,7 +269,7 @@ def for_turn(shell: Any, approver: Any, emit: Callable[[Any], None]) -> Notebook
     except Exception:
         frontend = None
     if frontend is None:
-        if not _told_unavailable:
+        if not _told_unavailable and _someone_reads(shell):
             _told_unavailable = True
             emit(UNAVAILABLE)
         return None
