@@ -247,7 +247,8 @@ def export_magic(magics: Any, rest: str) -> None:
     except (ValueError, OSError) as error:
         _say(f"%kimi export: {error}")
         return
-    print(f"Exported {len(transcript.turns)} turns of the {what} to {target}.")
+    count = len(transcript.turns)
+    print(f"Exported {count} turn{'' if count == 1 else 's'} of the {what} to {target}.")
 
 
 def sidebar_export(sidebar: Any, data: dict[str, Any]) -> dict[str, Any]:

@@ -67,10 +67,10 @@ def trim_traceback(error: BaseException, shell: Any = None) -> str:
     for i, frame in enumerate(frames):
         in_cell = frame.filename in cells
         if in_cell or i == len(frames) - 1:
-            if skipped:
+            if skipped and lines:  # frames before the first cell are IPython calling it: not shown
                 lines.append(f"  ... {skipped} frame{'s' if skipped > 1 else ''} in library code ...")
-                skipped = 0
-            where = f"cell In[{cells[frame.filename]}]" if in_cell else frame.filename
+            skipped = 0
+            where = f"cell In[{cells[frame.filename]}]" if in_cell else _short_path(frame.filename)
             lines.append(f"  {where}, line {frame.lineno}, in {frame.name}")
             if frame.line:
                 lines.append(f"    {frame.line.strip()}")
@@ -78,6 +78,15 @@ def trim_traceback(error: BaseException, shell: Any = None) -> str:
             skipped += 1
     lines.extend("".join(traceback.format_exception_only(type(error), error)).rstrip().splitlines())
     return "\n".join(lines[-TRACE_LINES:])
+
+
+def _short_path(path: str) -> str:
+    """A library file as its import path (``pandas/core/frame.py``): no user's folders."""
+    for marker in ("site-packages/", "dist-packages/", "lib/python"):
+        if marker in path:
+            tail = path.rsplit(marker, 1)[1]
+            return tail.split("/", 1)[1] if marker == "lib/python" and "/" in tail else tail
+    return path.rsplit("/", 1)[-1]
 
 
 def _trim_text(text: str) -> str:
