@@ -290,6 +290,7 @@ export class ProposalCard {
       item.proposal = proposal;
       item.state = 'pending';
       this.draw(item);
+      this.finish();
     }
   }
 
