@@ -143,3 +143,64 @@ def test_notes_are_cut_and_ids_are_random():
     assert len(p.note) == 2000
     assert len({Proposal("insert", 0, None, "x").pid for _ in range(50)}) == 50
     assert ProposalSet([edit()]).request_id != ProposalSet([edit()]).request_id
+
+
+def test_what_the_frontend_sends_is_checked_and_bounded():
+    from kimi_jupyter.agent.frontend import MAX_CELLS, SOURCE_CHARS, _cells
+
+    assert _cells("not a list") == [] and _cells(None) == []
+    cells = _cells([
+        {"id": "a", "cell_type": "code", "source": "x" * (SOURCE_CHARS + 10), "execution_count": True,
+         "outputs": ["not text"], "has_error": "yes"},
+        "junk",
+        {"id": 5, "cell_type": None, "source": None, "execution_count": 3, "has_error": True},
+    ])
+    assert [c.index for c in cells] == [1, 3]  # indices stay the notebook's own
+    first, second = cells
+    assert len(first.source) == SOURCE_CHARS and first.execution_count is None and first.outputs == ""
+    assert first.has_error is False  # only a real true counts
+    assert (second.id, second.cell_type, second.source, second.execution_count, second.has_error) == (
+        "", "code", "", 3, True)
+    assert len(_cells([{"source": "x"}] * (MAX_CELLS + 5))) == MAX_CELLS
+
+
+def test_notebook_tool_listing_and_reading_texts():
+    from kimi_jupyter.agent.frontend import Cell
+    from kimi_jupyter.agent.notebook_tools import list_text, read_text
+
+    cells = [Cell(1, "a", "code", "\n\nimport pandas as pd\nx = 1", 3, "", False),
+             Cell(2, "b", "markdown", "", None, "", False),
+             Cell(3, "c", "code", "1/0", 4, "ZeroDivisionError: division by zero", True)]
+    assert list_text(cells).splitlines() == [
+        "1. code [In 3]: import pandas as pd",
+        "2. markdown: (empty)",
+        "3. code [In 4] (shows an error): 1/0",
+    ]
+    assert list_text([]) == "(the notebook has no cells)"
+    text = read_text(Cell(1, "a", "code", "y" * 7000, None, "out", False))
+    assert "1000 more characters of source cut" in text and text.endswith("Outputs:\nout")
+
+
+def test_edit_and_insert_arguments_are_checked_before_anything_is_shown():
+    from kimi_jupyter.agent.frontend import Cell
+    from kimi_jupyter.agent.notebook_tools import NotebookTools
+    from kimi_jupyter.events import ToolCallRequested
+
+    tools = NotebookTools.__new__(NotebookTools)  # no frontend needed to check arguments
+    cells = [Cell(1, "a", "code", "x = 1", 1, "", False), Cell(2, "b", "markdown", "# T", None, "", False)]
+
+    def made(name, **args):
+        import json
+
+        return tools._proposal(ToolCallRequested("c1", name, json.dumps(args)), cells)
+
+    assert made("edit_cell", index=3, source="y").error == "no such cell"
+    assert made("edit_cell", index=0, source="y").error == "no such cell"
+    assert made("edit_cell", index=True, source="y").error == "no such cell"
+    assert made("edit_cell", index=1).error == "invalid arguments"
+    assert "already has exactly this source" in made("edit_cell", index=1, source="x = 1").text
+    assert made("insert_cell", after=5, source="y").error == "no such cell"
+    edit = made("edit_cell", index="2", source="# Title")
+    assert (edit.kind, edit.index, edit.cell_id, edit.old, edit.cell_type) == ("edit", 2, "b", "# T", "markdown")
+    top = made("insert_cell", after=0, source="print(1)", cell_type="html")
+    assert (top.kind, top.cell_id, top.cell_type) == ("insert", None, "code")

@@ -123,7 +123,18 @@ function outputsText(outputs: any[]): { text: string; error: boolean } {
 }
 
 class NotebookLink {
-  constructor(readonly panel: NotebookPanel, private comm: Kernel.IComm) {}
+  constructor(readonly panel: NotebookPanel, private comm: Kernel.IComm) {
+    // A closed notebook can decide nothing: tell the kernel, so it stops waiting.
+    panel.disposed.connect(() => {
+      if (!comm.isDisposed) {
+        try {
+          comm.close();
+        } catch (error) {
+          comm.dispose();
+        }
+      }
+    });
+  }
 
   send(message: JSONObject): void {
     if (!this.comm.isDisposed) {
