@@ -244,7 +244,7 @@ def run_fix(shell: Any, *, cell_id: str | None = None, display: str | None = Non
     from .display import choose_renderer
     from .errors import KimiError
     from .session import get_session
-    from .transcript import note_proposal
+    from .transcript import add_to_last_turn
     from .turn import TurnRequest, execute_turn
 
     session = get_session()
@@ -269,16 +269,19 @@ def run_fix(shell: Any, *, cell_id: str | None = None, display: str | None = Non
             _tell(frontend, "Kimi proposed no code; its answer: " + response.text[:1500])
             return response
         explanation = _explanation(response.text)
-        if frontend is None or failing.cell_id is None:
-            _show_static(failing, code, explanation)
-            return response
         proposal = Proposal("edit", failing.index or 0, failing.cell_id, code, old=failing.source,
                             explanation=explanation)
+        if frontend is None or failing.cell_id is None:
+            _show_static(failing, code, explanation)
+            where = f"Edit In [{failing.execution_count}]" if failing.execution_count else "Edit the failing cell"
+            add_to_last_turn(session, proposal.record() | {"target": where,
+                                                           "status": "shown only (no frontend to apply it)"})
+            return response
         if proposal.old == proposal.new:
             _tell(frontend, "Kimi's fix is the same as the cell's source: " + explanation)
             return response
         frontend.propose(ProposalSet([proposal]), title="Fix with Kimi")
-        note_proposal(proposal.record())
+        add_to_last_turn(session, proposal.record())
         print(f"Fix for cell {proposal.index}: {proposal.status}"
               + (" (run the cell again with the Run cell button)" if proposal.status == "accepted" else ""))
         return response

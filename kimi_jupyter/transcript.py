@@ -17,7 +17,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Transcript", "TurnRecord", "transcript_for", "recording", "note_proposal"]
+__all__ = ["Transcript", "TurnRecord", "transcript_for", "recording", "note_proposal", "add_to_last_turn"]
 
 MAX_TURNS = 500
 
@@ -55,6 +55,13 @@ def note_proposal(record: dict[str, Any]) -> None:
     """A decided proposal (``Proposal.record()``) for the turn now running."""
     _PROPOSALS.append(record)
     del _PROPOSALS[:-100]
+
+
+def add_to_last_turn(owner: Any, record: dict[str, Any]) -> None:
+    """A proposal decided after its turn ended (``%kimi fix`` proposes the answer's code)."""
+    turns = transcript_for(owner).turns
+    if turns:
+        turns[-1].proposals.append(record)
 
 
 def prompt_text(content: Any) -> str:

@@ -84,3 +84,15 @@ def test_agent_turn_without_a_frontend_is_not_offered_notebook_tools(shell, kimi
     offered = {t["function"]["name"] for t in kimi_sim_env.chat_requests[-1].json["tools"]
                if "function" in t}
     assert "run_python" in offered and not offered & {"list_cells", "edit_cell", "insert_cell", "run_cell"}
+
+
+def test_the_fix_and_its_outcome_are_part_of_the_export(shell, kimi_sim_env, tmp_path):
+    shell.run_cell("total = 10", store_history=True)
+    _fail(shell, "print(totl * 2)")
+    kimi_sim_env.queue(Reply(text="A typo.\n\n```python\nprint(total * 2)\n```"))
+    shell.run_line_magic("config", "Kimi.display = 'none'")
+    shell.run_line_magic("kimi", "fix")
+    shell.run_line_magic("kimi", f"export {tmp_path / 'fix.md'}")
+    text = (tmp_path / "fix.md").read_text(encoding="utf-8")
+    assert "(%kimi fix)" in text and "Proposed changes:" in text
+    assert "shown only (no frontend to apply it)" in text and "+print(total * 2)" in text
