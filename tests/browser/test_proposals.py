@@ -183,3 +183,24 @@ def test_sidebar_export_downloads_the_chat_without_the_key(page, lab, sim, shot)
     nb = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
     assert nb["nbformat"] == 4 and SIM_KEY not in json.dumps(nb)
     assert any("Say hello." in "".join(c["source"]) for c in nb["cells"])
+
+
+def test_run_cell_asks_like_run_python_and_returns_the_output(page, lab, sim, shot):
+    lab.write_notebook("run_cell.ipynb", [{"cell_type": "code", "source": "print(6 * 7)"}])
+    open_notebook(page, lab.notebook_url("run_cell.ipynb"))
+    sidebar = open_sidebar(page)
+    expect(sidebar.locator(".jp-kimi-banner")).to_have_attribute("data-status", "ready", timeout=30_000)
+    sim.reset()
+    sim.queue(
+        Reply(reasoning="Run the first cell.", tool_calls=[ToolCall("run_cell", {"index": 1})]),
+        Reply(text="The cell prints 42."),
+    )
+    sidebar.get_by_label("Let Kimi run code (asks first)").check()
+    turn = send(sidebar, "Run the first cell and tell me what it prints.")
+    step = turn.locator(".jp-kimi-step").first
+    expect(step).to_have_attribute("data-state", "awaiting approval", timeout=30_000)
+    expect(step.locator(".jp-kimi-pre").first).to_contain_text("print(6 * 7)")  # the cell's source is shown
+    step.get_by_role("button", name="Approve").click()
+    expect(turn).to_have_attribute("data-phase", "done", timeout=30_000)
+    texts = [m["content"] for m in _tool_messages(sim.chat_requests[-1])]
+    assert texts == ["stdout:\n42\n"], texts
