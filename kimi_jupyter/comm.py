@@ -22,6 +22,9 @@ Protocol (JSON objects; frontend -> kernel carry ``action``, kernel -> frontend 
                              only the current model and an error saying why)
     {"action": "reset"}      -> {"type": "reset"}
     {"action": "approve", "id", "approved": bool}   (answers an ApprovalRequested event)
+    {"action": "export", "request_id", "format": "md"|"ipynb"}
+      -> {"type": "export", "request_id", "filename", "mime", "content", "error"}
+                             (this chat as a file, see kimi_jupyter/export.py)
     anything else            -> {"type": "error", "message", "request_id"?}
     "ask" or "reset" while a turn runs -> {"type": "error", ...} (one turn at a time)
 

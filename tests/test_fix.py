@@ -96,3 +96,17 @@ def test_the_fix_and_its_outcome_are_part_of_the_export(shell, kimi_sim_env, tmp
     text = (tmp_path / "fix.md").read_text(encoding="utf-8")
     assert "(%kimi fix)" in text and "Proposed changes:" in text
     assert "shown only (no frontend to apply it)" in text and "+print(total * 2)" in text
+
+
+def test_a_person_at_a_terminal_is_told_once_that_notebook_tools_are_off(shell, kimi_sim_env, monkeypatch):
+    from kimi_jupyter import ask
+    from kimi_jupyter.agent import approval, notebook_tools
+
+    monkeypatch.setattr(approval, "_stdin_is_terminal", lambda: True)  # as in terminal IPython
+    monkeypatch.setattr(notebook_tools, "_told_unavailable", False)
+    answers = []
+    for _ in range(2):
+        kimi_sim_env.queue(Reply(text="Fine."))
+        answers.append(ask("Hello", agent=True, yes=True, display="none"))
+    assert notebook_tools.UNAVAILABLE.text in answers[0].notices
+    assert notebook_tools.UNAVAILABLE.text not in answers[1].notices

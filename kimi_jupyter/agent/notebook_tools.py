@@ -181,8 +181,11 @@ class NotebookTools:
         if not proposals:
             return
         decided = self.frontend.propose(ProposalSet([p for _, p in proposals]))
+        from ..transcript import note_proposal
+
         for call, proposal in proposals:
             self.records.append(proposal.record())
+            note_proposal(proposal.record())  # exports show the diff and what the user decided
             error = None if proposal.status == "accepted" else proposal.status
             self._results[call.id] = ToolResult(decided.result_text(proposal), error=error)
 

@@ -79,6 +79,13 @@ def test_agent_proposes_an_edit_and_an_insert_accept_one_reject_the_other(page, 
     page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:undo-cell-action'); }")
     assert cell_sources(page) == ["x = 1\nprint(x)", "Notes"]
 
+    # The sidebar's export keeps the proposals with their outcome.
+    with page.expect_download() as info:
+        sidebar.get_by_role("button", name="Markdown").click()
+    text = Path(info.value.path()).read_text(encoding="utf-8")
+    assert "- Edit cell 1: **accepted**" in text and "+x = 2" in text
+    assert "- Insert a code cell after cell 1: **rejected**. Note: No extra cells, please." in text
+
 
 def test_accept_all_applies_both_as_one_undo_step_and_a_changed_cell_shows_a_new_diff(page, lab, sim, shot):
     lab.write_notebook("accept_all.ipynb", [
