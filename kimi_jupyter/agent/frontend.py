@@ -109,9 +109,12 @@ class NotebookFrontend:
         self.comm.send(message)
 
     def _wait(self, done: Any, timeout: float | None) -> bool:
-        from .ui_poll import ShellPump
+        from .ui_poll import PumpUnavailable, ShellPump
 
-        pump = ShellPump.open(self.shell.kernel)
+        try:
+            pump = ShellPump.open(self.shell.kernel)
+        except PumpUnavailable as error:
+            raise ConnectionError(f"the kernel cannot read the notebook's answers here ({error})") from None
         try:
             pump.watch([self.comm.comm_id])
             return pump.wait(lambda: self.closed or done(), timeout)

@@ -211,3 +211,25 @@ def test_run_cell_asks_like_run_python_and_returns_the_output(page, lab, sim, sh
     expect(turn).to_have_attribute("data-phase", "done", timeout=30_000)
     texts = [m["content"] for m in _tool_messages(sim.chat_requests[-1])]
     assert texts == ["stdout:\n42\n"], texts
+
+
+def test_kimi_fix_typed_in_a_cell_proposes_the_fix_of_the_cell_that_failed(page, lab, sim, shot):
+    lab.write_notebook("fix_magic.ipynb", [
+        {"cell_type": "code", "source": "%load_ext kimi_jupyter\nwords = ['a', 'b']"},
+        {"cell_type": "code", "source": "print(len(word))"},
+        {"cell_type": "code", "source": "%kimi fix"},
+    ])
+    open_notebook(page, lab.notebook_url("fix_magic.ipynb"))
+    run_cell(page, 0)
+    run_cell(page, 1)
+    sim.reset()
+    sim.queue(Reply(text="`word` should be `words`.\n\n```python\nprint(len(words))\n```"))
+    page.evaluate(
+        """() => { const app = window.jupyterapp; const panel = app.shell.currentWidget;
+                   panel.content.activeCellIndex = 2; panel.content.deselectAll();
+                   void app.commands.execute('notebook:run-cell'); }""")
+    card = page.locator(".jp-kimi-proposals")
+    expect(card.locator(".jp-kimi-proposal-target")).to_have_text("Edit cell 2", timeout=30_000)
+    card.get_by_role("button", name="Accept").click()
+    expect(output_area(page, 2)).to_contain_text("Fix for cell 2: accepted", timeout=30_000)
+    assert cell_sources(page)[1] == "print(len(words))"
