@@ -233,3 +233,34 @@ def test_kimi_fix_typed_in_a_cell_proposes_the_fix_of_the_cell_that_failed(page,
     card.get_by_role("button", name="Accept").click()
     expect(output_area(page, 2)).to_contain_text("Fix for cell 2: accepted", timeout=30_000)
     assert cell_sources(page)[1] == "print(len(words))"
+
+
+def test_fix_with_kimi_in_notebook_7(page, lab, sim, shot):
+    """The same extension in Notebook 7 (the classic-style UI on the same server)."""
+    import pytest
+
+    pytest.importorskip("notebook", minversion="7")
+    lab.write_notebook("fix_nb7.ipynb", [
+        {"cell_type": "code", "source": "total = 10"},
+        {"cell_type": "code", "source": "print(totl * 2)"},
+    ])
+    page.goto(f"{lab.url}/notebooks/fix_nb7.ipynb?token={lab.token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    expect(page.locator(".jp-Notebook-ExecutionIndicator, #jp-KernelStatus, .jp-KernelStatus").first).to_be_attached(
+        timeout=60_000)
+    page.wait_for_timeout(2000)  # the kernel connects
+    page.locator(".jp-Cell").nth(0).locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")
+    expect(page.locator(".jp-Cell").nth(1).locator(".jp-Cell-outputArea")).to_contain_text("NameError",
+                                                                                          timeout=60_000)
+    sim.reset()
+    sim.queue(Reply(text="A typo.\n\n```python\nprint(total * 2)\n```"))
+    page.locator(".jp-Cell").nth(1).get_by_role("button", name="Fix with Kimi").click()
+    card = page.locator(".jp-kimi-proposals")
+    expect(card.locator(".jp-kimi-diff-line[data-op='add']")).to_have_text(["+ print(total * 2)"], timeout=30_000)
+    shot(page, "p7-notebook7-fix-proposal")
+    card.get_by_role("button", name="Accept").click()
+    card.get_by_role("button", name="Run cell").click()
+    expect(page.locator(".jp-Cell").nth(1).locator(".jp-Cell-outputArea")).to_contain_text("20", timeout=30_000)
+    expect(page.locator(".jp-Cell").nth(1).locator(".jp-Cell-outputArea")).not_to_contain_text("NameError")
