@@ -16,7 +16,7 @@ Protocol (JSON; kernel -> frontend carry ``action``, frontend -> kernel ``type``
     {"action": "snapshot", "id"}
       <- {"type": "snapshot", "id", "cells": [{"id", "cell_type", "source",
           "execution_count", "outputs", "has_error"}]}     (outputs as text, cut)
-    {"action": "propose", "id", "title", "proposals": [Proposal.to_json()]}
+    {"action": "propose", "id", "title", "auto", "proposals": [Proposal.to_json()]}
       <- {"type": "decision", "id", "pid", "outcome": accepted|rejected|failed, "note"}
       <- {"type": "changed", "id", "pid", "current"}     (the cell changed meanwhile)
       -> {"action": "update", "id", "proposal"}          (the new diff; decide again)
@@ -146,10 +146,13 @@ class NotebookFrontend:
             raise ConnectionError("the notebook did not answer (is its tab still open?)")
         return _cells(found["reply"].get("cells"))
 
-    def propose(self, proposals: ProposalSet, title: str = "", timeout: float | None = None) -> ProposalSet:
-        """Show the proposals and wait until the user has decided on each (or the wait ends)."""
+    def propose(self, proposals: ProposalSet, title: str = "", timeout: float | None = None,
+                auto: bool = False) -> ProposalSet:
+        """Show the proposals and wait until the user has decided on each (or the wait ends).
+
+        ``auto`` (the user's ``Kimi.auto_apply_edits``): the frontend applies them at once."""
         rid = proposals.request_id
-        self._send({"action": "propose", "id": rid, "title": title[:200],
+        self._send({"action": "propose", "id": rid, "title": title[:200], "auto": bool(auto),
                     "proposals": [p.to_json() for p in proposals]})
 
         def settled() -> bool:

@@ -109,7 +109,7 @@ class _Loop:
         # [notebook tools hook] edit/insert/run cells, offered only when a notebook frontend answers
         from .notebook_tools import for_turn
 
-        self.notebook = for_turn(self.shell, self.approver, self.emit)
+        self.notebook = for_turn(self.shell, self.approver, self.emit, settings)
         schemas = tool_schemas(self.web) + (self.notebook.schemas() if self.notebook else [])
         while True:
             stream = client.stream_chat(base + self.added, tools=schemas)

@@ -12,8 +12,9 @@ Tools the model sees (only when a notebook frontend answered, see `agent.fronten
   The output goes back to the model and shows in the agent's answer; the cell's own output
   area is left as it was.
 
-Edits are never auto-approved: ``auto_approve`` / ``--yes`` cover running code, not changing
-the notebook. Where no frontend can apply edits the tools are not offered, and the turn
+Edits are not covered by ``auto_approve`` / ``--yes`` (they are about running code); only the
+explicit ``Kimi.auto_apply_edits`` opt-in lets the frontend apply proposals without a click
+(the card still shows each diff, and the user can undo each step). Where no frontend can apply edits the tools are not offered, and the turn
 shows one notice per kernel saying so (``-f code`` and Insert below keep working there), where
 a person follows the turn (VS Code, the terminal, JupyterLab without the extension); headless
 runs (nbclient, papermill) get no notice, so executed reports do not repeat it.
@@ -115,9 +116,10 @@ def read_text(cell: Cell) -> str:
 class NotebookTools:
     """The notebook tools of one turn, bound to its frontend; see the module doc."""
 
-    def __init__(self, frontend: NotebookFrontend, shell: Any) -> None:
+    def __init__(self, frontend: NotebookFrontend, shell: Any, auto_apply: bool = False) -> None:
         self.frontend = frontend
         self.shell = shell
+        self.auto_apply = auto_apply  # Kimi.auto_apply_edits: the user's explicit opt-in
         self.names = NOTEBOOK_TOOLS
         self._step: list[Any] = []
         self._results: dict[str, ToolResult] = {}
@@ -180,7 +182,7 @@ class NotebookTools:
                 proposals.append((call, made))
         if not proposals:
             return
-        decided = self.frontend.propose(ProposalSet([p for _, p in proposals]))
+        decided = self.frontend.propose(ProposalSet([p for _, p in proposals]), auto=self.auto_apply)
         from ..transcript import note_proposal
 
         for call, proposal in proposals:
@@ -261,7 +263,7 @@ def _someone_reads(shell: Any) -> bool:
         return False
 
 
-def for_turn(shell: Any, approver: Any, emit: Callable[[Any], None]) -> NotebookTools | None:
+def for_turn(shell: Any, approver: Any, emit: Callable[[Any], None], settings: Any = None) -> NotebookTools | None:
     """The notebook tools for an agent turn, or None (with one notice per kernel) without a frontend."""
     global _told_unavailable
     chat_comm_id = getattr(approver, "comm_id", None)  # a sidebar turn: its chat comm names the notebook
@@ -276,4 +278,4 @@ def for_turn(shell: Any, approver: Any, emit: Callable[[Any], None]) -> Notebook
             _told_unavailable = True
             emit(UNAVAILABLE)
         return None
-    return NotebookTools(frontend, shell)
+    return NotebookTools(frontend, shell, auto_apply=bool(getattr(settings, "auto_apply_edits", False)))

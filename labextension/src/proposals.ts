@@ -152,6 +152,9 @@ class NotebookLink {
         const card = new ProposalCard(this.panel, id, String(data.title ?? ''),
           (data.proposals as unknown as IProposal[]) ?? [], message => this.send(message));
         this.cards.set(id, card);
+        if (data.auto === true) {
+          card.applyWithoutAsking(); // the user's Kimi.auto_apply_edits
+        }
         break;
       }
       case 'update':
@@ -293,6 +296,15 @@ export class ProposalCard {
         void panel.content.scrollToCell(widget).catch(() => undefined);
       }
     }
+  }
+
+  /** Kimi.auto_apply_edits: accept everything at once (still one undo step), and say so. */
+  applyWithoutAsking(): void {
+    this.node.insertBefore(
+      el('div', 'jp-kimi-proposal-explanation', 'Applied without asking (Kimi.auto_apply_edits is on).'),
+      this.node.children[1] ?? null
+    );
+    this.accept(this.pending());
   }
 
   update(proposal: IProposal): void {

@@ -264,3 +264,22 @@ def test_fix_with_kimi_in_notebook_7(page, lab, sim, shot):
     card.get_by_role("button", name="Run cell").click()
     expect(page.locator(".jp-Cell").nth(1).locator(".jp-Cell-outputArea")).to_contain_text("20", timeout=30_000)
     expect(page.locator(".jp-Cell").nth(1).locator(".jp-Cell-outputArea")).not_to_contain_text("NameError")
+
+
+def test_auto_apply_edits_is_an_explicit_opt_in(page, lab, sim, shot):
+    lab.write_notebook("auto_apply.ipynb", [
+        {"cell_type": "code", "source": "%load_ext kimi_jupyter\n%config Kimi.auto_apply_edits = True"},
+        {"cell_type": "code", "source": "b = 1"},
+        {"cell_type": "code", "source": "%%kimi --agent\nComment cell 2."},
+    ])
+    open_notebook(page, lab.notebook_url("auto_apply.ipynb"))
+    run_cell(page, 0)
+    sim.reset()
+    sim.queue(Reply(reasoning="Comment it.", tool_calls=[ToolCall("edit_cell", {"index": 2, "source": "b = 1  # one"})]),
+              Reply(text="Commented."))
+    run_cell(page, 2, timeout=60_000)
+    expect(output_area(page, 2)).to_contain_text("Commented.", timeout=30_000)
+    assert cell_sources(page)[1] == "b = 1  # one"  # no click was needed
+    expect(page.locator(".jp-kimi-proposals")).to_contain_text("Applied without asking")
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:undo-cell-action'); }")
+    assert cell_sources(page)[1] == "b = 1"
