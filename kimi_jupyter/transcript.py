@@ -83,13 +83,9 @@ def prompt_text(content: Any) -> str:
 class _Recording:
     def __init__(self, owner: Any, request: Any, inner: Any) -> None:
         self.owner, self.request, self.inner = owner, request, inner
+        self.start = inner.start
+        self.handle = inner.handle  # the per-event path: no extra call
         _PROPOSALS.clear()  # anything left over belongs to no turn
-
-    def start(self, meta: Any) -> None:
-        self.inner.start(meta)
-
-    def handle(self, event: Any) -> None:
-        self.inner.handle(event)
 
     def finish(self, response: Any) -> None:
         try:
