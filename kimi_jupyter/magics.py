@@ -302,18 +302,50 @@ class KimiMagics(Magics):
     # -- %kimi ---------------------------------------------------------------------------
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
-        """%kimi help | reset | history | usage | config | models | cache [info|clear] | files [list|clear]"""
+        """%kimi help | reset | history | usage | config | models | cache [info|clear] | files [list|clear] | fix
+        | export PATH"""
         command, _, rest = line.strip().partition(" ")
         handler = {
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
             "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
-            "files": self._files,
+            "files": self._files, "fix": self._fix, "export": self._export,
         }.get(command)
         if handler is None:
             _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
-                 "| cache | files")
+                 "| cache | files | fix | export")
             return None
         return handler(rest.strip())
+
+    def _fix(self, rest: str) -> None:  # the logic is in kimi_jupyter/fix.py
+        from .fix import fix_magic
+
+        fix_magic(self, rest)
+
+    def _export(self, rest: str) -> None:
+        """``%kimi export PATH [--sidebar]``: the conversation as Markdown or .ipynb (export.py)."""
+        from .export import secrets_to_hide, write_export
+        from .transcript import transcript_for
+
+        words = rest.split()
+        sidebar = "--sidebar" in words
+        words = [w for w in words if w != "--sidebar"]
+        if len(words) != 1:
+            _say("Use: %kimi export PATH.md|PATH.ipynb [--sidebar]  (--sidebar: the chat sidebar's conversation)")
+            return
+        if sidebar:
+            from .sidebar.chat import chat
+
+            owner, what = chat().memory, "sidebar chat"
+        else:
+            owner, what = self.session.notebook, "notebook cells"
+        transcript = transcript_for(owner)
+        try:
+            target = write_export(_text(words[0]), transcript, secrets_to_hide(), what)
+        except (ValueError, OSError) as error:
+            _say(f"%kimi export: {error}")
+            return
+        count = len(transcript.turns)
+        print(f"Exported {count} turn{'' if count == 1 else 's'} of the {what} to {target}.")
 
     def _help(self, _: str) -> None:
         print(HELP)
@@ -418,6 +450,8 @@ kimi_jupyter: Kimi K2.5 in this notebook.
   {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
 
 %kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
+%kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
+%kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""

@@ -53,6 +53,7 @@ SETTING_HELP: dict[str, str] = {
     "history_budget": "token budget of the conversation sent with each request",
     "display": "auto, widget, markdown, text or none",
     "auto_approve": "run model-proposed code without asking (agent mode)",
+    "auto_apply_edits": "apply the agent's cell edits and inserts in JupyterLab without Accept (each still one undo step)",
     "max_steps": "most tool-call steps in one agent turn",
     "max_turn_cost": "most one turn may cost, in the provider's currency",
     "agent_timeout": "wall-clock seconds one agent turn may take",
@@ -136,6 +137,7 @@ class Settings:
     history_budget: int = 100_000
     display: str = "auto"
     auto_approve: bool = False
+    auto_apply_edits: bool = False
     max_steps: int = 10
     max_turn_cost: float | None = None
     agent_timeout: float = 300.0

@@ -91,10 +91,16 @@ class NullRenderer:
 class Strategy(Protocol):
     """How a turn goes on after one request: the agent's tool loop is one."""
 
-    def tools(self, settings: Settings) -> list[dict[str, Any]] | None: ...
+    def tools(self, turn: Turn) -> list[dict[str, Any]] | None:
+        """The tool schemas the next request offers."""
+        ...
 
     def after_step(self, turn: Turn, step: Response) -> bool:
         """Act on a finished request (run its tool calls); True: send another."""
+        ...
+
+    def close(self) -> None:
+        """The turn is over, however it ended."""
         ...
 
 
@@ -128,9 +134,13 @@ class Turn:
     """One turn's state and every decision in it; the drivers below do the I/O."""
 
     def __init__(self, session: Session, request: TurnRequest, renderer: Renderer) -> None:
-        self.session, self.request, self.renderer = session, request, renderer
+        from .transcript import recording
+
+        self.session, self.request = session, request
         self.settings = request.settings
         self.chat: Chat = request.chat or session.notebook
+        # Every finished turn goes into its chat's transcript (%kimi export, the sidebar's Export).
+        self.renderer = recording(self.chat, request, renderer)
         self.user = {"role": "user", "content": request.content}
         self.base, self.history_tokens = self._base_messages()
         self.total: Response | None = None  # plain turns: the stream's own snapshot
@@ -175,7 +185,7 @@ class Turn:
 
     def tools(self) -> list[dict[str, Any]] | None:
         strategy = self.request.strategy
-        return strategy.tools(self.settings) if strategy is not None else self.request.tools
+        return strategy.tools(self) if strategy is not None else self.request.tools
 
     # -- before anything is sent --------------------------------------------------------
     def open(self) -> Response | None:
@@ -387,9 +397,13 @@ class Turn:
         if not self._committed:
             self._committed = True
             try:
-                self.renderer.finish(response)
+                if self.request.strategy is not None:
+                    self.request.strategy.close()
             finally:
-                self._commit(response)
+                try:
+                    self.renderer.finish(response)
+                finally:
+                    self._commit(response)
         return response
 
     def _commit(self, response: Response) -> None:

@@ -56,6 +56,8 @@ HOW_STDIN = "stdin"
 HOW_NO_UI = "no-ui"
 HOW_TIMEOUT = "timeout"
 
+DENIED = "The user declined to run this code. Do not retry it unchanged; explain or propose something else."  # what the model hears
+
 APPROVE_LABEL = "Run it"
 DENY_LABEL = "Don't run"
 STDIN_PROMPT = "Run this code? [y/N] "

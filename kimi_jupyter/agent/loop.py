@@ -31,13 +31,12 @@ from ..events import (
 )
 from ..response import Response
 from ..secrets import secrets_of
-from ..settings import Settings
 from ..turn import Turn
+from .approval import DENIED
 from .tools import READ_ONLY, ToolResult, run_tool, tool_schemas
 
 __all__ = ["AgentLimits", "AgentStrategy", "DENIED", "agent_strategy"]
 
-DENIED = "The user declined to run this code. Do not retry it unchanged; explain or propose something else."
 
 
 @dataclass(frozen=True)
@@ -68,14 +67,27 @@ class AgentStrategy:
     def __init__(self, shell: Any, approver: Approver, *, limits: AgentLimits | None = None,
                  web: bool = False) -> None:
         self.shell, self.approver, self.limits, self.web = shell, approver, limits, web
+        self.notebook: Any = None  # notebook_tools.NotebookTools, when a notebook frontend answers
+        self._asked = False
 
-    def tools(self, settings: Settings) -> list[dict[str, Any]]:
-        return tool_schemas(self.web)
+    def tools(self, turn: Turn) -> list[dict[str, Any]]:
+        if not self._asked:  # once a turn: edit/insert/run cells only where a frontend applies them
+            self._asked = True
+            from .notebook_tools import for_turn
+
+            self.notebook = for_turn(self.shell, self.approver, turn.emit, turn.settings)
+        return tool_schemas(self.web) + (self.notebook.schemas() if self.notebook else [])
+
+    def close(self) -> None:
+        if self.notebook:
+            self.notebook.close()
 
     def after_step(self, turn: Turn, step: Response) -> bool:
         settings = turn.settings
         limits = self.limits or AgentLimits(settings.max_steps, settings.max_turn_cost, settings.agent_timeout)
         turn.added.append(assistant_message(step))
+        if self.notebook:  # one step's edits are proposed together
+            self.notebook.begin_step(step.tool_calls)
         images: list[dict[str, Any]] = []
         for call in step.tool_calls:
             result = self.execute(turn, call)
@@ -105,6 +117,8 @@ class AgentStrategy:
             emit(ToolCallStarted(call.id, call.name, call.arguments))
             emit(ToolCallFinished(call.id, "(search run by the provider)", None, 0.0))
             return ToolResult(call.arguments)
+        if self.notebook and call.name in self.notebook.names:
+            return self.notebook.execute(call, emit, self.approver, settings.image_max_size)
         if call.name not in READ_ONLY:
             code = _code_of(call)
             emit(ApprovalRequested(call.id, call.name, code))

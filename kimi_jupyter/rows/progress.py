@@ -121,7 +121,7 @@ class WidgetProgress(ProgressView):
 
 def choose_progress(mode: Any, title: str = "kimi rows") -> ProgressView:
     """``"auto"``: widget in a Jupyter kernel, text bar in a terminal, a final line elsewhere."""
-    from ..display.base import widgets_available, in_kernel
+    from ..display.base import in_kernel, widgets_available
 
     if mode in (False, None, "none"):
         return ProgressView(title)

@@ -3,7 +3,8 @@
 Messages (typed in `kimi_jupyter.sidebar.protocol`, which the TypeScript side mirrors;
 frontend -> kernel carry ``action``, kernel -> frontend ``type``): ``hello`` (settings summary, never the key), ``ask`` (a turn: ``start``, then
 ``event`` messages, then ``done`` with the response summary), ``models`` (the provider's
-list, fetched on a thread), ``reset``, ``approve`` (answers an ``ApprovalRequested``), and
+list, fetched on a thread), ``reset``, ``approve`` (answers an ``ApprovalRequested``),
+``export`` (this chat as a Markdown or .ipynb file, ``kimi_jupyter/export.py``), and
 ``error`` for anything else. ``ask`` or ``reset`` while a turn runs is an error (one turn at
 a time).
 
@@ -212,6 +213,10 @@ def handle_message(data: Any, send: Send, sidebar: SidebarChat | None = None, co
     elif action == "reset":
         sidebar.reset()
         send({"type": "reset"})
+    elif action == "export":  # the sidebar's Export button
+        from ..export import sidebar_export
+
+        send(sidebar_export(sidebar, data))
     elif action == "approve":
         sidebar.answer(str(data.get("id")), bool(data.get("approved")))
     else:

@@ -48,6 +48,8 @@ __all__ = [
     "CellAttachment",
     "DoneMessage",
     "ErrorMessage",
+    "ExportReply",
+    "ExportRequest",
     "EventMessage",
     "FrontendMessage",
     "HelloReply",
@@ -220,7 +222,15 @@ class ApproveRequest(TypedDict):
     approved: bool
 
 
-FrontendMessage = Union[HelloRequest, ModelsRequest, ResetRequest, AskRequest, ApproveRequest]
+class ExportRequest(TypedDict):
+    """The sidebar's Export button: this chat as a file (``kimi_jupyter/export.py``)."""
+
+    action: Literal["export"]
+    request_id: str
+    format: Literal["md", "ipynb"]
+
+
+FrontendMessage = Union[HelloRequest, ModelsRequest, ResetRequest, AskRequest, ApproveRequest, ExportRequest]
 
 
 # -- kernel -> frontend -------------------------------------------------------------------
@@ -308,4 +318,16 @@ class ErrorMessage(_ErrorMessage, total=False):
     request_id: str | None
 
 
-KernelMessage = Union[HelloReply, StartMessage, EventMessage, DoneMessage, ModelsReply, ResetReply, ErrorMessage]
+class ExportReply(TypedDict):
+    """The export's content for the browser to download (``error`` when it failed)."""
+
+    type: Literal["export"]
+    request_id: str
+    filename: str
+    mime: str
+    content: str
+    error: str | None
+
+
+KernelMessage = Union[HelloReply, StartMessage, EventMessage, DoneMessage, ModelsReply, ResetReply, ExportReply,
+                      ErrorMessage]

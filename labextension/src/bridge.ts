@@ -37,7 +37,7 @@ const LOAD_CODE = '%load_ext kimi_jupyter';
  * a turn must not race the cells it reads. Older JupyterLabs have no such
  * setting and always use the main shell.
  */
-function keepOnMainShell(comm: Kernel.IComm): void {
+export function keepOnMainShell(comm: Kernel.IComm): void {
   if ('commsOverSubshells' in comm) {
     // The enum's value, not the enum: JupyterLabs before 4.4 do not export it.
     comm.commsOverSubshells = 'disabled' as CommsOverSubshells;
@@ -66,6 +66,11 @@ export class KernelBridge implements IDisposable {
   /** Every message the kernel sends on the comm after `hello`. */
   get received(): ISignal<this, KernelMessage> {
     return this._received;
+  }
+
+  /** [notebook tools hook] the chat comm's id: a sidebar turn's notebook link matches it. */
+  get commId(): string | null {
+    return this.comm && !this.comm.isDisposed ? this.comm.commId : null;
   }
 
   get kernel(): Kernel.IKernelConnection | null {

@@ -17,6 +17,8 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ToolbarButton } from '@jupyterlab/ui-components';
 
 import { setNotebookTracker } from './codeactions';
+import { activateFixButtons } from './fix';
+import { activateNotebookLink } from './proposals';
 import { kimiIcon } from './icon';
 import { registryMarkdown } from './markdown';
 import { KimiSidebar } from './panel';
@@ -39,6 +41,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     documents: IDocumentManager | null
   ) => {
     setNotebookTracker(tracker);
+    activateNotebookLink(tracker); // the kernel's notebook tools and proposals
+    activateFixButtons(tracker); // Fix with Kimi under error outputs
     const pickFiles = documents
       ? async (): Promise<string[]> => {
           const result = await FileDialog.getOpenFiles({

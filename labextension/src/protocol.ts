@@ -196,6 +196,13 @@ export interface IResetRequest {
   action: 'reset';
 }
 
+/** The sidebar's Export button: this chat as a file (`kimi_jupyter/export.py`). */
+export interface IExportRequest {
+  action: 'export';
+  request_id: string;
+  format: 'md' | 'ipynb';
+}
+
 export interface ICellAttachment {
   kind: 'cell';
   source: string;
@@ -247,7 +254,8 @@ export type FrontendMessage =
   | IModelsRequest
   | IResetRequest
   | IAskRequest
-  | IApproveRequest;
+  | IApproveRequest
+  | IExportRequest;
 
 // -- kernel -> frontend -----------------------------------------------------
 
@@ -310,6 +318,16 @@ export interface IErrorMessage {
   request_id?: string | null;
 }
 
+/** The export's content for the browser to download (`error` when it failed). */
+export interface IExportReply {
+  type: 'export';
+  request_id: string;
+  filename: string;
+  mime: string;
+  content: string;
+  error: string | null;
+}
+
 export type KernelMessage =
   | IHelloReply
   | IStartMessage
@@ -317,4 +335,5 @@ export type KernelMessage =
   | IDoneMessage
   | IModelsReply
   | IResetReply
+  | IExportReply
   | IErrorMessage;
