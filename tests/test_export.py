@@ -45,7 +45,7 @@ def _fill(sim, shell) -> Transcript:
         Reply(text="It is **42**."),
     )
     ask("Compute 6 * 7.", display="none", agent=True, yes=True, history=True, source="magic")
-    transcript = transcript_for(get_session())
+    transcript = transcript_for(get_session().notebook)
     edit = Proposal("edit", 2, "c2", "print(total)", old="print(totl)")
     insert = Proposal("insert", 2, "c2", "print('done')")
     proposals = ProposalSet([edit, insert])
@@ -71,7 +71,8 @@ def test_markdown_export_matches_the_golden_file(kimi_sim_env, shell, tmp_path):
     target = write_export(tmp_path / "chat.md", transcript, [KEY], "notebook cells")
     text = target.read_text(encoding="utf-8")
     _check_golden("export.md", text)
-    assert KEY not in text and text.count("[redacted]") == 2
+    # The prompt's key was masked (***) before it was ever sent; the model's echo of it by the export.
+    assert KEY not in text and text.count("[redacted]") == 1 and "(my key is ***)" in text
     assert "<script>" not in text and "<img" not in text and "\\![t](http://tracker.example/p.png)" in text
     assert "`a < b`" in text and "    print('<ok>')" in text  # code is kept as written
     assert "<details><summary>Reasoning</summary>" in text and "&lt;b&gt;escaping&lt;/b&gt;" in text
@@ -136,12 +137,12 @@ def test_export_magic_writes_the_cells_conversation(kimi_sim_env, shell, tmp_pat
 
 
 def test_the_sidebar_export_reply(kimi_sim_env):
-    from kimi_jupyter.comm import SidebarChat
+    from kimi_jupyter.sidebar.chat import SidebarChat
 
     from kimi_jupyter.export import sidebar_export
 
     sidebar = SidebarChat(namespace={})
-    transcript_for(sidebar).add(TurnRecord("sidebar", f"key {KEY}", {"text": "ok", "usage": {}}))
+    transcript_for(sidebar.memory).add(TurnRecord("sidebar", f"key {KEY}", {"text": "ok", "usage": {}}))
     reply = sidebar_export(sidebar, {"request_id": "r1", "format": "ipynb"})
     assert reply["type"] == "export" and reply["filename"] == "kimi-chat.ipynb" and reply["error"] is None
     assert KEY not in reply["content"] and json.loads(reply["content"])["nbformat"] == 4

@@ -150,7 +150,8 @@ def test_every_message_the_kernel_sends_in_a_turn_conforms(kimi_sim_env):
     sent: list[dict[str, Any]] = []
     sidebar = SidebarChat(namespace={})
     for message in ({"action": "hello"}, {"action": "ask", "request_id": "r1", "prompt": "Answer?"},
-                    {"action": "reset"}, {"action": "dance"}):
+                    {"action": "export", "request_id": "e1", "format": "md"}, {"action": "reset"},
+                    {"action": "dance"}):
         handle_message(message, sent.append, sidebar)
     handle_message({"action": "models"}, sent.append, sidebar)
     deadline = time.monotonic() + 5

@@ -227,7 +227,7 @@ class ExportRequest(TypedDict):
 
     action: Literal["export"]
     request_id: str
-    format: Literal["md", "ipynb"]
+    format: str  # "md" or "ipynb"
 
 
 FrontendMessage = Union[HelloRequest, ModelsRequest, ResetRequest, AskRequest, ApproveRequest, ExportRequest]
