@@ -93,3 +93,16 @@ def test_aask_joins_too(kimi_sim_env):
     kimi_sim_env.queue(Reply(text="world"))
     response = asyncio.run(aask("greet", prefill="hello "))
     assert response.text == "hello world"
+
+
+def test_the_sidebar_prefill_option_goes_through_the_same_turn(kimi_sim_env):
+    from kimi_jupyter.sidebar.chat import SidebarChat, handle_message
+
+    kimi_sim_env.queue(Reply(text=" 42."))
+    sent: list[dict] = []
+    sidebar = SidebarChat(namespace={})
+    handle_message({"action": "ask", "request_id": "p", "prompt": "Six times seven?",
+                    "options": {"prefill": "The answer is"}}, sent.append, sidebar)
+    assert kimi_sim_env.chat_requests[-1].messages[-1] == {"role": "assistant", "content": "The answer is",
+                                                           "partial": True}
+    assert sent[-1]["type"] == "done" and sent[-1]["response"]["text"] == "The answer is 42."

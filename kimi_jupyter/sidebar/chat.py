@@ -152,9 +152,13 @@ class SidebarChat:
             shell = self._shell()
             strategy = agent_strategy(shell, web=False, approver=CommApprover(
                 self, comm_id, shell, auto=bool(settings.auto_approve)))
+        from ..partial import prefill_options
+
+        prefill = options.get("prefill") if isinstance(options.get("prefill"), str) else None
         request = TurnRequest(content=content, settings=settings, source=SOURCE, chat=self.memory,
                               mode={"agent": True, "web": False} if strategy else {}, strategy=strategy,
-                              **request_extras(sink))
+                              # documents (system messages) and partial mode's prefill
+                              **request_extras(sink, wire=prefill_options(None, prefill, settings)))
         run_turn(self.session, request, renderer)
 
     def _shell(self) -> Any:

@@ -199,6 +199,7 @@ class AskOptions(TypedDict, total=False):
     model: str
     thinking: bool
     agent: bool
+    prefill: str  # partial mode: the answer starts with this text
 
 
 class _AskRequest(TypedDict):

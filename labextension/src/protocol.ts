@@ -233,6 +233,8 @@ export interface IAskOptions {
   model?: string;
   thinking?: boolean;
   agent?: boolean;
+  /** Partial mode: the answer starts with this text. */
+  prefill?: string;
 }
 
 export interface IAskRequest {
