@@ -227,7 +227,11 @@ export class TurnState {
         break;
       case 'Notice':
         this.notices.push(event.text);
-        this.note = event.text;
+        // Several notices (a document's summary, then "Simulated reply") stay one per line.
+        this.clearRetryNote();
+        if (!this.note.split('\n').includes(event.text)) {
+          this.note = this.note ? `${this.note}\n${event.text}` : event.text;
+        }
         break;
       case 'Done':
         this.finishReason = event.finish_reason ?? null;
@@ -272,7 +276,7 @@ export class TurnState {
       this.note = '';
     }
     if (!this.note && this.notices.length) {
-      this.note = this.notices[this.notices.length - 1];
+      this.note = this.notices.join('\n');
     }
   }
 
