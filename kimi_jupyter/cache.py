@@ -35,6 +35,8 @@ from .events import (
     ApprovalResolved,
     Event,
     Notice,
+    ReasoningDelta,
+    TextDelta,
     ToolCallFinished,
     ToolCallStarted,
     event_to_json,
@@ -200,7 +202,8 @@ class ResponseCache:
     def store(self, key: str, events: list[Event], conversation: list[dict[str, Any]]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"format": FORMAT, "events": [event_to_json(e) for e in events], "conversation": conversation}
+        payload = {"format": FORMAT, "events": [event_to_json(e) for e in _joined(events)],
+                   "conversation": conversation}
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         # A fresh temporary file (O_EXCL: never a planted FIFO or link), then an atomic
         # rename, so no half-written entry is ever left behind.
@@ -254,3 +257,16 @@ def _read_regular(path: Path) -> bytes | None:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _joined(events: list[Event]) -> list[Event]:
+    """Runs of text or reasoning deltas joined into one event each: a replay shows the same
+    text, and an entry is a few events instead of one per token (smaller, faster to replay)."""
+    out: list[Event] = []
+    for event in events:
+        kind = type(event)
+        if kind in (TextDelta, ReasoningDelta) and out and type(out[-1]) is kind:
+            out[-1] = kind(out[-1].text + event.text)  # type: ignore[union-attr]
+        else:
+            out.append(event)
+    return out

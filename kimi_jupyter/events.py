@@ -250,6 +250,8 @@ _EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in get_args(Event)}
 
 def event_to_json(event: Event) -> dict[str, Any]:
     """A JSON-ready dict: ``{"type": "TextDelta", "text": ...}``."""
+    if type(event) in (TextDelta, ReasoningDelta):  # the common case, without asdict's recursion
+        return {"text": event.text, "type": type(event).__name__}  # type: ignore[union-attr]
     data = dataclasses.asdict(event)
     data["type"] = type(event).__name__
     if isinstance(event, Usage) and event.note is None:

@@ -500,7 +500,8 @@ class AsyncKimiClient(_Base):
                         reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
                         guard = self._guard(resp, url)
                         finished = False
-                        async for lines in guard.abatches(araw_chunks(resp)):
+                        chunks = araw_chunks(resp)
+                        async for lines in guard.abatches(chunks):
                             content = False
                             for line in lines:
                                 events = reader.read(line)
@@ -518,6 +519,8 @@ class AsyncKimiClient(_Base):
                             for line in guard.close():
                                 if reader.read(line) is None:
                                     break
+                        else:
+                            await _drain(chunks)
                         for event in reader.close() + reader.finish():
                             yield event
                 return
@@ -564,6 +567,24 @@ class AsyncKimiClient(_Base):
             return _model_ids(await self.model_entries())
         except KimiError:
             return None
+
+
+async def _drain(chunks: Any, limit: int = 64 * 1024, seconds: float = 0.25) -> bool:
+    """After ``[DONE]``: read what is left of the body, bounded in bytes and time, so that
+    httpcore puts the connection back in the pool (a body left unread closes it, and every
+    concurrent ``aask()`` then pays a new connection, and a TLS handshake on HTTPS)."""
+    async def rest() -> bool:
+        read = 0
+        async for raw in chunks:
+            read += len(raw)
+            if read > limit:
+                return False
+        return True
+
+    try:
+        return await asyncio.wait_for(rest(), seconds)
+    except (asyncio.TimeoutError, httpx.HTTPError, KimiError):
+        return False
 
 
 def _model_ids(body: Any) -> list[str]:
