@@ -137,9 +137,8 @@ def test_export_magic_writes_the_cells_conversation(kimi_sim_env, shell, tmp_pat
 
 
 def test_the_sidebar_export_reply(kimi_sim_env):
-    from kimi_jupyter.sidebar.chat import SidebarChat
-
     from kimi_jupyter.export import sidebar_export
+    from kimi_jupyter.sidebar.chat import SidebarChat
 
     sidebar = SidebarChat(namespace={})
     transcript_for(sidebar.memory).add(TurnRecord("sidebar", f"key {KEY}", {"text": "ok", "usage": {}}))
