@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .response import Response
+from .sizes import json_bound
 
 __all__ = ["Conversation", "estimate_tokens", "estimate_message_tokens"]
 
@@ -90,6 +91,7 @@ class Conversation:
     def __init__(self) -> None:
         self._messages: list[dict[str, Any]] = []
         self._tokens: list[int] = []  # estimate per message, computed once when added
+        self._bytes: list[int] = []  # JSON size bound per message (sizes.json_bound), likewise
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -106,10 +108,12 @@ class Conversation:
     def clear(self) -> None:
         self._messages.clear()
         self._tokens.clear()
+        self._bytes.clear()
 
     def append(self, message: dict[str, Any]) -> None:
         self._messages.append(message)
         self._tokens.append(estimate_message_tokens(message))
+        self._bytes.append(json_bound(message))
 
     def extend(self, messages: Iterable[dict[str, Any]]) -> None:
         for message in messages:
@@ -136,21 +140,28 @@ class Conversation:
 
     def request(self, budget_tokens: int, system: str | None = None) -> tuple[list[dict[str, Any]], int]:
         """`for_request` and the estimated tokens of what it returns (from the cached numbers)."""
+        messages, tokens, _size = self.sized_request(budget_tokens, system)
+        return messages, tokens
+
+    def sized_request(self, budget_tokens: int,
+                      system: str | None = None) -> tuple[list[dict[str, Any]], int, int]:
+        """`request` plus a bound of the messages' JSON size (`sizes.json_bound`), from the
+        numbers kept per message: sizing a long history costs nothing per turn."""
         head = [{"role": "system", "content": system}] if system else []
         head_tokens = sum(estimate_message_tokens(m) for m in head)
-        messages, tokens = self._trimmed(max(0, budget_tokens - head_tokens))
-        return head + messages, head_tokens + sum(tokens)
+        messages, tokens, sizes = self._trimmed(max(0, budget_tokens - head_tokens))
+        return head + messages, head_tokens + sum(tokens), json_bound(head) + sum(sizes) + len(sizes)
 
     def compact(self, budget_tokens: int) -> None:
         """Trim the stored history itself to ``budget_tokens`` (after a turn is committed)."""
         if self.tokens > budget_tokens:
-            self._messages, self._tokens = self._trimmed(budget_tokens)
+            self._messages, self._tokens, self._bytes = self._trimmed(budget_tokens)
 
-    def _trimmed(self, budget: int) -> tuple[list[dict[str, Any]], list[int]]:
-        messages, tokens = list(self._messages), list(self._tokens)
+    def _trimmed(self, budget: int) -> tuple[list[dict[str, Any]], list[int], list[int]]:
+        messages, tokens, sizes = list(self._messages), list(self._tokens), list(self._bytes)
         cost = sum(tokens)
         if cost <= budget:
-            return messages, tokens
+            return messages, tokens, sizes
         starts = [i for i, m in enumerate(messages) if m.get("role") == "user"] or [0]
         if starts[0] != 0:
             starts.insert(0, 0)
@@ -163,7 +174,7 @@ class Conversation:
             if lighter is not None:
                 new = estimate_message_tokens(lighter)
                 cost -= tokens[i] - new
-                messages[i], tokens[i] = lighter, new
+                messages[i], tokens[i], sizes[i] = lighter, new, json_bound(lighter)
         # 2. Drop whole old exchanges.
         cut = 0
         for start in starts[1:]:
@@ -171,7 +182,7 @@ class Conversation:
                 break
             cost -= sum(tokens[cut:start])
             cut = start
-        return messages[cut:], tokens[cut:]
+        return messages[cut:], tokens[cut:], sizes[cut:]
 
     def history_text(self, width: int = 400) -> str:
         """A readable transcript; images and videos as placeholders, long texts shortened."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from .conversation import assistant_message, estimate_message_tokens
 from .events import INTERRUPTED_KIND, Done, Event, Failed, Notice, TextDelta, Usage, format_cost
 from .response import Response
+from .sizes import json_bound
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
@@ -162,10 +163,14 @@ class Turn:
     def _base_messages(self) -> tuple[list[dict[str, Any]], int]:
         s = self.settings
         if self.request.history:
-            history, tokens = self.chat.conversation.request(s.history_budget, s.system)
+            history, tokens, size = self.chat.conversation.sized_request(s.history_budget, s.system)
         else:
             history = [{"role": "system", "content": s.system}] if s.system else []
             tokens = sum(estimate_message_tokens(m) for m in history)
+            size = json_bound(history)
+        # The size bound of the history part of the list (the first `len(history)` messages):
+        # the request size checks walk only what comes after it.
+        self.known_size = (len(history), size)
         context = self.request.context
         if context:
             tokens += sum(estimate_message_tokens(m) for m in context)
@@ -181,7 +186,7 @@ class Turn:
         wire = self.request.wire if self.requests == 0 else {}
         if self.request.strategy is not None and "prefill" in wire:
             wire = {k: v for k, v in wire.items() if k != "prefill"}
-        return wire
+        return {**wire, "known_size": self.known_size}
 
     def tools(self) -> list[dict[str, Any]] | None:
         strategy = self.request.strategy
@@ -197,7 +202,7 @@ class Turn:
         self.renderer.start(self.request.meta())
         from .client.size import check_request_size
 
-        too_big = check_request_size(self.base, self.settings)  # sized before anything is uploaded
+        too_big = check_request_size(self.base, self.settings, known=self.known_size)  # before any upload
         if too_big:
             return self._end_now(Failed(too_big, "RequestTooLargeError"))
         refusal = self._guard()

@@ -267,3 +267,30 @@ def test_an_async_sent_body_is_released_too(kimi_sim):
         return b"".join([part async for part in request.stream])
 
     assert asyncio.run(drain()) == b""
+
+
+def test_the_size_bound_is_an_upper_bound_and_the_history_keeps_it_per_message():
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from kimi_jupyter.conversation import Conversation
+    from kimi_jupyter.sizes import json_bound
+
+    values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                          lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                       max_size=4), max_leaves=12)
+
+    @settings(max_examples=200, deadline=None)
+    @given(values)
+    def bounded(value):
+        assert len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()) <= json_bound(value)
+
+    bounded()
+    conv = Conversation()
+    conv.add_user("hello \n\"there\"")
+    conv.append({"role": "assistant", "content": "ok"})
+    messages, _tokens, size = conv.sized_request(100_000)
+    assert size >= len(json.dumps(messages, ensure_ascii=False, separators=(",", ":")).encode())
+    assert size == sum(json_bound(m) for m in conv.messages) + len(conv.messages) + 2  # kept, not recomputed

@@ -41,7 +41,10 @@ def build_payload(
     response_format: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     prefill: str | None = None,
+    known_size: tuple[int, int] = (0, 0),
 ) -> tuple[dict[str, Any], list[Notice]]:
+    """The JSON body; ``known_size`` is ``(count, bound)`` of the first messages' size bound
+    (the turn engine keeps it per stored message), so the size check walks only the rest."""
     preset = settings.preset
     notices: list[Notice] = []
     if prefill and preset.partial_mode:
@@ -49,7 +52,7 @@ def build_payload(
     elif prefill:
         notices.append(Notice(f"The prefill was not sent: the {preset.name} provider does not support partial "
                               "mode (moonshot, moonshot-intl and cloudsway do).", "warning"))
-    check_request_size(messages, tools)
+    check_request_size(messages, tools, known=known_size)
     payload: dict[str, Any] = {"model": settings.model, "messages": messages, "stream": stream}
     payload.update(preset.thinking_fields(settings.thinking))
     if settings.max_tokens:

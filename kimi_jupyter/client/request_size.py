@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import RequestTooLargeError
+from ..sizes import json_bound
 
 __all__ = ["MAX_BODY_BYTES", "check_request_size", "largest_parts", "request_body_bytes"]
 
@@ -88,8 +89,18 @@ def _mb(size: int) -> str:
 
 
 def check_request_size(messages: Sequence[Any], tools: Sequence[Any] | None = None,
-                       limit: int = MAX_BODY_BYTES) -> int:
-    """The body size; :class:`RequestTooLargeError` naming the largest parts when over ``limit``."""
+                       limit: int = MAX_BODY_BYTES, known: tuple[int, int] = (0, 0)) -> int:
+    """The body size (an upper bound of it when that is well under ``limit``);
+    :class:`RequestTooLargeError` naming the largest parts when over ``limit``.
+
+    This runs on every request, so it first sums a bound that reads no text
+    (`sizes.json_bound`); ``known`` is ``(count, bound)`` for the first ``count`` messages
+    (the stored history keeps theirs), so only the rest is walked. Only a request whose
+    bound passes the limit is measured exactly (escapes, UTF-8)."""
+    count, prefix = known
+    bound = _ENVELOPE + prefix + json_bound(list(messages[count:])) + (json_bound(list(tools)) if tools else 0)
+    if bound <= limit:
+        return bound
     size = request_body_bytes(messages, tools)
     if size <= limit:
         return size

@@ -46,16 +46,17 @@ def _text_chars(messages: list[dict[str, Any]]) -> int:
 
 
 def check_request_size(messages: list[dict[str, Any]], settings: Any, *,
-                       raise_error: bool = False) -> str | None:
+                       raise_error: bool = False, known: tuple[int, int] = (0, 0)) -> str | None:
     """Why ``messages`` must not be sent (a message for the user), or None.
 
     Refuses a body over `BODY_LIMIT`, naming its biggest parts, and a prompt whose local
     estimate is more than `CONTEXT_FACTOR` times the model's context window. With
-    ``raise_error`` the message is raised as `RequestTooLargeError` instead.
+    ``raise_error`` the message is raised as `RequestTooLargeError` instead. ``known``:
+    ``(count, bound)`` of the first messages, whose size bound is already known.
     """
     problem = None
     try:  # the body: sized from the messages, before anything is encoded (request_size.py)
-        check_body_size(messages, limit=BODY_LIMIT)
+        check_body_size(messages, limit=BODY_LIMIT, known=known)
     except RequestTooLargeError as error:
         text = str(error)
         problem = f"Refused: {text[:1].lower()}{text[1:]}"

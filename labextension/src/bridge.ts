@@ -68,7 +68,7 @@ export class KernelBridge implements IDisposable {
     return this._received;
   }
 
-  /** [notebook tools hook] the chat comm's id: a sidebar turn's notebook link matches it. */
+  /** The chat comm's id: a sidebar turn's notebook link matches it. */
   get commId(): string | null {
     return this.comm && !this.comm.isDisposed ? this.comm.commId : null;
   }

@@ -12,8 +12,8 @@ import { Widget } from '@lumino/widgets';
 import { activeCell, cellAttachment, fileAttachments, imageAttachment, PickFiles } from './attach';
 import { BridgeStatus, KernelBridge } from './bridge';
 import { codeActions } from './codeactions';
-import { exportBar } from './export'; // [export hook]
-import { registerChatComm } from './proposals'; // [notebook tools hook]
+import { exportBar } from './export';
+import { registerChatComm } from './proposals';
 import { Composer, ISendOptions } from './composer';
 import { Attachment, IRateLimits, KernelMessage, KimiEvent } from './protocol';
 import { TurnState } from './turn';
@@ -66,8 +66,8 @@ export class ChatView extends Widget {
     this.banner.className = 'jp-kimi-banner';
     this.messages.className = 'jp-kimi-messages';
     this.showEmpty();
-    registerChatComm(panel, () => this.bridge.commId); // [notebook tools hook]
-    this.node.append(this.banner, this.messages, exportBar(this.bridge), this.composer.node); // [export hook]
+    registerChatComm(panel, () => this.bridge.commId);
+    this.node.append(this.banner, this.messages, exportBar(this.bridge), this.composer.node);
     this.refreshBanner();
   }
 
