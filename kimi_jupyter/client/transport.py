@@ -38,11 +38,24 @@ from ..response import Response
 from ..settings import Settings
 from .bounded import StreamGuard, araw_chunks, aread_capped, html_error, raw_chunks, read_capped
 from .chunks import TurnState
+from .pool import async_transport
 from .reader import StreamReader
 from .request import AsyncSentBody, SentBody, auth_headers, build_payload, encode_body, json_headers
 from .retry import backoff_delay, from_transport_error, should_retry
 
 __all__ = ["KimiClient", "AsyncKimiClient", "EventStream", "AsyncEventStream"]
+
+
+_CLOSED_STREAM = httpx.ByteStream(b"")
+
+
+def _unlink(resp: httpx.Response | None) -> None:
+    """Break a closed streamed response's cycle with its stream (httpx's ``Response.stream``
+    points back at the response), so the response, its request and the connection
+    bookkeeping behind it are freed at once instead of at the next full garbage collection:
+    a 10,000-row run otherwise held a few thousand dead requests at a time."""
+    if resp is not None and resp.is_closed:
+        resp.stream = _CLOSED_STREAM
 
 
 def _timeout(settings: Settings) -> httpx.Timeout:
@@ -340,6 +353,7 @@ class KimiClient(_Base):
             attempt += 1
             state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
             sent = SentBody(body)  # its bytes are released when this attempt ends
+            resp = None
             try:
                 with self._http.stream("POST", url, content=sent, headers=headers, follow_redirects=False) as resp:
                     self._check_status(resp)
@@ -358,6 +372,7 @@ class KimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             finally:
                 sent.release()
+                _unlink(resp)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
                 if isinstance(failure, ModelNotFoundError):
@@ -442,7 +457,7 @@ class AsyncKimiClient(_Base):
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None,
                  sleep: Callable[[float], Any] = asyncio.sleep):
         super().__init__(settings)
-        self._http = http or httpx.AsyncClient(timeout=_timeout(settings))
+        self._http = http or httpx.AsyncClient(timeout=_timeout(settings), transport=async_transport())
         self._sleep = sleep
 
     async def aclose(self) -> None:
@@ -486,6 +501,7 @@ class AsyncKimiClient(_Base):
             attempt += 1
             state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
             sent = AsyncSentBody(body)  # its bytes are released when this attempt ends
+            resp = None
             try:
                 async with self._http.stream("POST", url, content=sent, headers=headers,
                                              follow_redirects=False) as resp:
@@ -530,6 +546,7 @@ class AsyncKimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             finally:
                 sent.release()
+                _unlink(resp)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
                 if isinstance(failure, ModelNotFoundError):

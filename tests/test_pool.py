@@ -1,0 +1,134 @@
+"""The async connection pool (`kimi_jupyter.client.pool`) against real loopback servers:
+each idle connection goes to one request per pass, a connection the server closed while idle
+is dropped rather than reused, and a finished stream leaves no cyclic garbage behind."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+
+import httpcore
+import httpx
+import pytest
+
+import kimi_jupyter
+from kimi_jupyter.client.pool import ASYNC_LIMITS, OnePerConnection, ReadableCheck, async_transport
+from kimi_jupyter.testing import Reply
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_the_transport_uses_the_fixed_pool_and_the_cheap_readable_check():
+    transport = async_transport()
+    pool = transport._pool
+    if not httpcore.__version__.startswith("1.0."):
+        pytest.skip(f"written against httpcore 1.0, found {httpcore.__version__}: left as httpx made it")
+    assert type(pool) is OnePerConnection
+    assert isinstance(pool._network_backend, ReadableCheck)
+    assert pool._max_keepalive_connections == ASYNC_LIMITS.max_keepalive_connections == pool._max_connections
+
+
+def test_concurrent_turns_pass_over_the_pool_about_twice_each(kimi_sim_env, monkeypatch):
+    """httpcore handed one idle connection to every request that joined in the same moment; all
+    but one then queued again, each time with a full pass (6.7 passes a request at 32 in
+    flight). Here: one pass when a request joins, one when its response closes."""
+    kimi_sim_env.on(r"row", Reply(text="ok"))
+    passes = {"n": 0}
+    original = OnePerConnection._assign_requests_to_connections
+
+    def counted(self):
+        passes["n"] += 1
+        return original(self)
+
+    monkeypatch.setattr(OnePerConnection, "_assign_requests_to_connections", counted)
+
+    async def main() -> list:
+        async def one(i: int):
+            return await kimi_jupyter.aask(f"row {i}", thinking=False)
+
+        first = await asyncio.gather(*(one(i) for i in range(32)))  # opens the connections
+        passes["n"] = 0
+        return first + list(await asyncio.gather(*(one(i) for i in range(32, 160))))
+
+    answers = asyncio.run(main())
+    assert [a.error for a in answers] == [None] * 160 and {a.text for a in answers} == {"ok"}
+    assert passes["n"] <= 2 * 128 + 16, passes
+
+
+class _ClosingServer:
+    """Answers each request with keep-alive, then closes the connection 50 ms later."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.ready = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+            pass
+        writer.close()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+        server.close()
+
+    def __enter__(self) -> _ClosingServer:
+        self.thread.start()
+        assert self.ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused():
+    with _ClosingServer() as server:
+        async def main() -> list[str]:
+            async with httpx.AsyncClient(transport=async_transport(), timeout=5) as client:
+                first = await client.get(f"http://127.0.0.1:{server.port}/a")
+                await asyncio.sleep(0.3)  # the server has closed that connection by now
+                second = await client.get(f"http://127.0.0.1:{server.port}/b")
+                return [first.text, second.text]
+
+        assert asyncio.run(main()) == ["ok", "ok"]
+        assert server.connections == 2
+
+
+def _alive(kind: type) -> int:
+    return sum(1 for obj in gc.get_objects() if type(obj) is kind)
+
+
+def test_a_finished_stream_leaves_no_response_for_the_garbage_collector(kimi_sim_env):
+    """httpx's streamed Response and its stream point at each other; the clients unlink them
+    once the response is closed, so a 10,000-row run does not pile up dead requests."""
+    kimi_sim_env.on(r"q", Reply(text="fine"))
+
+    async def many() -> None:
+        await asyncio.gather(*(kimi_jupyter.aask(f"q {i}", thinking=False) for i in range(20)))
+
+    kimi_jupyter.ask("q warm", display="none", thinking=False)
+    asyncio.run(many())
+    gc.collect()
+    gc.disable()
+    try:
+        before = _alive(httpx.Response)
+        for i in range(10):
+            assert kimi_jupyter.ask(f"q {i}", display="none", thinking=False).text == "fine"
+        asyncio.run(many())
+        after = _alive(httpx.Response)
+    finally:
+        gc.enable()
+    assert after - before <= 1, f"{after - before} streamed responses left for the garbage collector"
