@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .events import (
     _EVENT_TYPES,
     ApprovalRequested,
@@ -49,21 +51,55 @@ MAX_ENTRY_BYTES = 64 * 1024 * 1024
 _ROLES = {"system", "user", "assistant", "tool"}
 
 
-def _hash_media(value: Any) -> Any:
-    """A copy of a message structure with data URLs replaced by their digest."""
+def _hash_media(value: Any, odd: list[bool] | None = None) -> Any:
+    """A copy of a message structure with data URLs replaced by their digest.
+
+    ``odd`` gets an item when the structure holds a value orjson would write differently
+    from ``json.dumps`` (a float, an integer over 64 bits, a non-string key, a subclass)."""
+    kind = type(value)
+    if kind is str:
+        if len(value) > 256 and value.startswith("data:"):
+            head, _, data = value.partition(",")
+            return f"{head},sha256:{hashlib.sha256(data.encode()).hexdigest()}"
+        return value
+    if kind is dict:
+        if odd is not None and any(type(k) is not str for k in value):
+            odd.append(True)
+        return {k: _hash_media(v, odd) for k, v in value.items()}
+    if kind is list:
+        return [_hash_media(v, odd) for v in value]
+    if kind is bool or value is None:
+        return value
+    if kind is int and -(2**63) <= value < 2**64:
+        return value
+    if odd is not None:
+        odd.append(True)
     if isinstance(value, dict):
-        return {k: _hash_media(v) for k, v in value.items()}
+        return {k: _hash_media(v, odd) for k, v in value.items()}
     if isinstance(value, list):
-        return [_hash_media(v) for v in value]
-    if isinstance(value, str) and value.startswith("data:") and len(value) > 256:
-        head, _, data = value.partition(",")
-        return f"{head},sha256:{hashlib.sha256(data.encode()).hexdigest()}"
+        return [_hash_media(v, odd) for v in value]
+    if isinstance(value, str):  # a str subclass
+        return _hash_media(str(value), odd)
     return value
 
 
 def request_key(shape: dict[str, Any]) -> str:
-    canonical = json.dumps(_hash_media(shape), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(f"kimi-cache-v{FORMAT}\n{canonical}".encode()).hexdigest()
+    """The SHA-256 of the shape's canonical JSON (sorted keys, compact, UTF-8).
+
+    orjson writes the same bytes as ``json.dumps(sort_keys=True, ensure_ascii=False,
+    separators=(",", ":"))`` for strings, integers, booleans and null, at a fraction of the
+    cost (a cached map() row computes one key); a shape with anything else (floats, whose
+    shortest forms differ) is written by ``json.dumps``, so keys do not change."""
+    odd: list[bool] = []
+    hashed = _hash_media(shape, odd)
+    if odd:
+        canonical = json.dumps(hashed, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    else:
+        try:
+            canonical = orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError):  # a lone surrogate: json.dumps says so below
+            canonical = json.dumps(hashed, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(b"kimi-cache-v%d\n" % FORMAT + canonical).hexdigest()
 
 
 @dataclass
@@ -76,39 +112,42 @@ class DamagedEntry(ValueError):
     """A cache entry that is not what `ResponseCache.store` writes."""
 
 
-_CHECKS = {
-    "str": lambda v: isinstance(v, str),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "bool": lambda v: isinstance(v, bool),
-    "dict[str, Any]": lambda v: isinstance(v, dict),
+# A decoded entry holds only JSON's own types, so a field is checked by its exact type
+# (``bool`` is not an ``int`` here, as in the annotation).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict[str, Any]": (dict,),
+    "None": (type(None),),
 }
 
+# Per event type, its fields as (name, allowed types, required), worked out once.
+_FIELDS: dict[type, list[tuple[str, frozenset[type], bool]]] = {}
 
-def _field_ok(kind: str, value: Any) -> bool:
-    for option in str(kind).split(" | "):
-        if option == "None":
-            if value is None:
-                return True
-        elif _CHECKS.get(option, lambda v: False)(value):
-            return True
-    return False
+
+def _fields_of(cls: type) -> list[tuple[str, frozenset[type], bool]]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = [
+            (f.name, frozenset(t for option in str(f.type).split(" | ") for t in _TYPES.get(option, ())),
+             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(cls)]
+    return found
 
 
 def _event(data: Any) -> Event:
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+    if type(data) is not dict or type(data.get("type")) is not str:
         raise DamagedEntry("an event is not an object with a type")
     cls = _EVENT_TYPES.get(data["type"])
     if cls is None:
         raise DamagedEntry(f"unknown event type {data['type'][:40]!r}")
     values = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            if not _field_ok(str(f.type), data[f.name]):
-                raise DamagedEntry(f"{cls.__name__}.{f.name} has the wrong type")
-            values[f.name] = data[f.name]
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise DamagedEntry(f"{cls.__name__} lacks {f.name}")
+    for name, allowed, required in _fields_of(cls):
+        if name in data:
+            value = data[name]
+            if type(value) not in allowed:
+                raise DamagedEntry(f"{cls.__name__}.{name} has the wrong type")
+            values[name] = value
+        elif required:
+            raise DamagedEntry(f"{cls.__name__} lacks {name}")
     return cls(**values)  # type: ignore[no-any-return]
 
 
@@ -165,17 +204,24 @@ def replay_events(events: list[Event]) -> list[Event]:
 
 class ResponseCache:
     def __init__(self, directory: str | os.PathLike[str]):
-        self.directory = Path(directory)
+        self._root = os.fspath(directory)
         self.problem: str | None = None  # a one-line notice after a damaged entry
 
+    @property
+    def directory(self) -> Path:
+        return Path(self._root)
+
     def _path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        return os.path.join(self._root, key[:2], f"{key}.json")
 
     def load(self, key: str) -> CachedTurn | None:
         """The entry for ``key`` ready to replay, or None (a miss). A damaged or planted
         entry is a miss too, and sets `problem`."""
         self.problem = None
-        path = self._path(key)
+        path = self._file(key)
         try:
             raw = _read_regular(path)
         except FileNotFoundError:
@@ -185,7 +231,7 @@ class ResponseCache:
         if raw is None:
             return None
         try:
-            hit = parse_entry(json.loads(raw.decode("utf-8")))
+            hit = parse_entry(orjson.loads(raw))
         except (ValueError, RecursionError) as error:  # DamagedEntry is a ValueError
             reason = str(error) if isinstance(error, DamagedEntry) else "it is not valid JSON"
             return self._damaged(path, reason)
@@ -193,21 +239,25 @@ class ResponseCache:
             return self._damaged(path, "its fields have the wrong types")
         return CachedTurn(replay_events(hit.events), hit.conversation)
 
-    def _damaged(self, path: Path, reason: str) -> CachedTurn | None:
+    def _damaged(self, path: str, reason: str) -> CachedTurn | None:
         """A miss, with the one-line notice in `problem`."""
-        self.problem = (f"Ignored a damaged response-cache entry ({path.name[:12]}…: {reason}); "
+        self.problem = (f"Ignored a damaged response-cache entry ({os.path.basename(path)[:12]}…: {reason}); "
                         "the request was sent instead.")
         return None
 
     def store(self, key: str, events: list[Event], conversation: list[dict[str, Any]]) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self._file(key)
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
         payload = {"format": FORMAT, "events": [event_to_json(e) for e in _joined(events)],
                    "conversation": conversation}
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        try:
+            data = orjson.dumps(payload)
+        except (TypeError, orjson.JSONEncodeError):  # an integer over 64 bits, a non-string key
+            data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         # A fresh temporary file (O_EXCL: never a planted FIFO or link), then an atomic
         # rename, so no half-written entry is ever left behind.
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -231,7 +281,7 @@ class ResponseCache:
         return entries
 
 
-def _read_regular(path: Path) -> bytes | None:
+def _read_regular(path: str) -> bytes | None:
     """The bytes of ``path`` if it is a regular file of at most `MAX_ENTRY_BYTES`.
 
     Opened non-blocking and checked with ``fstat`` on the open file, so a FIFO, a device
@@ -246,12 +296,14 @@ def _read_regular(path: Path) -> bytes | None:
             raise DamagedEntry("it is too large")
         chunks = []
         left = MAX_ENTRY_BYTES + 1
+        want = st.st_size + 1  # one read for an entry that is as big as fstat said
         while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
+            chunk = os.read(fd, min(left, want))
             chunks.append(chunk)
             left -= len(chunk)
+            if len(chunk) < want:  # a short read of a regular file: its end
+                break
+            want = 1 << 20  # it grew since fstat: read on, up to the cap
         if left <= 0:
             raise DamagedEntry("it is too large")
         return b"".join(chunks)

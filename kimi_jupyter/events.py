@@ -133,6 +133,8 @@ class Usage:
 
     @classmethod
     def not_reported(cls) -> Usage:
+        if cls is Usage:  # frozen, so one instance serves every caller
+            return _NOT_REPORTED
         return cls(reported=False)
 
     def __add__(self, other: Usage) -> Usage:
@@ -181,6 +183,9 @@ class Usage:
         elif self.note and parts:
             parts.append(self.note)
         return "usage: " + ", ".join(parts) if parts else "usage: (empty)"
+
+
+_NOT_REPORTED = Usage(reported=False)
 
 
 def format_cost(cost: float, currency: str | None) -> str:

@@ -175,3 +175,25 @@ def ip(kimi_sim_env):
     shell.config.pop("Kimi", None)
     yield shell
     shell.config.pop("Kimi", None)
+
+
+@pytest.mark.parametrize("tools", [None, [{"type": "function", "function": {"name": "f", "parameters": {"minimum": 0.5}}}],
+                                   [{"weight": 1e-05, "big": 2**70}]], ids=["plain", "a float", "odd numbers"])
+def test_the_key_is_the_sha256_of_the_canonical_json(tools):
+    """Keys are what they always were: the SHA-256 of ``json.dumps(sort_keys=True,
+    ensure_ascii=False, separators=(",", ":"))`` of the shape, data URLs replaced by their
+    digest; orjson writes it when that gives the same bytes."""
+    import hashlib
+
+    from kimi_jupyter.cache import FORMAT, request_key
+
+    photo = "data:image/png;base64," + "QUJD" * 200
+    shape = {"provider": "moonshot", "model": "kimi-k2.5", "thinking": True, "max_tokens": None,
+             "messages": [{"role": "user", "content": [{"type": "text", "text": "héllo \u2028 \"quoted\"\n"},
+                                                       {"type": "image_url", "image_url": {"url": photo}}]}],
+             "tools": tools, "response_format": None, "mode": {}}
+    digest = hashlib.sha256(photo.partition(",")[2].encode()).hexdigest()
+    expected = json.loads(json.dumps(shape))
+    expected["messages"][0]["content"][1]["image_url"]["url"] = f"data:image/png;base64,sha256:{digest}"
+    canonical = json.dumps(expected, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert request_key(shape) == hashlib.sha256(f"kimi-cache-v{FORMAT}\n{canonical}".encode()).hexdigest()
