@@ -249,7 +249,8 @@ class KimiMagics(Magics):
         return None
 
     def _content(self, cell: str, args: Any, settings: Settings) -> str | list[dict[str, Any]]:
-        from .context import compose, recent_cells
+        from .context import recent_cells
+        from .context.composer import compose
         from .context.errors import ContextError
         from .secrets import secrets_of
 

@@ -11,6 +11,8 @@ from typing import Any
 
 # name -> submodule; a name's module is imported the first time the name is used, so that
 # `%load_ext` (which needs only `plots`) does not pay for images, frames and interpolation.
+# No submodule shares a name with a function exported here (``compose`` lives in
+# ``composer``): importing a submodule sets the package attribute of its name to the module.
 _EXPORTS = {
     "ContextError": "errors",
     "DEFAULT_MAX_PIXELS": "images",
@@ -22,11 +24,11 @@ _EXPORTS = {
     "VideoInfo": "video",
     "array_summary": "interpolate",
     "build_content": "interpolate",
-    "cell_part": "compose",
-    "compose": "compose",
-    "flatten": "compose",
-    "frontend_parts": "compose",
-    "merge_text": "compose",
+    "cell_part": "composer",
+    "compose": "composer",
+    "flatten": "composer",
+    "frontend_parts": "composer",
+    "merge_text": "composer",
     "encode_image": "images",
     "estimate_tokens": "frames",
     "get_plot_capture": "plots",

@@ -71,9 +71,9 @@ def compose(
     parts: list[Part] = list(before)
     if template.strip() or not parts:
         parts.extend(build_content(template, names, frame_budget=frame_budget, image_max_size=image_max_size,
-                                   history=history, secrets=secrets, media=media))
+                                   history=history, media=media))
     parts.extend(after)
-    return flatten(merge_text(redact(parts, secrets)))
+    return redact(flatten(merge_text(parts)), secrets)  # every part, whatever put it there
 
 
 def cell_part(source: str, outputs: str = "", label: str = "Context: a notebook cell") -> Part:

@@ -24,7 +24,7 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
@@ -73,7 +73,7 @@ def document_kind(value: Any) -> str | None:
         return None
     if not isinstance(text, str) or not text or len(text) > 4096 or "\n" in text or "\x00" in text:
         return None
-    suffix = PurePath(text).suffix.lower()
+    suffix = os.path.splitext(text)[1].lower()
     if suffix not in DOCUMENT_EXTENSIONS:
         return None
     try:

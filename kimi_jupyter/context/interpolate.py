@@ -15,6 +15,7 @@ big images and videos go through the Files API as ``ms://`` parts, and a path to
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -65,7 +66,9 @@ class _History:
 _Segment = Union[_Text, _Name, _History]
 
 
-def _segments(template: str) -> list[_Segment]:
+@functools.lru_cache(maxsize=256)
+def _segments(template: str) -> tuple[_Segment, ...]:
+    """The template's text and placeholders (cached: a map() run fills one template per row)."""
     out: list[_Segment] = []
     buf: list[str] = []
     pos = 0
@@ -86,7 +89,7 @@ def _segments(template: str) -> list[_Segment]:
         out.append(_History(history.group(1), int(history.group(2))) if history else _Name(body))
     buf.append(template[pos:])
     out.append(_Text("".join(buf)))
-    return [s for s in out if not (isinstance(s, _Text) and not s.text)]
+    return tuple(s for s in out if not (isinstance(s, _Text) and not s.text))
 
 
 def referenced_names(template: str) -> list[str]:
@@ -159,7 +162,7 @@ def _media_kind(value: Any) -> str | None:
         return None
     if not isinstance(text, str) or not text or len(text) > 4096 or "\n" in text or "\x00" in text:
         return None
-    suffix = PurePath(text).suffix.lower()
+    suffix = os.path.splitext(text)[1].lower()
     if suffix in IMAGE_EXTENSIONS:
         kind = "image"
     elif suffix in VIDEO_MIME_TYPES:

@@ -125,7 +125,7 @@ class SidebarChat:
             self.running = False
 
     def _ask(self, data: dict[str, Any], renderer: CommRenderer, comm_id: str | None) -> None:
-        from ..context import compose, frontend_parts
+        from ..context.composer import compose, frontend_parts
         from ..turn import TurnRequest, run_turn
 
         options = data.get("options") or {}
