@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from .context.composer import compose
+from .context.media import request_extras, session_sink
 from .errors import KimiError
 from .events import Failed
+from .partial import prefill_options
 from .response import Response
+from .secrets import secrets_of
 from .session import Session, get_session
 from .turn import TurnMeta, TurnRequest, arun_turn, run_turn
 
@@ -23,25 +27,24 @@ __all__ = ["ask", "aask", "build_request"]
 
 # Options that belong to the call rather than to Settings.
 _CALL_OPTIONS = ("history", "namespace", "display", "tools", "response_format", "source", "agent", "yes", "web",
-                 "use_cache", "prefill")  # prefill: partial mode
+                 "use_cache", "prefill", "settings")  # prefill: partial mode
 
 
 def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any]) -> tuple[Session, TurnRequest | None, Response | None]:
     session = get_session()
     call = {k: options.pop(k) for k in _CALL_OPTIONS if k in options}
     try:
-        settings = session.settings(**options)
+        settings = call.get("settings")
+        if settings is None:
+            settings = session.settings(**options)
+        elif options:  # a resolved Settings is the whole configuration of the call
+            raise KimiError(f"Pass either settings= or setting options ({', '.join(sorted(options))}), not both.")
         web_notices: list[Any] = []
         if call.get("agent") and call.get("web"):  # thinking off while $web_search is offered
             from .web import web_settings
 
             settings, web_notices = web_settings(settings)
         _check_display(call.get("display"))
-        from .context import compose
-        from .context.media import request_extras, session_sink
-        from .partial import prefill_options
-        from .secrets import secrets_of
-
         sink = session_sink(session, settings)  # Files API media and documents
         content = compose(prompt, call.get("namespace"), attachments=attachments,
                           frame_budget=settings.frame_budget, image_max_size=settings.image_max_size,
@@ -95,7 +98,8 @@ def ask(prompt: str, *attachments: Any, **options: Any) -> Response:
     """Send ``prompt`` (plus attachments) to Kimi, stream it into the output, return a Response.
 
     Options: any setting (``model``, ``thinking``, ``max_tokens``, ``system``, ``base_url``,
-    ``api_key``, ``provider``, ...), plus ``history`` (continue the ``%%kimi`` conversation),
+    ``api_key``, ``provider``, ...) or ``settings`` (a resolved `Settings`, e.g. from
+    ``get_session().settings(...)``, used as it is), plus ``history`` (continue the ``%%kimi`` conversation),
     ``namespace`` (interpolate ``{name}`` from this mapping), ``display`` ("auto", "widget",
     "markdown", "text", "none"), ``agent`` (tool calls in this kernel; ``yes`` to approve
     without asking, ``web`` for web search), ``use_cache`` (replay unchanged requests),

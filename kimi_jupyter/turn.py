@@ -23,13 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .cache import ResponseCache, request_key
+from .client.size import check_request_size
 from .conversation import assistant_message, estimate_message_tokens
 from .events import INTERRUPTED_KIND, Done, Event, Failed, Notice, TextDelta, Usage, format_cost
 from .response import Response
+from .secrets import key_notice_once
 from .sizes import json_bound
+from .transcript import recording
 
 if TYPE_CHECKING:
-    from .cache import ResponseCache
     from .session import Chat, Session
     from .settings import Settings
 
@@ -125,6 +128,13 @@ class TurnRequest:
     # Client options of the first request: prefill (partial mode), notices shown first.
     wire: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def silent(self) -> bool:
+        """A row of a ``map()`` run: not part of the conversation's story. It is neither the
+        chat's last response (``_kimi`` stays the last cell's answer) nor in its transcript
+        (a 10,000-row run is not a conversation; its answers are in the frame it returns)."""
+        return self.source == "rows"
+
     def meta(self) -> TurnMeta:
         s = self.settings
         return TurnMeta(model=s.model, thinking=bool(s.thinking), provider=s.provider,
@@ -135,13 +145,12 @@ class Turn:
     """One turn's state and every decision in it; the drivers below do the I/O."""
 
     def __init__(self, session: Session, request: TurnRequest, renderer: Renderer) -> None:
-        from .transcript import recording
-
         self.session, self.request = session, request
         self.settings = request.settings
         self.chat: Chat = request.chat or session.notebook
-        # Every finished turn goes into its chat's transcript (%kimi export, the sidebar's Export).
-        self.renderer = recording(self.chat, request, renderer)
+        # Every finished turn goes into its chat's transcript (%kimi export, the sidebar's
+        # Export), except a silent one (`TurnRequest.silent`).
+        self.renderer = renderer if request.silent else recording(self.chat, request, renderer)
         self.user = {"role": "user", "content": request.content}
         self.base, self.history_tokens = self._base_messages()
         self.total: Response | None = None  # plain turns: the stream's own snapshot
@@ -194,24 +203,16 @@ class Turn:
 
     # -- before anything is sent --------------------------------------------------------
     def open(self) -> Response | None:
-        """Start the renderer, guard, and look up the cache.
+        """Start the renderer, look up the cache, then check the size and guard.
 
-        Returns the finished response when no request is needed (refused or replayed);
-        None when the drivers should send `messages()`.
+        Returns the finished response when no request is needed (replayed or refused);
+        None when the drivers should send `messages()`. A replay sends nothing and bills
+        nothing, so it is neither size-checked nor held to the budget.
         """
-        self.renderer.start(self.request.meta())
-        from .client.size import check_request_size
-
-        too_big = check_request_size(self.base, self.settings, known=self.known_size)  # before any upload
-        if too_big:
-            return self._end_now(Failed(too_big, "RequestTooLargeError"))
-        refusal = self._guard()
-        if refusal is not None:
-            return self._end_now(Failed(refusal, "BudgetExceeded"))
+        if not isinstance(self.renderer, NullRenderer):  # a silent turn needs no headline
+            self.renderer.start(self.request.meta())
         use_cache = self.settings.cache if self.request.cache is None else self.request.cache
         if use_cache:
-            from .cache import ResponseCache
-
             self._cache = ResponseCache(self.settings.cache_dir)
             self._key = self.cache_key()
             hit = self._cache.load(self._key)
@@ -220,8 +221,12 @@ class Turn:
             if hit is not None:
                 return self._replay(hit)
             self._recorded = []
-        from .secrets import key_notice_once
-
+        too_big = check_request_size(self.base, self.settings, known=self.known_size)  # before any upload
+        if too_big:
+            return self._end_now(Failed(too_big, "RequestTooLargeError"))
+        refusal = self._guard()
+        if refusal is not None:
+            return self._end_now(Failed(refusal, "BudgetExceeded"))
         where = key_notice_once(self.settings)  # said once, right before the key first goes there
         if where:
             self._before.insert(0, Notice(where, "warning"))
@@ -232,10 +237,12 @@ class Turn:
     def _guard(self) -> str | None:
         """A refusal (nothing is sent), else notices queued and the budget reserved."""
         s = self.settings
-        price = s.price()
-        currency = price.currency if price else None
         new_tokens = estimate_message_tokens(self.user)
         tokens = self.history_tokens + new_tokens
+        if s.budget is None and s.max_turn_cost is None and tokens < s.preflight_tokens:
+            return None  # nothing to guard and nothing to say (the common case, and every row)
+        price = s.price()
+        currency = price.currency if price else None
         estimated_by = "estimated locally"
         if self._near_a_limit(tokens) and _has_media(self.request.content):
             try:  # the server's own count of what is new, where the provider offers it
@@ -306,8 +313,6 @@ class Turn:
 
     def cache_key(self) -> str:
         """The response-cache key of this turn's request (everything that shapes the answer)."""
-        from .cache import request_key
-
         s = self.settings
         return request_key({
             "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
@@ -415,7 +420,8 @@ class Turn:
         usage = response.usage if isinstance(response.usage, Usage) else Usage.not_reported()
         self.session.ledger.add(self.request.source, usage, self.requests)
         self.session.budget.settle(self._ticket)
-        self.chat.last = response
+        if not self.request.silent:
+            self.chat.last = response
         conversation = self.chat.conversation
         before = len(conversation)
         if self.request.history:
@@ -463,7 +469,8 @@ class Turn:
             self.renderer.finish(self.total)
         finally:
             self.session.budget.settle(self._ticket)
-            self.chat.last = self.total
+            if not self.request.silent:
+                self.chat.last = self.total
         return self.total
 
     def _replay(self, hit: Any) -> Response:
@@ -480,7 +487,8 @@ class Turn:
             if self.request.history:
                 self.chat.conversation.extend(hit.conversation)
             self.session.ledger.add("replayed", Usage.not_reported())
-            self.chat.last = response
+            if not self.request.silent:
+                self.chat.last = response
         return response
 
 

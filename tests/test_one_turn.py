@@ -172,3 +172,23 @@ def test_aask_reuses_one_pooled_client(ip, kimi_sim_env):
         return len(get_session()._aclients)
 
     assert asyncio.run(three()) == 1
+
+
+def test_aask_takes_a_resolved_settings_but_not_settings_and_options_at_once(kimi_sim_env):
+    import asyncio
+
+    kimi_sim_env.on(r"hello", Reply(text="hi"))
+    settings = get_session().settings(thinking=False, max_tokens=77)
+    answer = asyncio.run(aask("hello", settings=settings))
+    assert answer.text == "hi" and kimi_sim_env.chat_requests[-1].json["max_tokens"] == 77
+    both = asyncio.run(aask("hello", settings=settings, model="kimi-k2.5"))
+    assert both.error and "either settings= or setting options (model)" in both.error
+    assert len(kimi_sim_env.chat_requests) == 1
+
+
+def test_the_context_package_exports_the_compose_function():
+    import kimi_jupyter.api  # imports the submodule that builds messages
+    import kimi_jupyter.context
+    from kimi_jupyter.context import compose
+
+    assert callable(compose) and kimi_jupyter.context.compose is compose

@@ -164,3 +164,35 @@ def test_stop_keeps_finished_rows_and_reports_the_rest_as_not_run(kimi_sim_env):
     assert out.summary.done >= 6 and out.summary.not_run > 0
     assert "stopped" in out.summary.stopped
     assert all(out[i] for i in range(6))
+
+
+def test_a_run_leaves_the_last_answer_and_the_export_transcript_to_the_cells(kimi_sim_env, tickets):
+    """Rows are silent turns: ``_kimi`` stays the last cell's answer and ``%kimi export`` does
+    not fill with thousands of rows (the answers are in the returned frame)."""
+    from kimi_jupyter.transcript import transcript_for
+
+    kimi_sim_env.on(r"ticket", _label)
+    kimi_sim_env.on(r"cell question", Reply(text="the cell's answer"))
+    session = get_session()
+    cell = kimi_jupyter.ask("cell question", display="none", thinking=False)
+    turns = len(transcript_for(session.notebook).turns)
+    out = kimi_jupyter.map("Sentiment of: {text}", tickets, thinking=False, progress=False)
+    assert out["error"].isna().all()
+    assert session.notebook.last is cell
+    assert len(transcript_for(session.notebook).turns) == turns
+
+
+def test_every_row_of_a_run_uses_the_settings_resolved_once(kimi_sim_env, tickets, monkeypatch):
+    kimi_sim_env.on(r"ticket", _label)
+    resolved = {"n": 0}
+    original = type(get_session()).settings
+
+    def counting(self, **explicit):
+        resolved["n"] += 1
+        return original(self, **explicit)
+
+    monkeypatch.setattr(type(get_session()), "settings", counting)
+    out = kimi_jupyter.map("Sentiment of: {text}", tickets, thinking=False, progress=False, model="kimi-k2.5")
+    assert out["error"].isna().all() and len(_rows_sent(kimi_sim_env)) == 30
+    assert resolved["n"] == 1
+    assert {r.json["model"] for r in _rows_sent(kimi_sim_env)} == {"kimi-k2.5"}

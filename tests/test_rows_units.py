@@ -90,3 +90,21 @@ async def test_the_limiter_respects_the_requests_the_server_says_are_left():
     await limiter.release()
     await asyncio.wait_for(waiting, 1)
     assert limiter.allowed() == 8
+
+
+async def test_a_row_waiting_for_the_limiter_starts_when_one_finishes():
+    limiter = AdaptiveLimiter(1)
+    await limiter.acquire()
+    second = asyncio.ensure_future(limiter.acquire())
+    third = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0.02)
+    assert not second.done() and not third.done()
+    await limiter.release()
+    await asyncio.wait_for(second, 1)
+    await asyncio.sleep(0.02)
+    assert not third.done() and limiter.active == 1  # one slot: one row woken
+    third.cancel()
+    await asyncio.gather(third, return_exceptions=True)
+    await limiter.release()
+    assert limiter.active == 0 and not limiter._waiters
+    await asyncio.wait_for(limiter.acquire(), 1)  # a cancelled waiter leaves nothing behind

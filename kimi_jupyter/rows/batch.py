@@ -73,7 +73,7 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
     for pos, fields in enumerate(source.fields()):
         try:
             key, (_session, request, messages) = cache_key_for(plan.template.text, plan.template.namespace(fields),
-                                                               plan.options)
+                                                               plan.row_options)
         except (KimiError, ValueError) as error:
             errors[str(pos)] = str(error)
             continue

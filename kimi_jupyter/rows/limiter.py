@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
 __all__ = ["AdaptiveLimiter"]
 
 
 class AdaptiveLimiter:
+    """Counts rows in flight; a row waits only while the limit is reached (no lock when it is not)."""
+
     def __init__(self, maximum: int, cap: Callable[[], int] | None = None):
         self.maximum = max(1, int(maximum))
         self.cap = cap
@@ -27,13 +30,19 @@ class AdaptiveLimiter:
         self.throttles = 0
         self._paused_until = 0.0
         self._clean = 0
-        self._cond = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def acquire(self) -> None:
-        async with self._cond:
-            while self.active >= self.allowed():
-                await self._cond.wait()
-            self.active += 1
+        # No await between the check and the count: on one event loop this is atomic.
+        while self.active >= self.allowed():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:  # cancelled while waiting
+                    self._waiters.remove(waiter)
+        self.active += 1
         delay = self._paused_until - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -42,10 +51,19 @@ class AdaptiveLimiter:
         """Rows that may be in flight now: the adaptive limit, under the server's announced cap."""
         return max(1, min(self.limit, self.cap())) if self.cap is not None else self.limit
 
+    def _wake(self) -> None:
+        """Wake as many waiting rows as may start now (each checks again when it runs)."""
+        free = self.allowed() - self.active
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
     async def release(self) -> None:
-        async with self._cond:
-            self.active -= 1
-            self._cond.notify_all()
+        self.active -= 1
+        if self._waiters:
+            self._wake()
 
     def throttled(self, wait: float) -> None:
         """The server said slow down: halve the limit and hold new starts for ``wait`` s."""
@@ -58,6 +76,6 @@ class AdaptiveLimiter:
         self._clean += 1
         if self.limit < self.maximum and self._clean >= self.limit:
             self._clean = 0
-            async with self._cond:
-                self.limit += 1
-                self._cond.notify_all()
+            self.limit += 1
+            if self._waiters:
+                self._wake()

@@ -39,6 +39,8 @@ FATAL_KINDS = {"AuthenticationError", "QuotaExceededError", "MissingKeyError", "
                "PermissionDeniedError", "BudgetExceeded"}
 THROTTLE_KINDS = {"RateLimitError", "OverloadedError"}
 ROW_ATTEMPTS = 6
+SHARED_ANSWER_CHARS = 64  # answers this short are kept once per distinct text...
+SHARED_ANSWERS = 1024  # ...for the first this many distinct ones
 
 
 @dataclass
@@ -64,7 +66,7 @@ class LiveRun:
         self.summary.rows = n
         self.answers = [None] * n
         self.errors = [None] * n
-        self._started = [False] * n
+        self._same: dict[str, str] = {}  # short answers, one object each (labels repeat)
         self._reserved = 0.0
         self._retry: deque[tuple[int, Mapping[str, Any], int]] = deque()
         if self.price is not None:
@@ -75,18 +77,17 @@ class LiveRun:
         start = time.monotonic()
         limiter = AdaptiveLimiter(self.concurrency, self._announced_cap())
         rows: Iterator[tuple[int, Mapping[str, Any]]] = enumerate(self.source.fields())
-        lock = asyncio.Lock()
 
-        async def next_row() -> tuple[int, Mapping[str, Any], int] | None:
-            async with lock:
-                if self._retry:
-                    return self._retry.popleft()
-                item = next(rows, None)
-                return None if item is None else (item[0], item[1], 1)
+        def next_row() -> tuple[int, Mapping[str, Any], int] | None:
+            # No await inside: on one event loop, one worker at a time takes a row.
+            if self._retry:
+                return self._retry.popleft()
+            item = next(rows, None)
+            return None if item is None else (item[0], item[1], 1)
 
         async def worker() -> None:
             while not self._should_stop():
-                item = await next_row()
+                item = next_row()
                 if item is None:
                     if limiter.active == 0 and not self._retry:
                         return
@@ -164,9 +165,10 @@ class LiveRun:
             return
         finally:
             self._reserved -= reserved
-        retries = [e for e in response.events if isinstance(e, Retrying) and _is_throttle(e.reason)]
-        if retries:
-            limiter.throttled(max(e.wait for e in retries))
+        if response.retries:
+            retries = [e for e in response.events if isinstance(e, Retrying) and _is_throttle(e.reason)]
+            if retries:
+                limiter.throttled(max(e.wait for e in retries))
         usage = response.usage
         cached = is_replayed(response)
         if not cached:
@@ -198,8 +200,17 @@ class LiveRun:
                 return
             self.answers[pos] = parsed
         else:
-            self.answers[pos] = response.text
+            self.answers[pos] = self._one_of(response.text)
         s.done += 1
+
+    def _one_of(self, text: str) -> str:
+        """``text``, or the equal answer kept before: a classification run's 10,000 answers
+        are a handful of labels, held once each instead of once per row."""
+        if len(text) > SHARED_ANSWER_CHARS:
+            return text
+        if len(self._same) < SHARED_ANSWERS:
+            return self._same.setdefault(text, text)
+        return self._same.get(text, text)
 
 
 def row_error(kind: str, message: str) -> str:

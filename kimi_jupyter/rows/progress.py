@@ -53,6 +53,11 @@ def status_line(summary: RunSummary, title: str) -> str:
 class ProgressView:
     """No output (``progress=False``); the base of the real views."""
 
+    #: How often the view wants `update` while a run goes on; None: only at the end. The
+    #: thread that waits for a run wakes only this often: each wake takes the interpreter
+    #: lock from the run's thread for a moment (a few % of a cached run's time at 10/s).
+    interval: float | None = None
+
     def __init__(self, title: str = "kimi rows"):
         self.title = title
         self._last = 0.0
@@ -76,6 +81,7 @@ class TextProgress(ProgressView):
         super().__init__(title)
         self.stream = stream or sys.stderr
         self.live = live
+        self.interval = MIN_INTERVAL if live else None
 
     def update(self, summary: RunSummary) -> None:
         if not self.live or not self.due():
@@ -94,6 +100,8 @@ class TextProgress(ProgressView):
 
 
 class WidgetProgress(ProgressView):
+    interval = MIN_INTERVAL
+
     def __init__(self, title: str = "kimi rows"):
         super().__init__(title)
         import ipywidgets as w

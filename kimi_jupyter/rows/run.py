@@ -104,6 +104,14 @@ class Plan:
     def fields(self) -> list[str] | None:
         return self.schema.fields if self.schema else None
 
+    @property
+    def row_options(self) -> dict[str, Any]:
+        """What each row's turn gets: the run's one resolved `Settings` (resolved once, so
+        every row uses the same model and configuration, and a row costs no resolution),
+        and the schema's response format."""
+        extra = {"response_format": self.options["response_format"]} if "response_format" in self.options else {}
+        return {"settings": self.settings, **extra}
+
 
 def _plan(template: str, data: Any, schema: Mapping[str, Any] | None, engine: str,
           namespace: Mapping[str, Any] | None, options: dict[str, Any]) -> Plan:
@@ -134,7 +142,7 @@ def _live_run(plan: Plan, concurrency: int | None, budget: float | None, use_cac
         raise RowsError(f"concurrency must be a whole number from 1 up, not {limit!r}.")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
         raise RowsError(f"budget must be a number from 0 up (in the provider's currency), not {budget!r}.")
-    return LiveRun(plan.source, plan.template, plan.options, plan.schema, concurrency=limit, budget=budget,
+    return LiveRun(plan.source, plan.template, plan.row_options, plan.schema, concurrency=limit, budget=budget,
                    use_cache=use_cache, price=plan.settings.price(), api_base=_api_base(plan.settings))
 
 
@@ -168,7 +176,7 @@ def _drive_in_thread(run: LiveRun, view: ProgressView) -> None:
     thread.start()
     try:
         while thread.is_alive():
-            thread.join(0.1)
+            thread.join(view.interval)  # without a timeout it still ends on Ctrl-C (SIGINT)
             view.update(run.summary)
     except KeyboardInterrupt:
         run.stop.set()

@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..api import aask, build_request
 from ..response import Response
 from ..session import get_session
+from ..turn import REPLAYED, NullRenderer, Turn
 
 __all__ = ["run_row", "is_replayed", "AASK_DRIVES_TURN"]
 
@@ -27,21 +29,16 @@ AASK_DRIVES_TURN = True
 
 def is_replayed(response: Response) -> bool:
     """Whether the Turn answered from the response cache (nothing sent, nothing billed)."""
-    from ..turn import REPLAYED
-
     return REPLAYED.text in response.notices
 
 
 async def run_row(template: str, namespace: Mapping[str, Any], options: Mapping[str, Any],
                   use_cache: bool) -> Response:
-    """One row through the Turn; never raises for a row's failure (see ``response.error``)."""
-    return await _through_aask(template, namespace, options, use_cache)
+    """One row through the Turn; never raises for a row's failure (see ``response.error``).
 
-
-async def _through_aask(template: str, namespace: Mapping[str, Any], options: Mapping[str, Any],
-                        use_cache: bool) -> Response:
-    from ..api import aask
-
+    ``options`` are ``aask()``'s: the run passes its one resolved ``settings`` (resolved
+    once per run, so every row of a run uses the same model and configuration) and the
+    ``response_format`` of a schema."""
     return await aask(template, namespace=namespace, display="none", history=False, use_cache=use_cache,
                       source="rows", **options)
 
@@ -51,9 +48,6 @@ def cache_key_for(template: str, namespace: Mapping[str, Any], options: Mapping[
 
     Returns ``(key, (session, request, messages))``; raises the row's user error (a
     ``KimiError`` or ``ValueError``) when its prompt cannot be built."""
-    from ..api import build_request
-    from ..turn import NullRenderer, Turn
-
     request = build_request(template, namespace=namespace, display="none", history=False, source="rows",
                             **options)
     session = get_session()
