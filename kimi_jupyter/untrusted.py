@@ -367,12 +367,17 @@ class GrowingMarkdown:
         tokens = _MD.parse(rest, {"references": dict(self._references)})
         blocks, _ = _blocks(tokens, 0, None)
         starts = [t.map[0] for t in tokens if t.level == 0 and t.nesting >= 0 and t.map]
-        if len(starts) == len(blocks) and len(blocks) > 1:
-            offset = sum(len(line) + 1 for line in rest.split("\n")[: starts[-1]])
+        keep = 1  # blocks still open to change: the last one...
+        if starts and not rest.endswith("\n") and starts[-1] == rest.count("\n"):
+            # ...and the one before it when the last starts on the unfinished last line: that
+            # line may still turn out to continue it (``` followed by a backtick is no fence).
+            keep = 2
+        if len(starts) == len(blocks) and len(blocks) > keep:
+            offset = sum(len(line) + 1 for line in rest.split("\n")[: starts[-keep]])
             done = rest[:offset]
             if "]:" in done:  # keep its (finished) reference definitions for the text after it
                 _MD.parse(done, {"references": self._references})
             self._done_source += done
-            self._done += blocks[:-1]
-            blocks = blocks[-1:]
+            self._done += blocks[:-keep]
+            blocks = blocks[-keep:]
         return "\n\n".join(self._done + blocks)
