@@ -8,17 +8,16 @@ pandas frame.
 * live: ``map(template, df, concurrency=32, thinking=False)`` with a fresh response cache,
   against the baseline, a raw asyncio + httpx loop (one shared ``AsyncClient``, a
   ``Semaphore(32)``, the same request bodies, SSE lines parsed with ``json.loads``): wall
-  time ratio, target <= 1.3x. The two alternate (raw first) so machine load hits both.
-* live from the cache: the same call again; every row is replayed, zero requests are sent
-  (checked with the simulator's request count); target < 5% of the first run's wall time.
+  time ratio, target <= 1.3x. The raw loop runs first, ours right after it.
+* live from the cache: the same call again, three times; every row is replayed and zero
+  requests are sent (checked on each re-run); the median re-run's wall time, target < 5% of
+  the first run's. A re-run is ~50 us a row, so one pause of the shared machine moves a
+  single run by a percent of the target; the median of three does not move with it.
 * live peak memory: ``tracemalloc`` peak of a live run (a run of its own, fresh cache, the
   modules already imported) against the input frame's deep size plus the answers'; target
   <= 2x.
 * batch: ``map(..., engine="batch")`` submit + poll + collect wall time, and its
   ``tracemalloc`` peak, reported (no target).
-
-Note: ``aask()`` (each live row's entry into the Turn) opens an ``AsyncClient`` per call
-until the Turn pools one client per event loop; that cost shows in the live ratio.
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ TARGET_LIVE = 1.3
 TARGET_CACHE = 0.05
 TARGET_MEMORY = 2.0
 CONCURRENCY = 32
+CACHE_RUNS = 3
 
 
 def _frame(n: int) -> Any:
@@ -155,12 +155,15 @@ def run(quick: bool, log: Log) -> list[Result]:
             first = ours()
             live_seconds = time.perf_counter() - t0
             assert first["error"].isna().all() and (first["answer"] == "positive").all(), first.attrs["kimi"]
-            log("rows: map() again, from the cache...")
-            t0 = time.perf_counter()
-            second = ours()
-            cache_seconds = time.perf_counter() - t0
-            replayed = second.attrs["kimi"]
-            assert replayed["cached"] == n and replayed["requests"] == 0, replayed
+            log("rows: map() again, from the cache (three re-runs, the median counts)...")
+            cache_runs = []
+            for _ in range(CACHE_RUNS):
+                t0 = time.perf_counter()
+                second = ours()
+                cache_runs.append(time.perf_counter() - t0)
+                replayed = second.attrs["kimi"]
+                assert replayed["cached"] == n and replayed["requests"] == 0, replayed
+            cache_seconds = sorted(cache_runs)[len(cache_runs) // 2]
             results.append(Result(f"rows {n:,} live x{CONCURRENCY}: wall", live_seconds * 1000, raw_seconds * 1000,
                                   "ms", "raw asyncio+httpx loop", f"<= {TARGET_LIVE}x",
                                   live_seconds / raw_seconds <= TARGET_LIVE,
@@ -168,7 +171,8 @@ def run(quick: bool, log: Log) -> list[Result]:
             results.append(Result(f"rows {n:,} from the cache: wall", cache_seconds * 1000, live_seconds * 1000, "ms",
                                   "first live run", f"< {TARGET_CACHE:.0%}, 0 requests",
                                   cache_seconds / live_seconds < TARGET_CACHE and replayed["requests"] == 0,
-                                  details={"requests": replayed["requests"], "cached": replayed["cached"]}))
+                                  details={"requests": replayed["requests"], "cached": replayed["cached"],
+                                           "runs_ms": [round(r * 1000, 1) for r in cache_runs]}))
 
             shutil.rmtree(work / ".kimi-cache", ignore_errors=True)
             session_module._SESSION = None

@@ -50,7 +50,7 @@ def table(results: list[Result], quick: bool = False) -> str:
             rows.append((r.name, "-", base, "-", r.target, _mark(r.passed, r.note)))
             continue
         base = f"{_fmt(r.baseline, r.unit)} ({r.baseline_name})" if r.baseline_name else _fmt(r.baseline, r.unit)
-        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
+        ratio = "-" if r.ratio is None else (f"{r.ratio:.2f}x" if r.ratio >= 0.1 else f"{r.ratio:.3f}x")
         mark = "quick" if quick and r.passed is not None else _mark(r.passed, r.note)
         rows.append((r.name, _fmt(r.ours, r.unit), base, ratio, r.target, mark))
     widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]

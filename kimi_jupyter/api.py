@@ -21,18 +21,18 @@ from .partial import prefill_options
 from .response import Response
 from .secrets import secrets_of
 from .session import Session, get_session
-from .turn import TurnMeta, TurnRequest, arun_turn, run_turn
+from .turn import NullRenderer, TurnMeta, TurnRequest, arun_turn, run_turn
 
 __all__ = ["ask", "aask", "build_request"]
 
 # Options that belong to the call rather than to Settings.
-_CALL_OPTIONS = ("history", "namespace", "display", "tools", "response_format", "source", "agent", "yes", "web",
-                 "use_cache", "prefill", "settings")  # prefill: partial mode
+_CALL_OPTIONS = frozenset(("history", "namespace", "display", "tools", "response_format", "source", "agent", "yes", "web",
+                 "use_cache", "prefill", "settings"))  # prefill: partial mode
 
 
 def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any]) -> tuple[Session, TurnRequest | None, Response | None]:
     session = get_session()
-    call = {k: options.pop(k) for k in _CALL_OPTIONS if k in options}
+    call = {k: options.pop(k) for k in [k for k in options if k in _CALL_OPTIONS]}
     try:
         settings = call.get("settings")
         if settings is None:
@@ -82,6 +82,8 @@ def build_request(prompt: str, *attachments: Any, **options: Any) -> TurnRequest
 
 
 def _check_display(display: Any) -> None:
+    if display is None or display == "none":
+        return
     from .display import MODES
 
     if display is not None and display not in MODES:
@@ -89,6 +91,8 @@ def _check_display(display: Any) -> None:
 
 
 def _renderer(display: str | None, settings_display: str) -> Any:
+    if display == "none":  # aask's default, and every row of map()
+        return NullRenderer()
     from .display import MODES, choose_renderer
 
     return choose_renderer((display if display in MODES else None) or settings_display)

@@ -54,8 +54,9 @@ _ROLES = {"system", "user", "assistant", "tool"}
 def _hash_media(value: Any, odd: list[bool] | None = None) -> Any:
     """A copy of a message structure with data URLs replaced by their digest.
 
-    ``odd`` gets an item when the structure holds a value orjson would write differently
-    from ``json.dumps`` (a float, an integer over 64 bits, a non-string key, a subclass)."""
+    ``odd`` gets an item when the structure holds a value orjson might write differently
+    from ``json.dumps`` (a float, a subclass). orjson refuses the other differences (an
+    integer over 64 bits, a non-string key) with an error, and `request_key` falls back."""
     kind = type(value)
     if kind is str:
         if len(value) > 256 and value.startswith("data:"):
@@ -63,14 +64,10 @@ def _hash_media(value: Any, odd: list[bool] | None = None) -> Any:
             return f"{head},sha256:{hashlib.sha256(data.encode()).hexdigest()}"
         return value
     if kind is dict:
-        if odd is not None and any(type(k) is not str for k in value):
-            odd.append(True)
         return {k: _hash_media(v, odd) for k, v in value.items()}
     if kind is list:
         return [_hash_media(v, odd) for v in value]
-    if kind is bool or value is None:
-        return value
-    if kind is int and -(2**63) <= value < 2**64:
+    if kind is bool or kind is int or value is None:
         return value
     if odd is not None:
         odd.append(True)
@@ -83,6 +80,19 @@ def _hash_media(value: Any, odd: list[bool] | None = None) -> Any:
     return value
 
 
+def _has_media_or_floats(value: Any) -> bool:
+    """Whether `_hash_media` would change anything or find a float (else the shape is hashed
+    as it is, without a copy)."""
+    kind = type(value)
+    if kind is str:
+        return len(value) > 256 and value.startswith("data:")
+    if kind is dict:
+        return any(_has_media_or_floats(v) for v in value.values())
+    if kind is list:
+        return any(_has_media_or_floats(v) for v in value)
+    return not (kind is bool or kind is int or value is None)
+
+
 def request_key(shape: dict[str, Any]) -> str:
     """The SHA-256 of the shape's canonical JSON (sorted keys, compact, UTF-8).
 
@@ -91,13 +101,13 @@ def request_key(shape: dict[str, Any]) -> str:
     cost (a cached map() row computes one key); a shape with anything else (floats, whose
     shortest forms differ) is written by ``json.dumps``, so keys do not change."""
     odd: list[bool] = []
-    hashed = _hash_media(shape, odd)
+    hashed = _hash_media(shape, odd) if _has_media_or_floats(shape) else shape
     if odd:
         canonical = json.dumps(hashed, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     else:
         try:
             canonical = orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)
-        except (TypeError, orjson.JSONEncodeError):  # a lone surrogate: json.dumps says so below
+        except (TypeError, orjson.JSONEncodeError):  # a big integer, a non-string key, a lone surrogate
             canonical = json.dumps(hashed, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     return hashlib.sha256(b"kimi-cache-v%d\n" % FORMAT + canonical).hexdigest()
 
@@ -139,16 +149,47 @@ def _event(data: Any) -> Event:
     cls = _EVENT_TYPES.get(data["type"])
     if cls is None:
         raise DamagedEntry(f"unknown event type {data['type'][:40]!r}")
-    values = {}
-    for name, allowed, required in _fields_of(cls):
+    specs, defaults, factories = _plan(cls)
+    state = dict(defaults) if defaults is not None else {}
+    for name, allowed, required in specs:
         if name in data:
             value = data[name]
             if type(value) not in allowed:
                 raise DamagedEntry(f"{cls.__name__}.{name} has the wrong type")
-            values[name] = value
+            state[name] = value
         elif required:
             raise DamagedEntry(f"{cls.__name__} lacks {name}")
-    return cls(**values)  # type: ignore[no-any-return]
+    if defaults is None:
+        return cls(**state)  # type: ignore[no-any-return]
+    for name, factory in factories:
+        if name not in state:
+            state[name] = factory()
+    # The frozen events without slots are built without their generated ``__init__``
+    # (which sets each field through ``object.__setattr__``): half the cost, the same
+    # object (the client builds its per-token deltas the same way, see
+    # ``events.text_slot_setter``).
+    event = object.__new__(cls)
+    object.__setattr__(event, "__dict__", state)
+    return event  # type: ignore[no-any-return]
+
+
+# Per event type: its fields as (name, allowed types, required), and for a frozen type
+# without slots or __post_init__ its defaults and default factories (else None, []).
+_PLANS: dict[type, tuple[list[tuple[str, frozenset[type], bool]], dict[str, Any] | None,
+                         list[tuple[str, Any]]]] = {}
+
+
+def _plan(cls: type) -> tuple[list[tuple[str, frozenset[type], bool]], dict[str, Any] | None, list[tuple[str, Any]]]:
+    found = _PLANS.get(cls)
+    if found is None:
+        fields = dataclasses.fields(cls)
+        plain = "__slots__" not in cls.__dict__ and not hasattr(cls, "__post_init__")
+        found = _PLANS[cls] = (
+            _fields_of(cls),
+            {f.name: f.default for f in fields if f.default is not dataclasses.MISSING} if plain else None,
+            [(f.name, f.default_factory) for f in fields if f.default_factory is not dataclasses.MISSING],
+        )
+    return found
 
 
 def _message(data: Any) -> dict[str, Any]:
@@ -177,13 +218,18 @@ def parse_entry(data: Any) -> CachedTurn:
     return CachedTurn([_event(e) for e in events], [_message(m) for m in conversation])
 
 
+_STEPS = (ToolCallStarted, ApprovalRequested, ApprovalResolved, ToolCallFinished)
+
+
 def replay_events(events: list[Event]) -> list[Event]:
     """The recorded events as a replay shows them: tool steps and approvals of the recorded
     run become notices that say so; nothing looks as if it ran, or was approved, now."""
     names: dict[str, str] = {}
     out: list[Event] = []
     for event in events:
-        if isinstance(event, ToolCallStarted):
+        if not isinstance(event, _STEPS):  # text, reasoning, usage, notices: replayed as they were
+            out.append(event)
+        elif isinstance(event, ToolCallStarted):
             names[event.id] = event.name
             out.append(Notice(f"Recorded tool step {event.name}: replayed, not run in this replay.", "info"))
         elif isinstance(event, ApprovalRequested):
@@ -215,7 +261,7 @@ class ResponseCache:
         return Path(self._file(key))
 
     def _file(self, key: str) -> str:
-        return os.path.join(self._root, key[:2], f"{key}.json")
+        return f"{self._root}{os.sep}{key[:2]}{os.sep}{key}.json"
 
     def load(self, key: str) -> CachedTurn | None:
         """The entry for ``key`` ready to replay, or None (a miss). A damaged or planted
@@ -237,7 +283,8 @@ class ResponseCache:
             return self._damaged(path, reason)
         except (TypeError, KeyError):
             return self._damaged(path, "its fields have the wrong types")
-        return CachedTurn(replay_events(hit.events), hit.conversation)
+        hit.events = replay_events(hit.events)
+        return hit
 
     def _damaged(self, path: str, reason: str) -> CachedTurn | None:
         """A miss, with the one-line notice in `problem`."""

@@ -108,7 +108,7 @@ class Response:
         return self._joined(self._reasoning)
 
     def feed(self, event: Event) -> None:
-        """Fold one event into the snapshot."""
+        """Fold one event into the snapshot (the types in the order they are most common)."""
         if self.keep_events:
             self.events.append(event)
         if isinstance(event, TextDelta):
@@ -120,6 +120,29 @@ class Response:
                     self._reasoning.append("" if self.reasoning.endswith("\n\n") else "\n\n")
                     self._step_start = len(self.reasoning)
             self._reasoning.append(event.text)
+        elif isinstance(event, Usage):
+            # Several requests in one agent turn add up; one request reports once.
+            self.usage = (self.usage + event) if self._usage_seen else event
+            self._usage_seen = True
+            if event.reported and event.cost is not None:
+                key = event.currency or ""
+                self._costs[key] = self._costs.get(key, 0) + event.cost
+                if len(self._costs) > 1 and self.usage.cost is not None:
+                    # Priced in two currencies: no honest total (``costs`` has one per currency).
+                    self.usage = replace(self.usage, cost=None)
+        elif isinstance(event, Retrying):
+            self.retries += 1
+        elif isinstance(event, Notice):
+            self.notices.append(event.text)
+        elif isinstance(event, Done):
+            self.finish_reason = event.finish_reason
+            self.cut = self.cut or event.cut
+            self.done = True
+        elif isinstance(event, Failed):
+            self.error = event.error
+            self.error_kind = event.kind
+            self.cut = self.cut or event.partial
+            self.done = True
         elif isinstance(event, ToolCallRequested):
             self.tool_calls.append(event)
             if self._batch_reasoning is None:  # the first call of this step
@@ -154,29 +177,6 @@ class Response:
                 step.seconds = event.seconds
                 if step.state != "denied":
                     step.state = "error" if event.error else "done"
-        elif isinstance(event, Usage):
-            # Several requests in one agent turn add up; one request reports once.
-            self.usage = (self.usage + event) if self._usage_seen else event
-            self._usage_seen = True
-            if event.reported and event.cost is not None:
-                key = event.currency or ""
-                self._costs[key] = self._costs.get(key, 0) + event.cost
-                if len(self._costs) > 1 and self.usage.cost is not None:
-                    # Priced in two currencies: no honest total (``costs`` has one per currency).
-                    self.usage = replace(self.usage, cost=None)
-        elif isinstance(event, Retrying):
-            self.retries += 1
-        elif isinstance(event, Notice):
-            self.notices.append(event.text)
-        elif isinstance(event, Done):
-            self.finish_reason = event.finish_reason
-            self.cut = self.cut or event.cut
-            self.done = True
-        elif isinstance(event, Failed):
-            self.error = event.error
-            self.error_kind = event.kind
-            self.cut = self.cut or event.partial
-            self.done = True
 
     def _tools_started(self) -> None:
         """The step's calls are all requested and now run: later reasoning is a new step."""

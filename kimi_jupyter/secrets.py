@@ -113,6 +113,10 @@ def redact(value: Any, secrets: Iterable[str] | str | None) -> Any:
     found = _usable(secrets)
     if not found:
         return value
+    if type(value) is str:  # the common case: a message sent as one string
+        for s in found:
+            value = _mask(value, s)
+        return value
     encoded = tuple(s.encode("utf-8") for s in found)
     return _walk(value, found, encoded, 0)
 

@@ -41,7 +41,9 @@ class UsageLedger:
     rows: dict[str, LedgerRow] = field(default_factory=dict)
 
     def add(self, source: str, usage: Usage, requests: int = 1) -> None:
-        row = self.rows.setdefault(source, LedgerRow())
+        row = self.rows.get(source)
+        if row is None:
+            row = self.rows[source] = LedgerRow()
         row.requests += requests
         if usage.reported:
             row.usage = row.usage + usage

@@ -477,9 +477,12 @@ class Turn:
         self.session.budget.settle(self._ticket)
         self._ticket = None
         response = Response(model=self.settings.model)
+        feed = response.feed
+        shown = None if type(self.renderer) is NullRenderer else self.renderer.handle
         for event in (REPLAYED, *hit.events):
-            response.feed(event)
-            self.renderer.handle(event)
+            feed(event)
+            if shown is not None:
+                shown(event)
         self._committed = True
         try:
             self.renderer.finish(response)

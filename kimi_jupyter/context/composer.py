@@ -13,7 +13,9 @@ import binascii
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..secrets import redact
 from .errors import ContextError
+from .interpolate import build_content
 
 __all__ = ["cell_part", "compose", "flatten", "frontend_parts", "merge_text"]
 
@@ -57,9 +59,6 @@ def compose(
     are masked everywhere in it, whatever path they took (values are masked before they are
     cut, so no part of a key survives a truncation). ``media`` (a `context.media.MediaSink`)
     sends big media through the Files API and turns document paths into system messages."""
-    from ..secrets import redact
-    from .interpolate import build_content
-
     names: dict[str, Any] = dict(namespace or {})
     template = prompt if namespace is not None else prompt.replace("{", "{{").replace("}", "}}")
     for number, obj in enumerate(attachments, 1):

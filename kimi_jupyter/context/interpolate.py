@@ -292,6 +292,9 @@ def _add_document(out: _Parts, value: Any, label: str, opts: _Options) -> None:
 
 
 def _add_value(out: _Parts, value: Any, label: str, opts: _Options) -> None:
+    if type(value) is str and "." not in value:  # no file extension: plain text (a row's field)
+        out.text(value)
+        return
     try:
         if isinstance(value, (str, PurePath)) and opts.media is not None and document_kind(value):
             _add_document(out, value, label, opts)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..events import Notice
 from .documents import Extracted, extract_text, page_count, read_document
 from .errors import ContextError
 
@@ -363,8 +364,6 @@ def request_extras(sink: MediaSink | None, notices: list[Any] | None = None,
                    wire: dict[str, Any] | None = None) -> dict[str, Any]:
     """``TurnRequest`` fields: the documents ``sink`` collected (``context``) and the client
     options (``wire``: ``wire`` plus the documents' summaries and ``notices`` to show first)."""
-    from ..events import Notice
-
     extras: dict[str, Any] = {"wire": dict(wire or {})}
     if sink is not None and sink.system_messages:
         extras["context"] = list(sink.system_messages)

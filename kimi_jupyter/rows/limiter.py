@@ -32,6 +32,13 @@ class AdaptiveLimiter:
         self._clean = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
+    def try_acquire(self) -> bool:
+        """Take a slot now if one is free and no pause is on; False: ``await acquire()``."""
+        if not self._waiters and self.active < self.allowed() and self._paused_until <= time.monotonic():
+            self.active += 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         # No await between the check and the count: on one event loop this is atomic.
         while self.active >= self.allowed():
@@ -61,6 +68,9 @@ class AdaptiveLimiter:
                 free -= 1
 
     async def release(self) -> None:
+        self.release_now()
+
+    def release_now(self) -> None:
         self.active -= 1
         if self._waiters:
             self._wake()

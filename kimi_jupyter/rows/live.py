@@ -93,14 +93,15 @@ class LiveRun:
                         return
                     await asyncio.sleep(0.05)  # a throttled row may come back into the queue
                     continue
-                await limiter.acquire()
+                if not limiter.try_acquire():  # the common case costs no await
+                    await limiter.acquire()
                 try:
                     if self._should_stop():
                         self._retry.appendleft(item)
                         return
                     await self._one(item, limiter)
                 finally:
-                    await limiter.release()
+                    limiter.release_now()
                 self.summary.seconds = time.monotonic() - start
 
         tasks = [asyncio.create_task(worker()) for _ in range(max(1, self.concurrency))]
@@ -152,7 +153,7 @@ class LiveRun:
                                       "finished rows are kept").replace("  ", " ")
             self._retry.appendleft(item)
             return
-        reserved = self._expected_cost()
+        reserved = self._expected_cost() if self.budget is not None else 0.0
         self._reserved += reserved
         try:
             response = await run_row(self.template.text, self.template.namespace(fields), self.options,
