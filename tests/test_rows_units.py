@@ -108,3 +108,15 @@ async def test_a_row_waiting_for_the_limiter_starts_when_one_finishes():
     await limiter.release()
     assert limiter.active == 0 and not limiter._waiters
     await asyncio.wait_for(limiter.acquire(), 1)  # a cancelled waiter leaves nothing behind
+
+
+def test_rows_read_only_the_columns_the_template_names():
+    import polars as pl
+
+    frame = pd.DataFrame({"text": ["a", "b"], "n": [1, 2], 7: [True, False]})
+    assert list(row_source(frame).fields(["text"])) == [{"text": "a"}, {"text": "b"}]
+    assert list(row_source(frame).fields(["7", "n"])) == [{"n": 1, "7": True}, {"n": 2, "7": False}]
+    assert list(row_source(frame).fields()) == [{"text": "a", "n": 1, "7": True}, {"text": "b", "n": 2, "7": False}]
+    wide = pl.DataFrame({"text": ["a"], "other": [1]})
+    assert list(row_source(wide).fields(["text"])) == [{"text": "a"}]
+    assert list(row_source(wide).fields([])) == [{}]

@@ -70,7 +70,7 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
     positions: list[int] = []
     cached = 0
     tokens = 0
-    for pos, fields in enumerate(source.fields()):
+    for pos, fields in enumerate(source.fields(plan.template.row_names)):
         try:
             key, (_session, request, messages) = cache_key_for(plan.template.text, plan.template.namespace(fields),
                                                                plan.row_options)

@@ -88,15 +88,28 @@ class RowSource:
     series_name: str | None = None
     items: list[Any] = field(default_factory=list)
 
-    def fields(self) -> Iterator[dict[str, Any]]:
-        """Each row's fields, in order (lazily for frames)."""
+    def fields(self, only: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Each row's fields, in order (lazily for frames); ``only``: just these columns
+        (the ones the template names), so a wide frame's other columns are never read."""
         data = self.data
         if self.kind == "pandas" and self.series_name is None:
-            columns = [str(c) for c in data.columns]
-            for values in data.itertuples(index=False, name=None):
-                yield dict(zip(columns, values, strict=True))
+            names = [str(c) for c in data.columns]
+            wanted = set(names if only is None else only)
+            positions = [i for i, name in enumerate(names) if name in wanted]
+            picked = [names[i] for i in positions]
+            if not positions:
+                for _ in range(len(data)):
+                    yield {}
+                return
+            for values in zip(*(data.iloc[:, i] for i in positions), strict=True):
+                yield dict(zip(picked, values, strict=True))
         elif self.kind == "polars" and self.series_name is None:
-            yield from data.iter_rows(named=True)
+            frame = data if only is None else data.select([c for c in data.columns if c in set(only)])
+            if frame.width == 0:
+                for _ in range(data.height):
+                    yield {}
+                return
+            yield from frame.iter_rows(named=True)
         elif self.series_name is not None:
             name = self.series_name
             values = data.tolist() if self.kind == "pandas" else data.to_list()

@@ -76,7 +76,7 @@ class LiveRun:
     async def run(self) -> RunSummary:
         start = time.monotonic()
         limiter = AdaptiveLimiter(self.concurrency, self._announced_cap())
-        rows: Iterator[tuple[int, Mapping[str, Any]]] = enumerate(self.source.fields())
+        rows: Iterator[tuple[int, Mapping[str, Any]]] = enumerate(self.source.fields(self.template.row_names))
 
         def next_row() -> tuple[int, Mapping[str, Any], int] | None:
             # No await inside: on one event loop, one worker at a time takes a row.
