@@ -136,6 +136,7 @@ class RateLimits:
         self._lock = threading.Lock()
         self._latest: dict[str, RateLimitInfo] = {}
         self._last_base: str | None = None
+        self.version = 0  # counts what was recorded: a caller can keep an answer until it moves
 
     def record(self, base_url: str, headers: Any) -> RateLimitInfo | None:
         info = parse_rate_limit_headers(headers)
@@ -143,6 +144,7 @@ class RateLimits:
             with self._lock:
                 self._latest[base_url] = info
                 self._last_base = base_url
+                self.version += 1
         return info
 
     def last_status(self) -> dict[str, Any] | None:
@@ -198,6 +200,7 @@ class RateLimits:
         with self._lock:
             self._latest.clear()
             self._last_base = None
+            self.version += 1
 
 
 _RATE_LIMITS = RateLimits()

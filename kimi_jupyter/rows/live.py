@@ -124,7 +124,16 @@ class LiveRun:
         from ..ratelimit import rate_limits
 
         base, wanted = self.api_base, self.concurrency
-        return lambda: rate_limits().concurrency(base, wanted)
+        seen = [-1, wanted]  # the version of the limits last asked, and their answer
+
+        def cap() -> int:  # asked before every row: answered again only after new headers
+            limits = rate_limits()
+            if limits.version != seen[0]:
+                seen[0] = limits.version
+                seen[1] = limits.concurrency(base, wanted)
+            return seen[1]
+
+        return cap
 
     def _should_stop(self) -> bool:
         if self.stop.is_set() and self.summary.stopped is None:
