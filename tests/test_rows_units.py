@@ -120,3 +120,21 @@ def test_rows_read_only_the_columns_the_template_names():
     wide = pl.DataFrame({"text": ["a"], "other": [1]})
     assert list(row_source(wide).fields(["text"])) == [{"text": "a"}]
     assert list(row_source(wide).fields([])) == [{}]
+
+
+def test_the_announced_cap_follows_each_new_set_of_headers():
+    from kimi_jupyter.ratelimit import rate_limits
+    from kimi_jupyter.rows.live import LiveRun
+
+    base = "http://127.0.0.1:9/v1-cap-test"
+    run = LiveRun(row_source(["a", "b"]), RowTemplate("Q: {value}", row_source(["a", "b"]), {}), {},
+                  concurrency=8, api_base=base)
+    cap = run._announced_cap()
+    assert cap() == 8  # nothing announced yet
+    rate_limits().record(base, {"x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "3"})
+    assert cap() == 3
+    rate_limits().record(base, {"x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "50"})
+    assert cap() == 8  # never above what the run asked for
+    limiter = AdaptiveLimiter(8, cap)
+    rate_limits().record(base, {"x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "2"})
+    assert limiter.allowed() == 2
