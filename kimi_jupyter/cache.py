@@ -87,9 +87,15 @@ def _has_media_or_floats(value: Any) -> bool:
     if kind is str:
         return len(value) > 256 and value.startswith("data:")
     if kind is dict:
-        return any(_has_media_or_floats(v) for v in value.values())
+        for item in value.values():  # a loop, not any(): no generator per level
+            if _has_media_or_floats(item):
+                return True
+        return False
     if kind is list:
-        return any(_has_media_or_floats(v) for v in value)
+        for item in value:
+            if _has_media_or_floats(item):
+                return True
+        return False
     return not (kind is bool or kind is int or value is None)
 
 
