@@ -87,12 +87,12 @@ def _has_media_or_floats(value: Any) -> bool:
     if kind is str:
         return len(value) > 256 and value.startswith("data:")
     if kind is dict:
-        for item in value.values():  # a loop, not any(): no generator per level
+        for item in value.values():  # noqa: SIM110 (a loop, not any(): no generator per level)
             if _has_media_or_floats(item):
                 return True
         return False
     if kind is list:
-        for item in value:
+        for item in value:  # noqa: SIM110
             if _has_media_or_floats(item):
                 return True
         return False

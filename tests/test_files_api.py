@@ -185,6 +185,20 @@ def test_content_reads_are_bounded(sim):
             files.content(uploaded.id, max_bytes=1000)
 
 
+def test_a_download_goes_to_a_file_as_it_arrives_with_the_same_bound(sim, tmp_path):
+    data = b"".join(b'{"custom_id": "row-%d"}\n' % i for i in range(20_000))
+    with FilesClient(settings_for(sim)) as files:
+        uploaded = files.upload(data, "batch", filename="rows.jsonl")
+        with open(tmp_path / "out.jsonl", "w+b") as sink:
+            sink.write(b"left over from an earlier attempt")
+            assert files.download(uploaded.id, sink) == len(data)
+            sink.seek(0)
+            assert sink.read() == data
+        with open(tmp_path / "small.jsonl", "w+b") as sink, \
+                pytest.raises(MalformedResponseError, match="larger than 1000 bytes"):
+            files.download(uploaded.id, sink, max_bytes=1000)
+
+
 def test_interrupted_upload_leaves_nothing_on_the_server(sim):
     data = b"v" * (2 * 1024 * 1024)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kimi_jupyter.rows import RowsError
-from kimi_jupyter.rows.batch import _chunks
+from kimi_jupyter.rows.batch import _Spool
 from kimi_jupyter.rows.data import row_source
 from kimi_jupyter.rows.limiter import AdaptiveLimiter
 from kimi_jupyter.rows.schema import RowSchema
@@ -66,15 +66,24 @@ async def test_the_limiter_halves_on_a_429_and_grows_back():
     assert asyncio.get_running_loop().time() - started >= 0.19
 
 
+def _spooled(lines: list[bytes]) -> list[tuple[list[int], bytes]]:
+    with _Spool() as spool:
+        for pos, line in enumerate(lines):
+            spool.add(pos * 10, line)
+        return [(rows, file.read()) for file, rows in spool.files()]
+
+
 def test_batch_files_are_split_by_size_and_count(monkeypatch):
     from kimi_jupyter.rows import batch
 
     monkeypatch.setattr(batch, "MAX_REQUESTS", 3)
     lines = [b"x" * 10 for _ in range(7)]
-    assert [(start, len(chunk)) for start, chunk in _chunks(lines)] == [(0, 3), (3, 3), (6, 1)]
+    files = _spooled(lines)
+    assert [rows for rows, _ in files] == [[0, 10, 20], [30, 40, 50], [60]]
+    assert files[0][1] == b"xxxxxxxxxx\n" * 3 and files[2][1] == b"xxxxxxxxxx\n"
     monkeypatch.setattr(batch, "MAX_REQUESTS", 100)
     monkeypatch.setattr(batch, "MAX_FILE_BYTES", 25)
-    assert [len(chunk) for _, chunk in _chunks(lines)] == [2, 2, 2, 1]
+    assert [len(rows) for rows, _ in _spooled(lines)] == [2, 2, 2, 1]
 
 
 async def test_the_limiter_respects_the_requests_the_server_says_are_left():

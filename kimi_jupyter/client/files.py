@@ -272,6 +272,14 @@ def _limited(chunks: Iterator[bytes], limit: int, deadline: float, what: str) ->
     return bytes(out)
 
 
+def _copy_limited(chunks: Iterator[bytes], sink: IO[bytes], limit: int, deadline: float, what: str) -> None:
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        _check_bounds(size, limit, deadline, what)
+        sink.write(chunk)
+
+
 async def _alimited(chunks: AsyncIterator[bytes], limit: int, deadline: float, what: str) -> bytes:
     out = bytearray()
     async for chunk in chunks:
@@ -308,12 +316,21 @@ class FilesClient(_FilesBase):
         self.close()
 
     def _request(self, method: str, url: str, file_id: str | None = None, *,
-                 limit: int = MAX_JSON_BYTES, deadline: float = DEFAULT_DEADLINE, **kw: Any) -> tuple[int, bytes, Any]:
+                 limit: int = MAX_JSON_BYTES, deadline: float = DEFAULT_DEADLINE, sink: IO[bytes] | None = None,
+                 **kw: Any) -> tuple[int, bytes, Any]:
+        """The reply's status, body and headers; with ``sink``, a successful body goes there
+        (bounded the same way) and the body returned is empty."""
         attempt = 0
         while True:
             attempt += 1
             try:
                 with self._http.stream(method, url, headers=self._headers(), **kw) as resp:
+                    if sink is not None and resp.status_code < 400:
+                        sink.seek(0)
+                        sink.truncate()  # what an earlier attempt wrote
+                        _copy_limited(resp.iter_bytes(), sink, limit, time.monotonic() + deadline,
+                                      "The Files API's reply")
+                        return resp.status_code, b"", resp.headers
                     body = _limited(resp.iter_bytes(), limit, time.monotonic() + deadline, "The Files API's reply")
                     if resp.status_code < 400:
                         return resp.status_code, body, resp.headers
@@ -390,6 +407,13 @@ class FilesClient(_FilesBase):
         _, body, _ = self._request("GET", self._url(file_id, "content"), file_id, limit=max_bytes,
                                    deadline=deadline)
         return body
+
+    def download(self, file_id: str, sink: IO[bytes], *, max_bytes: int = MAX_FILE_BYTES,
+                 deadline: float = DEFAULT_DEADLINE) -> int:
+        """``content`` written to the binary file ``sink`` as it arrives; returns its size.
+        Memory holds one chunk at a time, whatever the file's size (at most ``max_bytes``)."""
+        self._request("GET", self._url(file_id, "content"), file_id, limit=max_bytes, deadline=deadline, sink=sink)
+        return sink.tell()
 
     def text(self, file_id: str, *, max_bytes: int = MAX_FILE_BYTES) -> str:
         """``content`` decoded as UTF-8 (what a ``file-extract`` system message carries)."""

@@ -21,9 +21,10 @@ state file; ``cancel()`` cancels the run's batches on the provider.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 from ..errors import KimiError
 from ..events import Event, Usage, format_cost
@@ -66,8 +67,7 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
     run_id = new_run_id()
     keys: list[str | None] = [None] * source.count
     errors: dict[str, str] = {}
-    lines: list[bytes] = []
-    positions: list[int] = []
+    spool = _Spool()  # the JSONL, in files on disk: memory does not grow with the rows
     cached = 0
     tokens = 0
     for pos, fields in enumerate(source.fields(plan.template.row_names)):
@@ -83,21 +83,21 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
             continue
         body, _ = build_payload(request.settings, messages, stream=False, response_format=request.response_format)
         tokens += sum(estimate_message_tokens(m) for m in messages)
-        lines.append(json.dumps({"custom_id": f"row-{pos}", "method": "POST", "url": "/v1/chat/completions",
-                                 "body": body}, ensure_ascii=False).encode("utf-8"))
-        positions.append(pos)
+        spool.add(pos, json.dumps({"custom_id": f"row-{pos}", "method": "POST", "url": "/v1/chat/completions",
+                                   "body": body}, ensure_ascii=False).encode("utf-8"))
     price = settings.price()
     cost = price.cost(tokens, 0) if price else None
     session = get_session()
     spent = session.ledger.total.usage.cost or 0.0
     if settings.budget is not None and cost is not None and spent + cost > settings.budget:
-        raise RowsError(f"Refused: the {len(lines):,} prompts are about {tokens:,} tokens "
+        spool.close()
+        raise RowsError(f"Refused: the {spool.rows:,} prompts are about {tokens:,} tokens "
                         f"({format_cost(cost, price.currency if price else None)}) before the answers, which would "
                         f"pass the session budget of {format_cost(settings.budget, price.currency if price else None)}. "
                         "Nothing was sent.")
     priced = f", about {format_cost(cost, price.currency if price else None)} before the answers" if cost else ""
     say = _say if progress not in (False, None, "none") else (lambda text: None)
-    say(f"Pre-flight: {source.count:,} rows, {len(lines):,} to submit ({cached:,} from the cache, "
+    say(f"Pre-flight: {source.count:,} rows, {spool.rows:,} to submit ({cached:,} from the cache, "
          f"{len(errors):,} not buildable), about {tokens:,} prompt tokens{priced}.")
     run: dict[str, Any] = {
         "run_id": run_id, "engine": "batch", "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -107,26 +107,26 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
     }
     directory = runs_dir(settings.cache_dir)
     save_run(directory, run)
-    if lines:
+    if spool.rows:
         from .batch_api import BatchApi
 
-        with BatchApi(settings) as api:
-            for first, chunk in _chunks(lines):
-                content = b"\n".join(chunk) + b"\n"
+        with spool, BatchApi(settings) as api:
+            for file, rows in spool.files():
                 try:
-                    file_id = api.upload(content, f"{run_id}-{len(run['batches']) + 1}.jsonl")
+                    file_id = api.upload(file, f"{run_id}-{len(run['batches']) + 1}.jsonl")
                     created = api.create(file_id, completion_window, {"kimi_jupyter_run": run_id})
                 except KimiError as error:
                     made = len(run["batches"])
                     later = (f" The {made} batch(es) created before it keep running: kimi_jupyter.resume({run_id!r}) "
                              "collects them." if made else " Nothing was submitted.")
                     raise RowsError(f"The batch could not be submitted: {error}{later}") from None
-                run["batches"].append({"id": created["id"], "input_file_id": file_id,
-                                       "rows": [positions[i] for i in range(first, first + len(chunk))],
+                run["batches"].append({"id": created["id"], "input_file_id": file_id, "rows": rows,
                                        "status": created.get("status", "validating"),
                                        "request_counts": created.get("request_counts")})
                 save_run(directory, run)  # after each batch: a restart mid-submission loses none
-        say(f"Submitted {len(lines):,} rows in {len(run['batches'])} batch(es) as run {run_id}. After a kernel "
+    else:
+        spool.close()
+        say(f"Submitted {spool.rows:,} rows in {len(run['batches'])} batch(es) as run {run_id}. After a kernel "
              f"restart, kimi_jupyter.resume({run_id!r}) collects them.")
     if not wait:
         return run_id
@@ -144,16 +144,44 @@ def _check_window(window: str) -> None:
                         "Nothing was sent.")
 
 
-def _chunks(lines: list[bytes]) -> Iterable[tuple[int, list[bytes]]]:
-    start, size, chunk = 0, 0, []
-    for i, line in enumerate(lines):
-        if chunk and (size + len(line) + 1 > MAX_FILE_BYTES or len(chunk) >= MAX_REQUESTS):
-            yield start, chunk
-            start, size, chunk = i, 0, []
-        chunk.append(line)
-        size += len(line) + 1
-    if chunk:
-        yield start, chunk
+class _Spool:
+    """The batch input as JSONL files on disk, one per batch: a new file starts past
+    `MAX_FILE_BYTES` or `MAX_REQUESTS` lines. Each file remembers the rows it holds."""
+
+    def __init__(self) -> None:
+        self._files: list[tuple[IO[bytes], list[int]]] = []
+        self._size = 0
+        self.rows = 0
+
+    def add(self, pos: int, line: bytes) -> None:
+        if not self._files or (self._files[-1][1] and (self._size + len(line) + 1 > MAX_FILE_BYTES
+                                                       or len(self._files[-1][1]) >= MAX_REQUESTS)):
+            spooled = tempfile.TemporaryFile(prefix="kimi-batch-", suffix=".jsonl")  # noqa: SIM115 (closed by close())
+            self._files.append((spooled, []))
+            self._size = 0
+        file, rows = self._files[-1]
+        file.write(line + b"\n")
+        rows.append(pos)
+        self._size += len(line) + 1
+        self.rows += 1
+
+    def files(self) -> Iterable[tuple[IO[bytes], list[int]]]:
+        """Each file, rewound, with the rows it holds (in order)."""
+        for file, rows in self._files:
+            file.flush()
+            file.seek(0)
+            yield file, rows
+
+    def close(self) -> None:
+        for file, _rows in self._files:
+            file.close()
+        self._files.clear()
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _say(text: str) -> None:
@@ -237,7 +265,7 @@ def _collect(api: Any, run: dict[str, Any], directory: Any, settings: Any) -> No
         seen: set[int] = set()
         damaged = 0
         if batch.get("output_file_id"):
-            for line in _lines(api.content(batch["output_file_id"])):
+            for line in _lines(api, batch["output_file_id"]):
                 item = _parse(line)
                 pos = expected.get(item.get("custom_id")) if item else None
                 if pos is None or pos in seen:
@@ -257,7 +285,7 @@ def _collect(api: Any, run: dict[str, Any], directory: Any, settings: Any) -> No
                 if reply.error is not None:
                     errors[str(pos)] = reply.error
         if batch.get("error_file_id"):
-            for line in _lines(api.content(batch["error_file_id"])):
+            for line in _lines(api, batch["error_file_id"]):
                 item = _parse(line)
                 pos = expected.get(item.get("custom_id")) if item else None
                 if pos is None or pos in seen:
@@ -277,16 +305,16 @@ def _collect(api: Any, run: dict[str, Any], directory: Any, settings: Any) -> No
     save_run(directory, run)
 
 
-def _lines(content: bytes) -> Iterable[str]:
-    """The non-blank lines of a JSONL file, decoded one at a time (no second copy of the file)."""
-    start, size = 0, len(content)
-    while start < size:
-        end = content.find(b"\n", start)
-        end = size if end < 0 else end
-        raw = content[start:end].decode("utf-8", "replace")
-        start = end + 1
-        if raw.strip():
-            yield raw
+def _lines(api: Any, file_id: str) -> Iterator[str]:
+    """The non-blank lines of a provider's JSONL file, decoded one at a time: the file is
+    downloaded to a temporary file first, so memory holds one line, not the file."""
+    with tempfile.TemporaryFile(prefix="kimi-batch-", suffix=".jsonl") as file:
+        api.download(file_id, file)
+        file.seek(0)
+        for raw in file:
+            line = raw.decode("utf-8", "replace")
+            if line.strip():
+                yield line
 
 
 def _parse(line: str) -> dict[str, Any] | None:

@@ -1,8 +1,9 @@
 """The wire of Moonshot's Batch API, as the batch engine uses it.
 
 * Files go through the package's Files API client (``client/files.py``): the input JSONL
-  is uploaded with ``purpose="batch"``; output and error files are read back with
-  ``GET /files/{id}/content`` (JSONL), bounded by ``MAX_DOWNLOAD``.
+  is uploaded with ``purpose="batch"`` from a file on disk; output and error files are read
+  back with ``GET /files/{id}/content`` (JSONL) into a file on disk, bounded by
+  ``MAX_DOWNLOAD``.
 * ``POST /batches {input_file_id, endpoint: "/v1/chat/completions", completion_window,
   metadata}``, ``GET /batches/{id}``, ``POST /batches/{id}/cancel``.
 
@@ -13,7 +14,7 @@ key redacted. Only the batch engine calls this module; chat requests never come 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -49,7 +50,8 @@ class BatchApi:
         self.close()
 
     # -- calls ---------------------------------------------------------------------------
-    def upload(self, content: bytes, filename: str) -> str:
+    def upload(self, content: Any, filename: str) -> str:
+        """Upload a JSONL file (a binary file object at its start, a path, or bytes)."""
         return self.files.upload(content, "batch", filename=filename).id
 
     def create(self, file_id: str, window: str, metadata: dict[str, str]) -> dict[str, Any]:
@@ -65,6 +67,10 @@ class BatchApi:
 
     def content(self, file_id: str) -> bytes:
         return self.files.content(file_id, max_bytes=MAX_DOWNLOAD)
+
+    def download(self, file_id: str, sink: IO[bytes]) -> int:
+        """A file's content written to ``sink`` as it arrives (bytes written)."""
+        return self.files.download(file_id, sink, max_bytes=MAX_DOWNLOAD)
 
     # -- plumbing ------------------------------------------------------------------------
     def _object(self, body: Any) -> dict[str, Any]:
