@@ -43,6 +43,7 @@ def test_a_batch_run_answers_every_row_and_fills_the_cache(sim, reviews, capsys)
     assert len(sim.batch_requests) == 40 and len(sim.chat_requests) == 40
     said = capsys.readouterr()
     assert "Pre-flight: 40 rows, 40 to submit" in said.out and "prompt tokens" in said.out
+    assert "Submitted 40 rows in 1 batch(es) as run " in said.out
     assert "40/40 rows done" in said.err
     (batch,) = _batches(sim)
     assert batch["status"] == "completed" and batch["request_counts"] == {"total": 40, "completed": 40, "failed": 0}
@@ -50,6 +51,9 @@ def test_a_batch_run_answers_every_row_and_fills_the_cache(sim, reviews, capsys)
     assert live.attrs["kimi"]["cached"] == 40 and len(sim.chat_requests) == 40  # no request, nothing billed
     listed = kimi_jupyter.batches()
     assert listed[0]["status"] == "collected" and listed[0]["batches"] == [batch["id"]]
+    again = kimi_jupyter.map("Sentiment of: {review}", reviews, engine="batch", thinking=False, progress="text")
+    assert again["answer"].tolist() == out["answer"].tolist() and len(_batches(sim)) == 1
+    assert "Submitted" not in capsys.readouterr().out  # every row came from the cache: nothing to submit
 
 
 def test_the_jsonl_lines_are_the_requests_a_live_turn_would_send(sim):

@@ -124,10 +124,10 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
                                        "status": created.get("status", "validating"),
                                        "request_counts": created.get("request_counts")})
                 save_run(directory, run)  # after each batch: a restart mid-submission loses none
-    else:
-        spool.close()
         say(f"Submitted {spool.rows:,} rows in {len(run['batches'])} batch(es) as run {run_id}. After a kernel "
              f"restart, kimi_jupyter.resume({run_id!r}) collects them.")
+    else:
+        spool.close()
     if not wait:
         return run_id
     return _finish(run, directory, progress, poll_interval, data=None, source=source, plan_fields=plan.fields,
