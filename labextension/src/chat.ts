@@ -104,7 +104,8 @@ export class ChatView extends Widget {
       options: {
         ...(options.agent ? { agent: true } : {}),
         ...(options.thinking !== undefined ? { thinking: options.thinking } : {}),
-        ...(options.model !== undefined ? { model: options.model } : {})
+        ...(options.model !== undefined ? { model: options.model } : {}),
+        ...(options.prefill !== undefined ? { prefill: options.prefill } : {})
       }
     });
     if (!sent) {

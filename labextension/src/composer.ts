@@ -1,7 +1,7 @@
 /**
  * The input area: attachment chips, context buttons, the prompt box (Enter
- * sends, Shift+Enter is a newline), the Think and agent switches, the model
- * picker, Send and Stop.
+ * sends, Shift+Enter is a newline), the Think and agent switches, the start
+ * of the answer (partial mode), the model picker, Send and Stop.
  */
 import { Attachment } from './protocol';
 import { button } from './view';
@@ -12,6 +12,8 @@ export interface ISendOptions {
   model?: string;
   /** Only set once the user has changed the Think box: the kernel's setting rules until then. */
   thinking?: boolean;
+  /** Partial mode: the answer starts with this text (one message; the field empties on Send). */
+  prefill?: string;
 }
 
 export interface IComposerOptions {
@@ -104,12 +106,26 @@ export class Composer {
     const switches = document.createElement('div');
     switches.className = 'jp-kimi-switches';
     switches.append(think, agent);
+    this.prefill.className = 'jp-kimi-prefill';
+    this.prefill.type = 'text';
+    this.prefill.setAttribute('aria-label', 'Answer starts with');
+    this.prefill.placeholder = 'Answer starts with… (optional)';
+    this.prefill.title =
+      'Partial mode: Kimi continues from this text, so the answer keeps its form ' +
+      '(a code fence, a JSON brace, a table header). Applies to the next message only.';
+    this.prefill.addEventListener('keydown', event => {
+      if (event.key === 'Enter' && !event.isComposing) {
+        event.preventDefault();
+        event.stopPropagation();
+        this.send();
+      }
+    });
     this.model.className = 'jp-kimi-model';
     this.model.setAttribute('aria-label', 'Model');
     this.model.hidden = true;
     this.model.addEventListener('change', () => (this.modelTouched = true));
     row.append(this.model, this.sendButton, this.stopButton);
-    this.node.append(tools, this.chips, this.hint, this.input, switches, row);
+    this.node.append(tools, this.chips, this.hint, this.input, switches, this.prefill, row);
   }
 
   focus(): void {
@@ -215,14 +231,17 @@ export class Composer {
       return;
     }
     const attachments = this.attachments;
+    const prefill = this.prefill.value;
     this.attachments = [];
     this.input.value = '';
+    this.prefill.value = '';
     this.renderChips();
     this.say('');
     this.options.onSend(prompt, attachments, {
       agent: this.agent.checked,
       thinking: this.thinkingTouched ? this.thinking.checked : undefined,
-      model: this.modelTouched && this.model.value ? this.model.value : undefined
+      model: this.modelTouched && this.model.value ? this.model.value : undefined,
+      prefill: prefill.trim() ? prefill : undefined
     });
   }
 
@@ -231,6 +250,7 @@ export class Composer {
   private input = document.createElement('textarea');
   private agent = document.createElement('input');
   private thinking = document.createElement('input');
+  private prefill = document.createElement('input');
   private model = document.createElement('select');
   private modelTouched = false;
   private thinkingTouched = false;

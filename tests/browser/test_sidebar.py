@@ -245,7 +245,7 @@ def test_a_kernel_restart_ends_the_running_answer_and_the_chat_reconnects(page, 
     shot(page, "s9-after-restart-answered")
 
 
-def test_the_think_box_and_the_model_picker_apply_to_the_next_message(page, lab, sim, shot):
+def test_the_think_box_the_model_picker_and_the_answer_start_apply_to_the_next_message(page, lab, sim, shot):
     sidebar = ready_sidebar(page, lab, "think.ipynb", "x = 1")
     think = sidebar.get_by_label("Think")
     expect(think).to_be_checked()  # the kernel's Kimi.thinking (on by default)
@@ -277,3 +277,19 @@ def test_the_think_box_and_the_model_picker_apply_to_the_next_message(page, lab,
     expect(turn.locator(".jp-kimi-head")).to_contain_text("thinking on")
     expect(turn.locator(".jp-kimi-reasoning")).to_contain_text("Let me think.")
     assert sim.chat_requests[-1].json["thinking"] == {"type": "enabled"}
+
+    # The answer's start (partial mode): sent as a partial assistant message, shown joined
+    # with what Kimi continues, and for that one message only.
+    start = sidebar.get_by_label("Answer starts with")
+    start.fill("The answer is")
+    shot(page, "s12-answer-start")
+    sim.queue(Reply(text=" 42."))
+    turn = send(sidebar, "What is six times seven?")
+    expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
+    expect(turn.locator(".jp-kimi-answer")).to_contain_text("The answer is 42.")
+    assert sim.chat_requests[-1].messages[-1] == {"role": "assistant", "content": "The answer is", "partial": True}
+    expect(start).to_have_value("")
+    sim.queue(Reply(text="Plain again."))
+    turn = send(sidebar, "And now?")
+    expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
+    assert sim.chat_requests[-1].messages[-1]["role"] == "user"
