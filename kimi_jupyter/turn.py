@@ -2,9 +2,10 @@
 the rows engine) runs a turn through here, so they cannot drift apart.
 
 A `Turn` is the I/O-free core. It builds the message list once (the chat's trimmed history
-plus the new user message), guards it (the session budget, reserved under a lock so that
-concurrent turns cannot overshoot it; the per-turn cost limit; the pre-flight estimate),
-looks up the response cache, decides what to send next, folds the events that come back
+plus the new user message), looks up the response cache (a replay sends and bills nothing),
+guards what it will send (the request size; the session budget, reserved under a lock so
+that concurrent turns cannot overshoot it; the per-turn cost limit; the pre-flight
+estimate), decides what to send next, folds the events that come back
 (a `Strategy` such as the agent's tool loop decides whether another request follows), and
 commits the outcome in one place: the chat's conversation and last response, the usage
 ledger, the budget reservation, the cache. `run_turn` and `arun_turn` are the thin sync and
