@@ -101,6 +101,19 @@ def test_session_budget_warns_at_80_percent_and_refuses_past_it(ip, kimi_sim_env
     assert refused.error.startswith("Refused: this session has spent ¥1.2 of its ¥1 budget")
 
 
+def test_a_spent_budget_still_replays_from_the_cache_but_refuses_anything_new(ip, kimi_sim_env):
+    usage = {"prompt_tokens": 300_000, "completion_tokens": 0}  # 1.20 CNY
+    kimi_sim_env.queue(Reply(text="paid once", usage=usage))
+    ip.run_line_magic("config", "Kimi.cache = True")
+    ip.run_line_magic("config", "Kimi.budget = 1.0")
+    first = kimi(ip, "--new", "the question")
+    assert first.text == "paid once" and chat_count(kimi_sim_env) == 1
+    again = kimi(ip, "--new", "the question")  # replayed: nothing sent, nothing billed
+    assert again.error is None and again.text == "paid once" and chat_count(kimi_sim_env) == 1
+    refused = kimi(ip, "--new", "another question")
+    assert refused.error.startswith("Refused: this session has spent") and chat_count(kimi_sim_env) == 1
+
+
 def test_per_turn_limit_refuses_an_expensive_prompt_before_sending(ip, kimi_sim_env):
     ip.run_line_magic("config", "Kimi.max_turn_cost = 0.0001")
     response = kimi(ip, "--new", "summarise: " + "lorem ipsum " * 2000)
