@@ -132,3 +132,53 @@ def test_a_finished_stream_leaves_no_response_for_the_garbage_collector(kimi_sim
     finally:
         gc.enable()
     assert after - before <= 1, f"{after - before} streamed responses left for the garbage collector"
+
+
+def test_cells_one_after_another_reuse_one_connection(kimi_sim_env):
+    """After [DONE] the sync client reads the rest of the body (each read capped to 0.25 s),
+    so the connection goes back to the pool: no new connection, no new TLS handshake, per cell."""
+    from kimi_jupyter.session import get_session
+
+    kimi_sim_env.on(r"cell", Reply(text="an answer"))
+    for i in range(3):
+        assert kimi_jupyter.ask(f"cell {i}", display="none", thinking=False).text == "an answer"
+    session = get_session()
+    (client,) = session._clients.values()
+    connections = client._http._transport._pool.connections
+    assert len(connections) == 1 and connections[0].is_idle(), [c.info() for c in connections]
+    assert "Request Count: 3" in connections[0].info()
+
+
+def test_the_sync_drain_gives_up_on_a_body_that_does_not_end():
+    """A server that sends [DONE] and then keeps the body open: the answer is complete at once,
+    the drain stops after its cap, and the connection is closed rather than reused."""
+    import socket
+    import time
+
+    from kimi_jupyter.client import KimiClient
+    from kimi_jupyter.settings import resolve_settings
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        chunk = b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                     + b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        time.sleep(3)  # the terminating chunk never comes in time
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    settings = resolve_settings(explicit={"base_url": f"http://127.0.0.1:{port}/v1", "api_key": "sk-test-0123456789",
+                                          "provider": "openai", "model": "m"})
+    with KimiClient(settings) as client:
+        started = time.monotonic()
+        response = client.chat([{"role": "user", "content": "q"}])
+        took = time.monotonic() - started
+    listener.close()
+    assert response.text == "hi" and response.error is None
+    assert took < 1.5, took

@@ -20,23 +20,32 @@ connection to one request only and counts idle connections as idle (httpcore com
 keep-alive limit with the number of all connections). Everything else about the pool is
 httpcore's: the same queue, the same waiting, the same closing.
 
+`CappedReads` wraps the sync backend so that a stream's reads can be given a shorter
+deadline for a while (`capped_reads`). httpcore takes a body's read timeout once, when the
+body starts; after ``[DONE]`` the sync client reads what is left of the body (the chunked
+terminator, normally already on its way) with a 0.25 s cap, so the connection goes back
+to the pool instead of being closed, and the next cell needs no new TLS handshake.
+
 `async_transport` builds the transport the async client uses, keeping as many idle
-connections as it may open. The two changes are installed only on the httpcore versions
+connections as it may open; `sync_transport` the sync client's. The two changes are installed only on the httpcore versions
 they were written against (1.0.x), and only when the pool's private fields are where that
 version keeps them. Otherwise the transport is left as httpx made it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import select
 import ssl
 import typing
+from collections.abc import Iterator
 from typing import Any
 
 import httpcore
 import httpx
 
-__all__ = ["ASYNC_LIMITS", "OnePerConnection", "ReadableCheck", "async_transport"]
+__all__ = ["ASYNC_LIMITS", "CappedReads", "OnePerConnection", "ReadableCheck", "async_transport", "capped_reads",
+           "sync_transport"]
 
 ASYNC_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
 
@@ -157,4 +166,76 @@ def async_transport() -> httpx.AsyncHTTPTransport:
         pool.__class__ = OnePerConnection
         if isinstance(pool._network_backend, httpcore.AsyncNetworkBackend) and hasattr(select, "poll"):
             pool._network_backend = ReadableCheck(pool._network_backend)
+    return transport
+
+
+class _CappedStream(httpcore.NetworkStream):
+    """A sync network stream whose reads can be capped to a shorter timeout (``cap``)."""
+
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+        self.cap: float | None = None
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        cap = self.cap
+        if cap is not None:
+            timeout = cap if timeout is None else min(timeout, cap)
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _CappedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class CappedReads(httpcore.NetworkBackend):
+    """Wraps a sync backend so that every stream it opens is a `_CappedStream`."""
+
+    def __init__(self, inner: httpcore.NetworkBackend):
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: typing.Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _CappedStream(self._inner.connect_tcp(host, port, timeout=timeout, local_address=local_address,
+                                                     socket_options=socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: typing.Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _CappedStream(self._inner.connect_unix_socket(path, timeout=timeout, socket_options=socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+@contextlib.contextmanager
+def capped_reads(resp: httpx.Response, seconds: float) -> Iterator[bool]:
+    """``with capped_reads(resp, 0.25) as capped:`` caps every read of ``resp``'s connection to
+    0.25 s inside the block; ``capped`` is False when the connection cannot be capped (then
+    nothing should be read that could wait)."""
+    stream = resp.extensions.get("network_stream")
+    if not isinstance(stream, _CappedStream):
+        yield False
+        return
+    stream.cap = seconds
+    try:
+        yield True
+    finally:
+        stream.cap = None
+
+
+def sync_transport() -> httpx.HTTPTransport:
+    """httpx's sync transport with `CappedReads`, where it can be installed."""
+    transport = httpx.HTTPTransport()
+    pool = getattr(transport, "_pool", None)
+    if (type(pool) is httpcore.ConnectionPool and httpcore.__version__.startswith("1.0.")
+            and isinstance(getattr(pool, "_network_backend", None), httpcore.NetworkBackend)):
+        pool._network_backend = CappedReads(pool._network_backend)
     return transport

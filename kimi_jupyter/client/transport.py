@@ -38,7 +38,7 @@ from ..response import Response
 from ..settings import Settings
 from .bounded import StreamGuard, araw_chunks, aread_capped, html_error, raw_chunks, read_capped
 from .chunks import TurnState
-from .pool import async_transport
+from .pool import async_transport, capped_reads, sync_transport
 from .reader import StreamReader
 from .request import AsyncSentBody, SentBody, auth_headers, build_payload, encode_body, json_headers
 from .retry import backoff_delay, from_transport_error, should_retry
@@ -308,7 +308,7 @@ class KimiClient(_Base):
     def __init__(self, settings: Settings, *, http: httpx.Client | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         super().__init__(settings)
-        self._http = http or httpx.Client(timeout=_timeout(settings))
+        self._http = http or httpx.Client(timeout=_timeout(settings), transport=sync_transport())
         self._sleep = sleep
 
     def close(self) -> None:
@@ -395,7 +395,8 @@ class KimiClient(_Base):
         read = reader.read
         guard = self._guard(resp, url)
         tick = guard.tick
-        for lines in guard.batches(raw_chunks(resp)):
+        chunks = raw_chunks(resp)
+        for lines in guard.batches(chunks):
             content = False
             for line in lines:
                 events = read(line)
@@ -407,6 +408,7 @@ class KimiClient(_Base):
             else:
                 tick(content)
                 continue
+            _drain_sync(resp, chunks)
             break
         else:
             for line in guard.close():
@@ -602,6 +604,25 @@ async def _drain(chunks: Any, limit: int = 64 * 1024, seconds: float = 0.25) -> 
         return await asyncio.wait_for(rest(), seconds)
     except (asyncio.TimeoutError, httpx.HTTPError, KimiError):
         return False
+
+
+def _drain_sync(resp: httpx.Response, chunks: Iterator[bytes], limit: int = 64 * 1024,
+                seconds: float = 0.25) -> bool:
+    """`_drain` for the sync client: each read capped to ``seconds`` (`pool.capped_reads`),
+    the whole at most about twice that. Without a cappable connection nothing is read."""
+    deadline = time.monotonic() + seconds
+    with capped_reads(resp, seconds) as capped:
+        if not capped:
+            return False
+        read = 0
+        try:
+            for raw in chunks:
+                read += len(raw)
+                if read > limit or time.monotonic() > deadline:
+                    return False
+        except (httpx.HTTPError, KimiError):
+            return False
+    return True
 
 
 def _model_ids(body: Any) -> list[str]:
