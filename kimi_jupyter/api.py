@@ -21,6 +21,7 @@ from .partial import prefill_options
 from .response import Response
 from .secrets import secrets_of
 from .session import Session, get_session
+from .settings import Settings
 from .turn import NullRenderer, TurnMeta, TurnRequest, arun_turn, run_turn
 
 __all__ = ["ask", "aask", "build_request"]
@@ -37,6 +38,9 @@ def _prepare(prompt: str, attachments: tuple[Any, ...], options: dict[str, Any])
         settings = call.get("settings")
         if settings is None:
             settings = session.settings(**options)
+        elif not isinstance(settings, Settings):
+            raise KimiError(f"settings= takes a Settings (from get_session().settings(...)), not "
+                            f"{type(settings).__name__}; pass setting options such as model='...' instead.")
         elif options:  # a resolved Settings is the whole configuration of the call
             raise KimiError(f"Pass either settings= or setting options ({', '.join(sorted(options))}), not both.")
         web_notices: list[Any] = []

@@ -344,8 +344,9 @@ def safe_markdown(markdown: str) -> str:
 
 
 def _normalized(text: str) -> str:
-    """What markdown-it parses (its own normalisation), so line offsets match the source."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
+    """What markdown-it parses (its own line normalisation), so line offsets match the source;
+    NUL characters are dropped, as `safe_markdown` drops them."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
 
 
 class GrowingMarkdown:
@@ -368,10 +369,12 @@ class GrowingMarkdown:
         blocks, _ = _blocks(tokens, 0, None)
         starts = [t.map[0] for t in tokens if t.level == 0 and t.nesting >= 0 and t.map]
         keep = 1  # blocks still open to change: the last one...
-        if starts and not rest.endswith("\n") and starts[-1] == rest.count("\n"):
-            # ...and the one before it when the last starts on the unfinished last line: that
-            # line may still turn out to continue it (``` followed by a backtick is no fence).
-            keep = 2
+        if starts and not rest.endswith("\n"):
+            # ...and, while the last line is unfinished, every block that starts on it or on
+            # the line before (a table's header needs its delimiter row; ``` followed by a
+            # backtick is no fence), plus the block they may yet turn out to continue.
+            unsettled = sum(1 for start in starts if start >= rest.count("\n") - 1)
+            keep = max(keep, unsettled + 1)
         if len(starts) == len(blocks) and len(blocks) > keep:
             offset = sum(len(line) + 1 for line in rest.split("\n")[: starts[-keep]])
             done = rest[:offset]

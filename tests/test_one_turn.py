@@ -183,6 +183,8 @@ def test_aask_takes_a_resolved_settings_but_not_settings_and_options_at_once(kim
     assert answer.text == "hi" and kimi_sim_env.chat_requests[-1].json["max_tokens"] == 77
     both = asyncio.run(aask("hello", settings=settings, model="kimi-k2.5"))
     assert both.error and "either settings= or setting options (model)" in both.error
+    wrong = ask("hello", settings={"model": "kimi-k2.5"}, display="none")
+    assert wrong.error and wrong.error.startswith("settings= takes a Settings")
     assert len(kimi_sim_env.chat_requests) == 1
 
 

@@ -19,14 +19,27 @@ from kimi_jupyter.testing import Reply
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_the_transport_uses_the_fixed_pool_and_the_cheap_readable_check():
-    transport = async_transport()
-    pool = transport._pool
+def test_the_clients_use_the_fixed_pools_and_keep_the_proxies_of_the_environment(monkeypatch):
+    from kimi_jupyter.client import AsyncKimiClient, KimiClient
+    from kimi_jupyter.client.pool import CappedReads
+    from kimi_jupyter.settings import resolve_settings
+
     if not httpcore.__version__.startswith("1.0."):
         pytest.skip(f"written against httpcore 1.0, found {httpcore.__version__}: left as httpx made it")
-    assert type(pool) is OnePerConnection
-    assert isinstance(pool._network_backend, ReadableCheck)
+    pool = async_transport()._pool
+    assert type(pool) is OnePerConnection and isinstance(pool._network_backend, ReadableCheck)
     assert pool._max_keepalive_connections == ASYNC_LIMITS.max_keepalive_connections == pool._max_connections
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9/")
+    settings = resolve_settings(explicit={"api_key": "sk-test-0123456789", "provider": "moonshot"})
+    async_client, sync_client = AsyncKimiClient(settings), KimiClient(settings)
+    try:
+        assert type(async_client._http._transport._pool) is OnePerConnection
+        assert isinstance(sync_client._http._transport._pool._network_backend, CappedReads)
+        # The proxy from the environment still applies (a transport= argument would drop it).
+        assert async_client._http._mounts and sync_client._http._mounts
+    finally:
+        sync_client.close()
+        asyncio.run(async_client.aclose())
 
 
 def test_concurrent_turns_pass_over_the_pool_about_twice_each(kimi_sim_env, monkeypatch):

@@ -65,6 +65,18 @@ def test_the_jsonl_lines_are_the_requests_a_live_turn_would_send(sim):
     assert body["stream"] is False
 
 
+def test_a_full_disk_under_the_spooled_requests_is_one_clear_message(sim, monkeypatch):
+    from kimi_jupyter.rows import batch
+
+    def full(self, pos, line):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch._Spool, "add", full)
+    with pytest.raises(RowsError, match=r"could not write or read a local file .*No space left on device"):
+        kimi_jupyter.map("Sentiment of: {value}", ["a", "b"], engine="batch", thinking=False, progress=False)
+    assert sim.batch_requests == [] and _batches(sim) == []
+
+
 def test_a_provider_without_the_batch_api_is_refused(sim, monkeypatch):
     monkeypatch.setenv("KIMI_PROVIDER", "openrouter")
     with pytest.raises(RowsError, match="engine='live'"):

@@ -147,3 +147,16 @@ def test_the_announced_cap_follows_each_new_set_of_headers():
     limiter = AdaptiveLimiter(8, cap)
     rate_limits().record(base, {"x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "2"})
     assert limiter.allowed() == 2
+
+
+async def test_a_row_woken_then_cancelled_passes_its_turn_on():
+    limiter = AdaptiveLimiter(1)
+    await limiter.acquire()
+    second = asyncio.ensure_future(limiter.acquire())
+    third = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0.02)
+    await limiter.release()  # wakes the second...
+    second.cancel()  # ...which is cancelled before it runs
+    await asyncio.gather(second, return_exceptions=True)
+    await asyncio.wait_for(third, 1)  # the slot is not lost
+    assert limiter.active == 1

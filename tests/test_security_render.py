@@ -204,6 +204,9 @@ def test_fuzz_the_policy(source: str) -> None:
 @given(st.lists(FRAGMENTS, max_size=40).map("".join), st.lists(st.integers(1, 30), max_size=30))
 # A fence line still being typed: ``` then a backtick on the same line is no fence after all.
 @example(source='<kbd>\n```<img src="http://h/x.png" onerror="alert(1)">`', steps=[9])
+# A table's delimiter row still being typed (the header line above it is in the balance too).
+@example(source="/b ]\n .=-1\n/=\n  :/\n|~a-\n|-b b]>/", steps=[1] * 40)
+@example(source="a\x00b\n\nc\x00", steps=[1] * 10)  # NUL is dropped while growing too
 def test_growing_markdown_matches_the_whole_rendering(source: str, steps: list[int]) -> None:
     """The live views re-parse only the tail; each repaint is safe and the last one is exact."""
     growing, end = GrowingMarkdown(), 0

@@ -26,10 +26,12 @@ body starts; after ``[DONE]`` the sync client reads what is left of the body (th
 terminator, normally already on its way) with a 0.25 s cap, so the connection goes back
 to the pool instead of being closed, and the next cell needs no new TLS handshake.
 
-`async_transport` builds the transport the async client uses, keeping as many idle
-connections as it may open; `sync_transport` the sync client's. The two changes are installed only on the httpcore versions
-they were written against (1.0.x), and only when the pool's private fields are where that
-version keeps them. Otherwise the transport is left as httpx made it.
+`tuned_async_client` and `tuned_sync_client` build the clients as httpx builds them (so the
+proxies of ``HTTPS_PROXY`` and its kin still apply), then change their own transport's pool
+in place; the async pool keeps as many idle connections as it may open. The changes are
+installed only on the httpcore versions they were written against (1.0.x), and only when
+the pool's private fields are where that version keeps them. Otherwise the pool is left as
+httpx made it. Proxied connections (their own pools) are left as httpx made them.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import httpcore
 import httpx
 
 __all__ = ["ASYNC_LIMITS", "CappedReads", "OnePerConnection", "ReadableCheck", "async_transport", "capped_reads",
-           "sync_transport"]
+           "tuned_async_client", "tuned_sync_client"]
 
 ASYNC_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
 
@@ -157,17 +159,31 @@ class OnePerConnection(httpcore.AsyncConnectionPool):
 _POOL_FIELDS = ("_requests", "_connections", "_max_connections", "_max_keepalive_connections", "_network_backend")
 
 
+def tuned_async_client(**kwargs: Any) -> httpx.AsyncClient:
+    """``httpx.AsyncClient(**kwargs, limits=ASYNC_LIMITS)`` with `OnePerConnection` and
+    `ReadableCheck` in its own transport's pool where they fit. The client is built as httpx
+    builds it (a ``transport=`` argument would turn off the proxies of ``HTTPS_PROXY`` and
+    its kin), then its pools are changed in place."""
+    client = httpx.AsyncClient(limits=ASYNC_LIMITS, **kwargs)
+    _tune_async_pool(getattr(client, "_transport", None))
+    return client
+
+
 def async_transport() -> httpx.AsyncHTTPTransport:
-    """httpx's async transport with `ASYNC_LIMITS` and, where they fit, `OnePerConnection` and `ReadableCheck`."""
+    """A bare async transport with `ASYNC_LIMITS` and the same changes (for tests and tools
+    that pass a transport themselves)."""
     transport = httpx.AsyncHTTPTransport(limits=ASYNC_LIMITS)
+    _tune_async_pool(transport)
+    return transport
+
+
+def _tune_async_pool(transport: Any) -> None:
     pool = getattr(transport, "_pool", None)
     if (type(pool) is httpcore.AsyncConnectionPool and httpcore.__version__.startswith("1.0.")
             and all(hasattr(pool, name) for name in _POOL_FIELDS)):
         pool.__class__ = OnePerConnection
         if isinstance(pool._network_backend, httpcore.AsyncNetworkBackend) and hasattr(select, "poll"):
             pool._network_backend = ReadableCheck(pool._network_backend)
-    return transport
-
 
 class _CappedStream(httpcore.NetworkStream):
     """A sync network stream whose reads can be capped to a shorter timeout (``cap``)."""
@@ -231,11 +247,12 @@ def capped_reads(resp: httpx.Response, seconds: float) -> Iterator[bool]:
         stream.cap = None
 
 
-def sync_transport() -> httpx.HTTPTransport:
-    """httpx's sync transport with `CappedReads`, where it can be installed."""
-    transport = httpx.HTTPTransport()
-    pool = getattr(transport, "_pool", None)
+def tuned_sync_client(**kwargs: Any) -> httpx.Client:
+    """``httpx.Client(**kwargs)`` with `CappedReads` in its own transport's pool where it fits
+    (built as httpx builds it, so proxies from the environment still apply)."""
+    client = httpx.Client(**kwargs)
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
     if (type(pool) is httpcore.ConnectionPool and httpcore.__version__.startswith("1.0.")
             and isinstance(getattr(pool, "_network_backend", None), httpcore.NetworkBackend)):
         pool._network_backend = CappedReads(pool._network_backend)
-    return transport
+    return client

@@ -38,7 +38,7 @@ from ..response import Response
 from ..settings import Settings
 from .bounded import StreamGuard, araw_chunks, aread_capped, html_error, raw_chunks, read_capped
 from .chunks import TurnState
-from .pool import async_transport, capped_reads, sync_transport
+from .pool import capped_reads, tuned_async_client, tuned_sync_client
 from .reader import StreamReader
 from .request import AsyncSentBody, SentBody, auth_headers, build_payload, encode_body, json_headers
 from .retry import backoff_delay, from_transport_error, should_retry
@@ -308,7 +308,7 @@ class KimiClient(_Base):
     def __init__(self, settings: Settings, *, http: httpx.Client | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         super().__init__(settings)
-        self._http = http or httpx.Client(timeout=_timeout(settings), transport=sync_transport())
+        self._http = http or tuned_sync_client(timeout=_timeout(settings))
         self._sleep = sleep
 
     def close(self) -> None:
@@ -459,7 +459,7 @@ class AsyncKimiClient(_Base):
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None,
                  sleep: Callable[[float], Any] = asyncio.sleep):
         super().__init__(settings)
-        self._http = http or httpx.AsyncClient(timeout=_timeout(settings), transport=async_transport())
+        self._http = http or tuned_async_client(timeout=_timeout(settings))
         self._sleep = sleep
 
     async def aclose(self) -> None:

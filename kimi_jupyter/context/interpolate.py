@@ -66,9 +66,23 @@ class _History:
 _Segment = Union[_Text, _Name, _History]
 
 
-@functools.lru_cache(maxsize=256)
 def _segments(template: str) -> tuple[_Segment, ...]:
-    """The template's text and placeholders (cached: a map() run fills one template per row)."""
+    """The template's text and placeholders. Short templates are remembered (a map() run fills
+    one template per row); a long prompt is parsed each time, so no cache holds it."""
+    if len(template) <= _CACHED_TEMPLATE_CHARS:
+        return _cached_segments(template)
+    return _parse_segments(template)
+
+
+_CACHED_TEMPLATE_CHARS = 4096
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_segments(template: str) -> tuple[_Segment, ...]:
+    return _parse_segments(template)
+
+
+def _parse_segments(template: str) -> tuple[_Segment, ...]:
     out: list[_Segment] = []
     buf: list[str] = []
     pos = 0

@@ -51,6 +51,19 @@ def _settings_for(**options: Any) -> Any:
 # -- submit ------------------------------------------------------------------------------
 def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, completion_window: str,
               wait: bool, poll_interval: float | None) -> Any:
+    """Submit ``plan`` as batches, then (``wait``) poll and collect them."""
+    try:
+        with _Spool() as spool:  # closed after the upload; here for every way out before it
+            return _run_batch(plan, spool, into=into, use_cache=use_cache, progress=progress,
+                              completion_window=completion_window, wait=wait, poll_interval=poll_interval)
+    except OSError as error:  # a full or read-only disk under the temporary files, the state file...
+        raise RowsError(f"The batch engine could not write or read a local file ({error}). Free some disk "
+                        "space or check the folder's permissions; kimi_jupyter.batches() lists the runs "
+                        "already submitted.") from None
+
+
+def _run_batch(plan: Any, spool: _Spool, *, into: str | None, use_cache: bool, progress: Any,
+               completion_window: str, wait: bool, poll_interval: float | None) -> Any:
     from ..cache import ResponseCache
     from ..client.request import build_payload
     from ..conversation import estimate_message_tokens
@@ -66,8 +79,7 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
     source = plan.source
     run_id = new_run_id()
     keys: list[str | None] = [None] * source.count
-    errors: dict[str, str] = {}
-    spool = _Spool()  # the JSONL, in files on disk: memory does not grow with the rows
+    errors: dict[str, str] = {}  # ``spool``: the JSONL, in files on disk (memory does not grow with the rows)
     cached = 0
     tokens = 0
     for pos, fields in enumerate(source.fields(plan.template.row_names)):

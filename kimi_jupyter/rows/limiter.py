@@ -46,6 +46,10 @@ class AdaptiveLimiter:
             self._waiters.append(waiter)
             try:
                 await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # woken, then cancelled before it ran: pass the wake-up on
+                raise
             finally:
                 if waiter in self._waiters:  # cancelled while waiting
                     self._waiters.remove(waiter)

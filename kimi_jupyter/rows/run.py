@@ -176,7 +176,9 @@ def _drive_in_thread(run: LiveRun, view: ProgressView) -> None:
     thread.start()
     try:
         while thread.is_alive():
-            thread.join(view.interval)  # without a timeout it still ends on Ctrl-C (SIGINT)
+            # Without a timeout the join still ends on Ctrl-C (SIGINT) on POSIX; on Windows a
+            # blocking join cannot be interrupted, so it wakes once a second there.
+            thread.join(view.interval or (1.0 if sys.platform == "win32" else None))
             view.update(run.summary)
     except KeyboardInterrupt:
         run.stop.set()
