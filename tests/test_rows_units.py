@@ -101,13 +101,18 @@ async def test_the_limiter_respects_the_requests_the_server_says_are_left():
     assert limiter.allowed() == 8
 
 
-async def test_a_row_waiting_for_the_limiter_starts_when_one_finishes():
+async def _one_slot_two_waiting() -> tuple[AdaptiveLimiter, asyncio.Future, asyncio.Future]:
     limiter = AdaptiveLimiter(1)
     await limiter.acquire()
     second = asyncio.ensure_future(limiter.acquire())
     third = asyncio.ensure_future(limiter.acquire())
     await asyncio.sleep(0.02)
     assert not second.done() and not third.done()
+    return limiter, second, third
+
+
+async def test_a_row_waiting_for_the_limiter_starts_when_one_finishes():
+    limiter, second, third = await _one_slot_two_waiting()
     await limiter.release()
     await asyncio.wait_for(second, 1)
     await asyncio.sleep(0.02)
@@ -150,11 +155,7 @@ def test_the_announced_cap_follows_each_new_set_of_headers():
 
 
 async def test_a_row_woken_then_cancelled_passes_its_turn_on():
-    limiter = AdaptiveLimiter(1)
-    await limiter.acquire()
-    second = asyncio.ensure_future(limiter.acquire())
-    third = asyncio.ensure_future(limiter.acquire())
-    await asyncio.sleep(0.02)
+    limiter, second, third = await _one_slot_two_waiting()
     await limiter.release()  # wakes the second...
     second.cancel()  # ...which is cancelled before it runs
     await asyncio.gather(second, return_exceptions=True)
