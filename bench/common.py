@@ -164,7 +164,7 @@ def reply_rule(chunks: list[str], chunk_delay: float | None = None, match: str |
 
 
 @contextlib.contextmanager
-def simulator_process(rules: list[dict[str, Any]]) -> Iterator[str]:
+def simulator_process(rules: list[dict[str, Any]], *options: str) -> Iterator[str]:
     """The package's standalone simulator (``python -m kimi_jupyter.testing``) in its own
     process, answering by the script ``rules`` (see ``reply_rule``); yields its base URL.
 
@@ -176,7 +176,7 @@ def simulator_process(rules: list[dict[str, Any]]) -> Iterator[str]:
         script.write_text(json.dumps(rules))
         proc = subprocess.Popen(
             [sys.executable, "-m", "kimi_jupyter.testing", "--host", "127.0.0.1", "--api-key", API_KEY,
-             "--script", str(script)],
+             "--script", str(script), *options],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp,
         )
         try:
@@ -202,15 +202,33 @@ def sse_texts(lines: Iterator[str]) -> list[str]:
     for line in lines:
         if not line.startswith("data:"):
             continue
-        data = line[5:].strip()
-        if data == "[DONE]":
+        text = delta_text(line[5:].strip())
+        if text is None:
             break
-        chunk = json.loads(data)
-        choices = chunk.get("choices")
-        if choices:
-            content = (choices[0].get("delta") or {}).get("content")
-            if content:
-                parts.append(content)
+        if text:
+            parts.append(text)
+    return parts
+
+
+def delta_text(data: str) -> str | None:
+    """One SSE ``data:`` payload's delta content ("" for none); None at ``[DONE]``."""
+    if data == "[DONE]":
+        return None
+    choices = json.loads(data).get("choices")
+    return ((choices[0].get("delta") or {}).get("content") or "") if choices else ""
+
+
+async def asse_texts(lines: Any) -> list[str]:
+    """`sse_texts` for an async iterator of lines (``resp.aiter_lines()``)."""
+    parts: list[str] = []
+    async for line in lines:
+        if not line.startswith("data:"):
+            continue
+        text = delta_text(line[5:].strip())
+        if text is None:
+            break
+        if text:
+            parts.append(text)
     return parts
 
 

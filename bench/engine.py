@@ -62,7 +62,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .common import API_KEY, REPO, Log, Result, reply_rule, simulator_process, sse_texts, text_chunks
+from .common import (
+    API_KEY,
+    REPO,
+    Log,
+    Result,
+    asse_texts,
+    reply_rule,
+    simulator_process,
+    sse_texts,
+    text_chunks,
+)
 
 TURN_TARGET = 2.0
 GROWTH_TARGET = 1.3
@@ -296,22 +306,9 @@ def concurrent_child(spec: dict[str, Any]) -> dict[str, Any]:
             async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=None,
                                                                           max_keepalive_connections=n)) as client:
                 async def raw_one() -> str:
-                    parts: list[str] = []
                     async with client.stream("POST", url, content=body, headers=HEADERS) as resp:
                         resp.raise_for_status()
-                        async for line in resp.aiter_lines():
-                            if not line.startswith("data:"):
-                                continue
-                            data = line[5:].strip()
-                            if data == "[DONE]":
-                                break
-                            chunk = json.loads(data)
-                            choices = chunk.get("choices")
-                            if choices:
-                                content = (choices[0].get("delta") or {}).get("content")
-                                if content:
-                                    parts.append(content)
-                    return "".join(parts)
+                        return "".join(await asse_texts(resp.aiter_lines()))
 
                 async def ours_one() -> str:
                     r = await aask("Stream the long answer.")

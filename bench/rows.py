@@ -23,7 +23,6 @@ pandas frame.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import sys
@@ -33,7 +32,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from .common import API_KEY, Log, Result, reply_rule
+from .common import API_KEY, Log, Result, asse_texts, reply_rule, simulator_process
 
 TARGET_LIVE = 1.3
 TARGET_CACHE = 0.05
@@ -49,33 +48,6 @@ def _frame(n: int) -> Any:
     return pd.DataFrame({"text": [f"ticket {i}: {moods[i % 4]}" for i in range(n)]})
 
 
-def _simulator(rules: list[dict[str, Any]]) -> Any:
-    import contextlib
-    import subprocess
-
-    @contextlib.contextmanager
-    def run() -> Any:
-        with tempfile.TemporaryDirectory(prefix="kimi-bench-rows-") as tmp:
-            script = Path(tmp) / "script.json"
-            script.write_text(json.dumps(rules))
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "kimi_jupyter.testing", "--host", "127.0.0.1", "--api-key", API_KEY,
-                 "--script", str(script), "--batch-speed", "1000000000"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp)
-            try:
-                assert proc.stdout is not None
-                base_url = proc.stdout.readline().strip()
-                if not base_url.startswith("http://127.0.0.1:"):
-                    raise RuntimeError(f"the simulator did not start (said {base_url!r})")
-                yield base_url
-            finally:
-                proc.terminate()
-                proc.wait(timeout=10)
-                proc.stdout.close() if proc.stdout else None
-
-    return run()
-
-
 async def _raw(base_url: str, bodies: list[dict[str, Any]]) -> list[str]:
     import httpx
 
@@ -85,20 +57,9 @@ async def _raw(base_url: str, bodies: list[dict[str, Any]]) -> list[str]:
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
         async def one(i: int, body: dict[str, Any]) -> None:
-            async with limit:
-                parts = []
-                async with client.stream("POST", "/chat/completions", json=body) as resp:
-                    resp.raise_for_status()
-                    async for line in resp.aiter_lines():
-                        if not line.startswith("data:"):
-                            continue
-                        data = line[5:].strip()
-                        if data == "[DONE]":
-                            break
-                        choices = json.loads(data).get("choices")
-                        if choices:
-                            parts.append((choices[0].get("delta") or {}).get("content") or "")
-                answers[i] = "".join(parts)
+            async with limit, client.stream("POST", "/chat/completions", json=body) as resp:
+                resp.raise_for_status()
+                answers[i] = "".join(await asse_texts(resp.aiter_lines()))
 
         await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
     return answers
@@ -131,7 +92,7 @@ def run(quick: bool, log: Log) -> list[Result]:
     saved_cwd = os.getcwd()
     work = Path(tempfile.mkdtemp(prefix="kimi-bench-rows-cwd-"))
     try:
-        with _simulator([reply_rule(answer)]) as base_url:
+        with simulator_process([reply_rule(answer)], "--batch-speed", "1000000000") as base_url:
             os.environ.update(KIMI_BASE_URL=base_url, MOONSHOT_API_KEY=API_KEY, KIMI_PROVIDER="moonshot")
             os.chdir(work)
             bodies = [{"model": "kimi-k2.5", "messages": [{"role": "user", "content": f"Sentiment of: {t}"}],
