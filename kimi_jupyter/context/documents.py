@@ -23,6 +23,7 @@ import io
 import os
 import re
 import zipfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,9 @@ class Extracted:
     unit: str = "pages"
 
 
-def document_kind(value: Any) -> str | None:
-    """The extension (``".pdf"``...) if ``value`` is a str/PathLike naming an existing document."""
+def existing_file_suffix(value: Any, suffixes: Collection[str]) -> str | None:
+    """The lower-case extension of ``value`` if it is one of ``suffixes`` and ``value`` (a
+    str/PathLike) names an existing file; the file system is asked only about such names."""
     try:
         text = os.fspath(value)
     except TypeError:
@@ -74,12 +76,17 @@ def document_kind(value: Any) -> str | None:
     if not isinstance(text, str) or not text or len(text) > 4096 or "\n" in text or "\x00" in text:
         return None
     suffix = os.path.splitext(text)[1].lower()
-    if suffix not in DOCUMENT_EXTENSIONS:
+    if suffix not in suffixes:
         return None
     try:
         return suffix if Path(text).expanduser().is_file() else None
     except (OSError, ValueError):
         return None
+
+
+def document_kind(value: Any) -> str | None:
+    """The extension (``".pdf"``...) if ``value`` is a str/PathLike naming an existing document."""
+    return existing_file_suffix(value, DOCUMENT_EXTENSIONS)
 
 
 def _extension(filename: str) -> str:

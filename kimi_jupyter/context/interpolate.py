@@ -21,13 +21,13 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any, Union
 
 from ._detect import is_numpy_array
 from ._frame_model import reason
 from ._repr import bounded_repr, clip, type_name
-from .documents import document_kind
+from .documents import document_kind, existing_file_suffix
 from .errors import ContextError
 from .frames import is_frame, summarize_frame
 from .images import DEFAULT_MAX_SIZE, IMAGE_EXTENSIONS, image_part_with_info, is_image_like
@@ -168,25 +168,15 @@ def _fenced(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
+_MEDIA_SUFFIXES = frozenset(IMAGE_EXTENSIONS) | frozenset(VIDEO_MIME_TYPES)
+
+
 def _media_kind(value: Any) -> str | None:
     """ "image"/"video" if ``value`` is a path (str/PathLike) to an existing media file."""
-    try:
-        text = os.fspath(value)
-    except TypeError:
+    suffix = existing_file_suffix(value, _MEDIA_SUFFIXES)
+    if suffix is None:
         return None
-    if not isinstance(text, str) or not text or len(text) > 4096 or "\n" in text or "\x00" in text:
-        return None
-    suffix = os.path.splitext(text)[1].lower()
-    if suffix in IMAGE_EXTENSIONS:
-        kind = "image"
-    elif suffix in VIDEO_MIME_TYPES:
-        kind = "video"
-    else:
-        return None
-    try:
-        return kind if Path(text).expanduser().is_file() else None
-    except (OSError, ValueError):
-        return None
+    return "image" if suffix in IMAGE_EXTENSIONS else "video"
 
 
 def array_summary(arr: Any, name: str | None = None, limit: int = 4000) -> str:
