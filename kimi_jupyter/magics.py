@@ -147,6 +147,8 @@ class KimiMagics(Magics):
     @magic_arguments.argument("--web", action="store_true", help="with --agent: allow Kimi's builtin web search")
     @magic_arguments.argument("--max-tokens", type=_positive_int, help="limit on generated tokens")
     @magic_arguments.argument("--system", type=_text, help="system prompt for this conversation")
+    @magic_arguments.argument("--no-rules", dest="rules", action="store_const", const=False, default=None,
+                              help="don't send the project rules (AGENTS.md, .kimi/rules.md) with this cell")
     @magic_arguments.argument("--cells", type=_positive_int, metavar="N",
                               help="attach the last N cells' source and outputs")
     @magic_arguments.argument("--plot", action="store_true", help="attach the plot(s) the previous cell displayed")
@@ -188,7 +190,7 @@ class KimiMagics(Magics):
             return self._fail("--yes and --web only apply with --agent; nothing was sent.", args.keep_going)
         try:
             settings = self.session.settings(model=args.model, thinking=args.thinking,
-                                             max_tokens=args.max_tokens, system=args.system,
+                                             max_tokens=args.max_tokens, system=args.system, rules=args.rules,
                                              keep_going=True if args.keep_going else None)
             web_notices: list[Any] = []
             if args.web:  # thinking off while $web_search is offered
@@ -304,18 +306,36 @@ class KimiMagics(Magics):
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
         """%kimi help | reset | history | usage | config | models | cache [info|clear] | files [list|clear] | fix
-        | export PATH"""
+        | export PATH | mcp [restart|stop]"""
         command, _, rest = line.strip().partition(" ")
         handler = {
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
             "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
-            "files": self._files, "fix": self._fix, "export": self._export,
+            "files": self._files, "fix": self._fix, "export": self._export, "mcp": self._mcp,
         }.get(command)
         if handler is None:
             _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
-                 "| cache | files | fix | export")
+                 "| cache | files | fix | export | mcp")
             return None
         return handler(rest.strip())
+
+    def _mcp(self, rest: str) -> None:
+        """``%kimi mcp [restart|stop]``: the MCP servers, their state and tools (agent/mcp.py)."""
+        from .agent import mcp
+
+        if rest not in ("", "list", "restart", "stop"):
+            _say("Use: %kimi mcp | %kimi mcp restart | %kimi mcp stop")
+            return
+        if rest == "stop":
+            mcp.stop_all()
+            print("Stopped every MCP server; the next agent turn (or %kimi mcp) starts them again.")
+            return
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
+        print(mcp.report(settings, restart=rest == "restart"))
 
     def _fix(self, rest: str) -> None:  # the logic is in kimi_jupyter/fix.py
         from .fix import fix_magic
@@ -416,6 +436,10 @@ class KimiMagics(Magics):
         lines = [f"{name:<{width}}  {value}    [{source}]" for name, value, source in rows]
         print("Effective settings (highest wins: argument > %config > environment > .env > default)\n")
         print("\n".join(lines))
+        from .rules import describe  # which rule files the next turn sends
+
+        state = describe() if self.session.settings().rules else "off (Kimi.rules = False)"
+        print(f"\nProject rules: {state}")
 
     def _models(self, _: str) -> None:
         try:
@@ -453,6 +477,8 @@ kimi_jupyter: Kimi K2.5 in this notebook.
 %kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
 %kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
 %kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
+%kimi mcp [restart|stop]  MCP servers (.kimi/mcp.json, ~/.kimi/mcp.json, Kimi.mcp_config): state and tools
+--no-rules                don't send AGENTS.md / .kimi/rules.md (project rules) with this cell
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""
@@ -466,6 +492,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    if "kimi_jupyter.agent.mcp" in sys.modules:  # the MCP servers stop with the extension
+        sys.modules["kimi_jupyter.agent.mcp"].stop_all()
     for magics in list(ipython.magics_manager.registry.values()):
         if isinstance(magics, KimiMagics):
             magics.plots.uninstall()

@@ -71,7 +71,7 @@ SETTING_HELP: dict[str, str] = {
     "mcp_config": "MCP servers for the agent, in the mcpServers shape: {'name': {'command': .., 'args': [..], "
                   "'env': {..}} or {'url': .., 'headers': {..}}} (added to .kimi/mcp.json and ~/.kimi/mcp.json; "
                   "see %kimi mcp)",
-    "mcp_timeout": "seconds an MCP server may take to start, or to answer one tool call",
+    "mcp_timeout": "seconds an MCP server may take to answer one tool call (and to start, at least 30)",
     "rules": "send the project rules (AGENTS.md, .kimi/rules.md in the notebook's folder and its parents up "
              "to the repository root) as system instructions",
     "tracing": "emit OpenTelemetry spans (GenAI semantic conventions) for turns, requests and tool calls "

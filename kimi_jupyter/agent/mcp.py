@@ -16,7 +16,8 @@ true`` skips it.
 
 Servers run in one background thread with its own asyncio loop (the kernel's loop is
 ipykernel's, and a cell blocks it), started on the first agent turn or ``%kimi mcp``.
-Every wait on them is bounded by ``Kimi.mcp_timeout``: a start, a tool listing, a call. A
+Every wait on them is bounded: a call (and its answer) by ``Kimi.mcp_timeout``, a start and
+the tool listing by the same or `START_SECONDS`, whichever is longer. A
 server that fails to start, crashes, or lets a call time out is marked failed with one line
 (the last lines of its stderr for stdio servers) and offers no tools until ``%kimi mcp
 restart``. They all stop on ``%unload_ext kimi_jupyter`` and when the kernel exits.
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 CONFIG_BYTES = 1024 * 1024
+START_SECONDS = 30.0  # a server gets at least this long to start (Kimi.mcp_timeout, if longer)
 MAX_TOOLS = 100  # tools offered to the model from all servers together
 MAX_LISTED = 2000  # tools read from one server at most
 DESCRIPTION_CHARS = 1024
@@ -268,7 +270,7 @@ class McpHub:
     def _start(self, spec: ServerSpec, timeout: float, cwd: str | None) -> Server:
         server = Server(spec)
         if spec.command:
-            server.stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+            server.stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115 (closed when the server stops)
 
         async def begin() -> None:
             server.stop = asyncio.Event()
@@ -576,16 +578,14 @@ def convert_result(raw: Any, image_max_size: tuple[int, int], secrets: Iterable[
     secrets = tuple(secrets)
     pieces: list[str] = []
     images: list[dict[str, Any]] = []
-    used = 0  # characters kept so far: a 10 MB part is cut before it is joined
+    total = 0  # characters of text content; each part is cut before it is joined (a 10 MB answer)
 
     def add(text: str) -> None:
-        nonlocal used
-        if used > RESULT_CHARS:
-            return
-        pieces.append(text[: RESULT_CHARS + 1 - used] if len(text) > RESULT_CHARS + 1 - used else text)
-        if len(text) > RESULT_CHARS + 1 - used:
-            pieces.append(f"… ({len(text) - (RESULT_CHARS + 1 - used)} more characters cut)")
-        used += len(text)
+        nonlocal total
+        room = RESULT_CHARS + 256 - sum(len(p) for p in pieces)  # slack: a key across the cut is masked whole
+        if room > 0:
+            pieces.append(text[:room])
+        total += len(text) + 1
 
     def image(data: Any, mime: str) -> None:
         if len(images) >= MAX_IMAGES:
@@ -627,9 +627,15 @@ def convert_result(raw: Any, image_max_size: tuple[int, int], secrets: Iterable[
             add(json.dumps(structured, ensure_ascii=False)[: RESULT_CHARS + 1])
         except (TypeError, ValueError):
             add("[structured content that is not JSON]")
-    text = _clip("\n".join(pieces) or "(no content)", RESULT_CHARS, secrets)
+    text = _clip("\n".join(pieces) or "(no content)", len("\n".join(pieces)) + 1, secrets)[:RESULT_CHARS]
+    if total - 1 > RESULT_CHARS:
+        text += f"\n… ({total - 1 - RESULT_CHARS:,} more characters cut)"
     failed = bool(getattr(raw, "is_error", False))
     return ToolResult(text, error="tool error" if failed else None, images=images)
+
+
+def _start_timeout(settings: Any) -> float:
+    return max(float(settings.mcp_timeout), START_SECONDS)
 
 
 def for_turn(settings: Any, emit: Callable[[Any], None] | None = None, cwd: str | None = None) -> McpTools | None:
@@ -646,7 +652,7 @@ def for_turn(settings: Any, emit: Callable[[Any], None] | None = None, cwd: str 
             emit(Notice(INSTALL, "warning"))
         return None
     current = hub()
-    current.sync(specs, float(settings.mcp_timeout), cwd or os.getcwd())
+    current.sync(specs, _start_timeout(settings), cwd or os.getcwd())
     from ..secrets import secrets_of
 
     secrets = secrets_of(settings)
@@ -686,9 +692,9 @@ def report(settings: Any, cwd: str | None = None, restart: bool = False) -> str:
         return "\n".join(lines)
     current = hub()
     if restart:
-        current.restart(specs, float(settings.mcp_timeout), cwd or os.getcwd())
+        current.restart(specs, _start_timeout(settings), cwd or os.getcwd())
     else:
-        current.sync(specs, float(settings.mcp_timeout), cwd or os.getcwd())
+        current.sync(specs, _start_timeout(settings), cwd or os.getcwd())
     for name, server in current.servers.items():
         spec = server.spec
         head = f"{name}: {server.state} · {spec.where()} · from {spec.source}" + (
