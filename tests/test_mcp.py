@@ -279,7 +279,7 @@ def test_crash_mid_call_is_a_tool_error_and_the_turn_goes_on(shell, kimi_sim_env
     kimi_sim_env.queue(Reply(text="ok"))
     again = agent_turn(shell, "again", Recorder(), mcp_config={"crashy": {"command": PY, "args": [FAULTY]}})
     assert not any(n.startswith("crashy__") for n in offered(kimi_sim_env, -1))
-    assert any("crashy: stopped" in n for n in again.notices)
+    assert any("crashy: stopped" in n and "%kimi mcp restart" in n for n in again.notices)
 
 
 def test_a_hanging_call_times_out_and_the_server_is_stopped(shell, kimi_sim_env):
@@ -393,3 +393,22 @@ def test_approval_text_names_server_tool_and_arguments(shell, kimi_sim_env):
     response = agent_turn(shell, "note", Recorder(), mcp_config={"f": {"command": PY, "args": [FAULTY]}})
     (asked,) = [e for e in response.events if isinstance(e, ApprovalRequested)]
     assert asked.code.startswith("f: write_note\n") and '"text": "hi"' in asked.code
+
+
+def test_ask_with_agent_offers_and_calls_the_mcp_tool(shell, kimi_sim_env):
+    import kimi_jupyter
+
+    kimi_sim_env.queue(Reply(reasoning="r", tool_calls=[ToolCall("f__write_note", {"text": "abc"})]),
+                       Reply(reasoning="r", text="Written."))
+    response = kimi_jupyter.ask("write it", agent=True, yes=True, display="none",
+                                mcp_config={"f": {"command": PY, "args": [FAULTY]}})
+    assert response.error is None and response.text.endswith("Written.")
+    assert "f__write_note" in offered(kimi_sim_env)
+    assert [m["content"] for m in tool_messages(kimi_sim_env)] == ["wrote 3 characters"]
+    assert response.tool_steps[0].approved is True  # --yes: approved at the same gate, "auto"
+
+
+def test_the_report_never_shows_the_key(kimi_sim_env):
+    config = {"k": {"command": PY, "args": ["-c", f"import sys; sys.stderr.write('bad key {KEY}\\n'); sys.exit(1)"]}}
+    report = mcp.report(get_session().settings(mcp_config=config))
+    assert report.startswith("k: failed") and KEY not in report

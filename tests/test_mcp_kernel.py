@@ -93,3 +93,43 @@ def test_agent_cell_calls_a_real_mcp_server_through_the_gate(tmp_path):
             pid = int(pid_file.read_text())
             manager.shutdown_kernel(now=False)
             assert _wait_gone(pid)
+
+
+def test_sidebar_in_a_real_kernel_offers_the_mcp_tool_and_waits_for_the_click(tmp_path):
+    import uuid
+
+    from kimi_jupyter.sidebar.chat import TARGET
+
+    from .test_comm import KernelChannel
+
+    notebook = tmp_path / "project"
+    (notebook / ".kimi").mkdir(parents=True)
+    (tmp_path / "home").mkdir()
+    (notebook / ".kimi" / "mcp.json").write_text(json.dumps({"mcpServers": {
+        "time": {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}}}))
+    with KimiSimulator(api_key=KEY) as sim:
+        env = {"KIMI_BASE_URL": sim.base_url, "MOONSHOT_API_KEY": KEY, "KIMI_PROVIDER": "moonshot",
+               "HOME": str(tmp_path / "home")}
+        with running_kernel(env, notebook) as (_, client):
+            channel = KernelChannel(client)
+            assert channel.execute("%load_ext kimi_jupyter")["status"] == "ok"
+            comm_id = uuid.uuid4().hex
+            channel.send("comm_open", {"comm_id": comm_id, "target_name": TARGET, "data": {"action": "hello"}})
+            channel.collect(comm_id, "hello")
+            sim.queue(Reply(reasoning="r", tool_calls=[ToolCall("time__get_current_time", {"timezone": "Asia/Tokyo"})]),
+                      Reply(reasoning="r", text="Morning in Tokyo."))
+            channel.send("comm_msg", {"comm_id": comm_id, "data": {
+                "action": "ask", "request_id": "t", "prompt": "Tokyo time?", "options": {"agent": True}}})
+            asked = channel.collect(comm_id, "event", timeout=120)
+            while asked[-1].get("event", {}).get("type") != "ApprovalRequested":
+                asked = channel.collect(comm_id, "event", timeout=60)
+            event = asked[-1]["event"]
+            assert event["name"] == "time__get_current_time" and "Asia/Tokyo" in event["code"]
+            channel.send("comm_msg", {"comm_id": comm_id, "data": {"action": "approve", "id": event["id"], "approved": True}})
+            done = channel.collect(comm_id, "done", timeout=120)[-1]
+            assert done["response"]["error"] is None
+            (step,) = done["response"]["tool_steps"]
+            assert step["approved"] is True and "Asia/Tokyo" in step["result"]
+            assert "time__get_current_time" in [t["function"]["name"] for t in sim.chat_requests[0].json["tools"]]
+            (result,) = [m for m in sim.chat_requests[1].json["messages"] if m["role"] == "tool"]
+            assert json.loads(result["content"])["timezone"] == "Asia/Tokyo"

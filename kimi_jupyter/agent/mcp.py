@@ -405,12 +405,16 @@ class McpHub:
 
 
 def _tool_level(error: BaseException) -> bool:
-    """An error answer of a live server (JSON-RPC error), not a dead connection."""
-    try:
-        from mcp import MCPError
-    except ImportError:
+    """An error of this call only (a JSON-RPC error answer, input the client cannot give),
+    not a dead connection: the server stays."""
+    import anyio
+
+    while getattr(error, "exceptions", None):
+        error = error.exceptions[0]  # type: ignore[attr-defined]
+    if isinstance(error, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream,
+                          ConnectionError, OSError, EOFError)):
         return False
-    return isinstance(error, MCPError) and "closed" not in str(error).lower()
+    return "connection closed" not in str(error).lower()
 
 
 def contextlib_async_exit_stack() -> Any:
@@ -660,7 +664,7 @@ def for_turn(settings: Any, emit: Callable[[Any], None] | None = None, cwd: str 
     taken: set[str] = set()
     for name, server in list(current.servers.items()):
         if server.state != "ready":
-            notices.append(f"{name}: {server.problem or server.state}")
+            notices.append(f"{name}: {server.problem or server.state} (%kimi mcp restart tries again)")
             continue
         shown = 0
         for tool in server.tools:
@@ -695,6 +699,9 @@ def report(settings: Any, cwd: str | None = None, restart: bool = False) -> str:
         current.restart(specs, _start_timeout(settings), cwd or os.getcwd())
     else:
         current.sync(specs, _start_timeout(settings), cwd or os.getcwd())
+    from ..secrets import redact_text, secrets_of
+
+    secrets = secrets_of(settings)  # args and stderr could quote the key
     for name, server in current.servers.items():
         spec = server.spec
         head = f"{name}: {server.state} · {spec.where()} · from {spec.source}" + (
@@ -711,4 +718,4 @@ def report(settings: Any, cwd: str | None = None, restart: bool = False) -> str:
                                                             "read_only_hint", False) else ""))
         shown = ", ".join(names[:30]) + (f", … ({len(names) - 30} more)" if len(names) > 30 else "")
         lines.append(f"{head} · {server.listed} tool{'' if server.listed == 1 else 's'}: {shown or '(none)'}")
-    return "\n".join(lines)
+    return redact_text("\n".join(lines), secrets) if secrets else "\n".join(lines)
