@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -288,7 +289,7 @@ class McpHub:
 
         spec = server.spec
         try:
-            async with contextlib_async_exit_stack() as stack:
+            async with AsyncExitStack() as stack:
                 if spec.url:
                     import httpx2
                     from mcp.client.streamable_http import streamable_http_client
@@ -308,6 +309,8 @@ class McpHub:
                 with anyio.fail_after(timeout):
                     await session.initialize()
                     tools, listed = await _list_tools(session)
+                if server.state != "starting":  # given up on meanwhile: leave (the process stops)
+                    return
                 server.tools, server.listed, server.session = tools, listed, session
                 server.state = "ready"
                 server.ready.set()
@@ -328,35 +331,45 @@ class McpHub:
             server.ready.set()
 
     def _stop(self, server: Server, timeout: float) -> None:
-        if server.task is None or self._loop is None:
-            server.state = "stopped"
-            return
-        previous = server.state
+        self._stop_many([server], timeout)
 
-        async def end() -> None:
-            if server.stop is not None:
-                server.stop.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(server.task), timeout)
-            except (asyncio.TimeoutError, Exception):
-                server.task.cancel()
+    def _stop_many(self, servers: list[Server], timeout: float) -> None:
+        """Stop ``servers`` together (each stdio server gets the SDK's grace period, then is
+        terminated), waiting a bounded time."""
+        loop = self._loop
+        waits = []
+        for server in servers:
+            if server.task is None or loop is None:
+                continue
 
-        try:
-            self._submit(end()).result(timeout + 8.0)  # the SDK gives a stdio server ~6 s to go
-        except Exception:
-            pass
-        server.state = "stopped" if previous != "failed" else "failed"
-        if server.stderr is not None:
+            async def end(server: Server = server) -> None:
+                if server.stop is not None:
+                    server.stop.set()
+                try:
+                    await asyncio.wait_for(asyncio.shield(server.task), timeout)
+                except (asyncio.TimeoutError, Exception):
+                    server.task.cancel()
+
+            waits.append(self._submit(end()))
+        deadline = time.monotonic() + timeout + 8.0  # the SDK gives a stdio server ~6 s to go
+        for waiting in waits:
             try:
-                server.stderr.close()
-            except OSError:
+                waiting.result(max(0.1, deadline - time.monotonic()))
+            except Exception:
                 pass
+        for server in servers:
+            if server.state != "failed":
+                server.state = "stopped"
+            if server.stderr is not None:
+                try:
+                    server.stderr.close()
+                except OSError:
+                    pass
 
     def stop_all(self, timeout: float = 10.0) -> None:
         with self._lock:
             servers, self.servers = list(self.servers.values()), {}
-        for server in servers:
-            self._stop(server, timeout)
+        self._stop_many(servers, timeout)
 
     def close(self) -> None:
         """Stop every server and the loop thread (``%unload_ext``, kernel exit)."""
@@ -415,12 +428,6 @@ def _tool_level(error: BaseException) -> bool:
                           ConnectionError, OSError, EOFError)):
         return False
     return "connection closed" not in str(error).lower()
-
-
-def contextlib_async_exit_stack() -> Any:
-    from contextlib import AsyncExitStack
-
-    return AsyncExitStack()
 
 
 async def _list_tools(session: Any) -> tuple[list[Any], int]:
