@@ -138,3 +138,13 @@ def test_a_failed_request_is_an_error_span(kimi_sim_env, spans):
     assert response.error is not None
     (span,) = spans.get_finished_spans()
     assert span.status.status_code == trace.StatusCode.ERROR and span.attributes["error.type"]
+
+
+async def test_the_async_driver_exports_the_same_span(kimi_sim_env, spans):
+    import kimi_jupyter
+
+    kimi_sim_env.queue(Reply(text="async"))
+    response = await kimi_jupyter.aask("hi", tracing=True, display="none")
+    assert response.text == "async"
+    (span,) = spans.get_finished_spans()
+    assert span.name == "chat kimi-k2.5" and span.attributes["gen_ai.usage.output_tokens"] > 0
