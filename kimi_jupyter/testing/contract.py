@@ -50,11 +50,12 @@ def check_contract(dialect: Dialect, body: Mapping[str, Any], model: str, thinki
 
 
 def _check_thinking(body: Mapping[str, Any], model: str, thinking: bool) -> None:
-    value = body.get("thinking")
-    if value is None or model_spec(model).thinking == "never":
+    if model_spec(model).thinking == "never":
         return
-    if not isinstance(value, Mapping):
+    value = body.get("thinking")
+    if value is not None and not isinstance(value, Mapping):
         raise invalid_request("Invalid request: 'thinking' must be an object, e.g. {\"type\": \"enabled\"}")
+    value = value or {}
     kind = value.get("type")
     if kind is not None and kind not in ("enabled", "disabled"):
         raise invalid_request(f"Invalid request: thinking.type must be 'enabled' or 'disabled', not {kind!r}")
