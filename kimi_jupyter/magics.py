@@ -466,6 +466,7 @@ kimi_jupyter: Kimi K2.5 in this notebook.
   --new                   start a fresh conversation     --max-tokens N
   --system TEXT           system prompt                  --cells N  attach the last N cells
   --plot                  attach the previous cell's plot(s)
+  --no-rules              don't send the project rules (AGENTS.md, .kimi/rules.md) with this cell
   --agent                 Kimi may call run_python / get_variable / list_variables here;
                           code runs only after you approve it (--yes: without asking; --web: web search)
   --cache                 replay an unchanged request from the on-disk cache (no request, no bill)
@@ -478,7 +479,6 @@ kimi_jupyter: Kimi K2.5 in this notebook.
 %kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
 %kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
 %kimi mcp [restart|stop]  MCP servers (.kimi/mcp.json, ~/.kimi/mcp.json, Kimi.mcp_config): state and tools
---no-rules                don't send AGENTS.md / .kimi/rules.md (project rules) with this cell
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""
