@@ -133,13 +133,17 @@ class Schema:
         value, problem = loads_bounded(text)
         if problem is not None:
             return None, problem
+        return value, self.problem(value)
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` does not match the schema (the most relevant error), or None."""
         from jsonschema.exceptions import best_match
 
         error = best_match(self._validator.iter_errors(value))
         if error is None:
-            return value, None
+            return None
         where = "/".join(str(p) for p in error.absolute_path) or "the answer"
-        return value, f"{where}: {error.message[:300]}"
+        return f"{where}: {error.message[:300]}"
 
     def retry_prompt(self, problem: str, answer: str | None = None, prompt: Any = None) -> Any:
         """The follow-up that asks once more. With ``prompt`` (a turn without history) the

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..structured import Schema, SchemaError
+from ..structured import Schema, SchemaError, loads_bounded
 from .data import RowsError
 
 __all__ = ["RowSchema"]
@@ -28,13 +28,20 @@ class RowSchema(Schema):
             raise RowsError(str(error)) from None
 
     def parse(self, text: str) -> tuple[dict[str, Any] | None, str | None]:
-        """``(fields, None)`` or ``(None, error)`` for one answer."""
-        value, problem = self.check(text)
-        if value is None or not isinstance(value, dict):
-            return None, problem or f"the answer is not a JSON object: {_snippet(text)}"
+        """``(fields, None)`` or ``(None, error)`` for one answer: each field coerced to its
+        declared type (``"12.5"`` is a number), then the whole checked against the schema."""
+        value, problem = loads_bounded(text)
+        if problem is not None:
+            return None, problem
+        if not isinstance(value, dict):
+            return None, f"the answer is not a JSON object: {_snippet(text)}"
+        out = {name: _coerce(value.get(name), self.types.get(name, "")) for name in self.fields}
+        candidate = {k: v for k, v in value.items() if k not in out}
+        candidate.update({k: v for k, v in out.items() if v is not None})
+        problem = self.problem(candidate)
         if problem is not None:
             return None, f"the answer does not match the schema: {problem}"
-        return {name: _coerce(value.get(name), self.types.get(name, "")) for name in self.fields}, None
+        return out, None
 
 
 def _coerce(value: Any, json_type: str) -> Any:
