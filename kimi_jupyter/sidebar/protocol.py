@@ -89,9 +89,11 @@ class _UsageJSON(TypedDict):
 class UsageJSON(_UsageJSON, total=False):
     """``events.Usage`` as JSON. Counts are None when not reported; ``cost`` is None when
     unknown or when the turn's requests were priced in two currencies (see ``costs``);
-    ``note`` ("price unknown: set Kimi.prices") only when there is one."""
+    ``note`` ("price unknown: set Kimi.prices") and ``cache_write`` (prompt tokens written to
+    the provider's prompt cache) only when there is one."""
 
     note: str
+    cache_write: int
 
 
 class ToolStepJSON(TypedDict):
@@ -116,6 +118,7 @@ class TurnMetaJSON(TypedDict):
     provider: str | None
     context_window: int | None
     title: str | None
+    effort: str | None  # thinking effort sent (models with effort levels), else None
 
 
 class ResponseSummary(TypedDict):
