@@ -488,9 +488,7 @@ kimi_jupyter: Kimi K2.5 in this notebook.
 
 %%kimi [options]          the cell is the prompt; the answer streams below it
   -m MODEL                model for this cell            --think / --no-think
-  --effort low|high|max   thinking effort (kimi-k3 and others with effort levels)
   -f markdown|code|text|json  code: the generated code goes into a new cell below
-  -f json --schema NAME   the answer must match the JSON schema in variable NAME (checked, asked once more)
   --new                   start a fresh conversation     --max-tokens N
   --system TEXT           system prompt                  --cells N  attach the last N cells
   --plot                  attach the previous cell's plot(s)
@@ -502,7 +500,7 @@ kimi_jupyter: Kimi K2.5 in this notebook.
                           document path: pdf/docx/xlsx/pptx/txt/md as a system message)
   {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
 
-%kimi reset | history | usage | config | models | balance | cache [info|clear] | files [list|clear] | help
+%kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
 %kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
 %kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)

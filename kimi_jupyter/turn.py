@@ -59,6 +59,16 @@ class TurnMeta:
     title: str | None = None
     effort: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (saved bundles, the sidebar); ``effort`` only when one was sent, so
+        saved outputs of turns without it stay as they were."""
+        import dataclasses
+
+        data = dataclasses.asdict(self)
+        if data["effort"] is None:
+            del data["effort"]
+        return data
+
     def headline(self, state: str | None = None) -> str:
         """'kimi-k2.5 · thinking on · answering' (no timings: the saved bundle uses it too)."""
         parts = [self.title] if self.title else []

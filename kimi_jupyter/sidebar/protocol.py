@@ -110,15 +110,19 @@ class ToolStepJSON(TypedDict):
     reasoning: str  # what the model reasoned in the request that asked for this call
 
 
-class TurnMetaJSON(TypedDict):
-    """``display.base.TurnMeta`` as JSON: what a view shows before any event arrives."""
-
+class _TurnMetaJSON(TypedDict):
     model: str
     thinking: bool
     provider: str | None
     context_window: int | None
     title: str | None
-    effort: str | None  # thinking effort sent (models with effort levels), else None
+
+
+class TurnMetaJSON(_TurnMetaJSON, total=False):
+    """``display.base.TurnMeta`` as JSON: what a view shows before any event arrives;
+    ``effort`` only when a thinking effort was sent."""
+
+    effort: str
 
 
 class ResponseSummary(TypedDict):

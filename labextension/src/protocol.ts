@@ -57,8 +57,8 @@ export interface ITurnMetaJSON {
   provider: string | null;
   context_window: number | null;
   title: string | null;
-  /** Thinking effort sent (models with effort levels), else null. */
-  effort: string | null;
+  /** Thinking effort sent (models with effort levels); absent otherwise. */
+  effort?: string;
 }
 
 /** `Response.summary()`: the final snapshot of a turn. */
