@@ -67,7 +67,7 @@ def test_the_registry_knows_the_models_after_k25():
 
 def test_effort_goes_inside_thinking_with_keep_all_and_never_twice(sim):
     sim.queue(Reply(text="ok", reasoning="brief"))
-    response, events, body = send(sim, model="kimi-k3", effort="low")
+    response, _events, body = send(sim, model="kimi-k3", effort="low")
     assert body["thinking"] == {"type": "enabled", "keep": "all", "effort": "low"}
     assert "reasoning_effort" not in body and "temperature" not in body and "top_p" not in body
     assert response.error is None and response.text == "ok"
@@ -137,13 +137,13 @@ def test_tool_choice_and_response_format_follow_the_model(sim):
 def test_a_public_image_url_is_refused_before_anything_is_sent(sim):
     content = [{"type": "text", "text": "what is this?"},
                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]
-    response, events, body = send(sim, [{"role": "user", "content": content}], model="kimi-k3")
+    response, _events, body = send(sim, [{"role": "user", "content": content}], model="kimi-k3")
     assert body is None and "does not take public image URLs" in response.error
 
 
 def test_a_retired_id_names_its_successors_and_an_unknown_one_gets_one_notice(sim):
-    assert "kimi-k2-0905-preview has been retired; its successors: kimi-k2.6, kimi-k3." == not_found_hint(
-        "kimi-k2-0905-preview", ["kimi-k2.6", "kimi-k3"]).split(" Available")[0]
+    assert not_found_hint(
+        "kimi-k2-0905-preview", ["kimi-k2.6", "kimi-k3"]).split(" Available")[0] == "kimi-k2-0905-preview has been retired; its successors: kimi-k2.6, kimi-k3."
     assert "no longer lists kimi-k2.5; its successors here: kimi-k3" in not_found_hint("kimi-k2.5", ["kimi-k3"])
     with KimiClient(settings_for(sim)) as client:
         client.model_entries()
