@@ -167,7 +167,7 @@ def test_models_report_shows_windows_and_thinking(sim):
 def test_web_search_on_k3_is_refused_with_the_reason(sim):
     from kimi_jupyter.web import web_settings
 
-    with pytest.raises(ConfigError, match="always thinks.*web_search"):
+    with pytest.raises(ConfigError, match=r"always thinks.*web_search"):
         web_settings(settings_for(sim, model="kimi-k3"))
     settings, _ = web_settings(settings_for(sim, model="kimi-k2.6"))
     assert settings.thinking is False
