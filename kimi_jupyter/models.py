@@ -295,6 +295,15 @@ class ModelRegistry:
             self._served[base_url] = tuple(m.id for m in listed)
         return listed
 
+    def served_successor(self, model_id: str, base_url: str) -> str | None:
+        """The first successor of ``model_id`` that the server at ``base_url`` listed, when
+        its last ``/models`` answer did not list ``model_id`` itself (else None)."""
+        served = self.served(base_url)
+        if served is None or model_id in served:
+            return None
+        info = self.get(model_id)
+        return next((m for m in info.successors if m in served), None) if info else None
+
     def served(self, base_url: str) -> tuple[str, ...] | None:
         """The ids the server at ``base_url`` listed last time, if it was asked."""
         with self._lock:

@@ -391,7 +391,18 @@ def resolve_settings(
         except (TypeError, ValueError, IndexError):
             raise ConfigError(_invalid(name, value, sources, "it has the wrong form")) from None
     _check(coerced, sources)
-    return Settings(sources=sources, **coerced)
+    settings = Settings(sources=sources, **coerced)
+    if sources.get("model", "").startswith("provider default"):
+        # The default stays while the server lists it; once its /models answer no longer
+        # does, the first successor it lists is used (and %kimi config says why).
+        try:
+            successor = registry().served_successor(settings.model, settings.api_base)
+        except ConfigError:
+            successor = None
+        if successor:
+            sources["model"] = f"provider default ({preset.name}): {settings.model} is not served there"
+            settings = dataclasses.replace(settings, model=successor)
+    return settings
 
 
 _AT_LEAST_ZERO = {"max_retries", "retry_backoff", "retry_max_wait", "max_turn_cost", "budget"}

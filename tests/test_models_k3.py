@@ -212,3 +212,23 @@ def test_ask_with_a_schema_asks_once_more_with_the_error_and_marks_what_still_fa
     response = ask("Extract again", schema={"name": str}, display="none")
     assert any("does not match the schema after one retry" in n for n in response.notices)
     assert not any(isinstance(e, Failed) for e in response.events)
+
+
+def test_the_default_model_stays_while_the_server_lists_it_then_its_successor_is_used():
+    with KimiSimulator(api_key=KEY, models=["kimi-k2.6", "kimi-k3"]) as other:
+        settings = resolve_settings(explicit={"base_url": other.base_url, "api_key": KEY, "provider": "moonshot"},
+                                    environ={})
+        assert settings.model == "kimi-k2.5"  # nothing known about this server yet
+        with KimiClient(settings) as client:
+            client.model_entries()  # what %kimi models (or a 404) asks
+        settings = resolve_settings(explicit={"base_url": other.base_url, "api_key": KEY, "provider": "moonshot"},
+                                    environ={})
+        assert settings.model == "kimi-k2.6" and "kimi-k2.5 is not served there" in settings.sources["model"]
+        chosen = resolve_settings(explicit={"base_url": other.base_url, "api_key": KEY, "provider": "moonshot",
+                                            "model": "kimi-k2.5"}, environ={})
+        assert chosen.model == "kimi-k2.5"  # a model the user names is never replaced
+    with KimiSimulator(api_key=KEY, models=MODELS) as listed:
+        with KimiClient(settings_for(listed)) as client:
+            client.model_entries()
+        assert resolve_settings(explicit={"base_url": listed.base_url, "api_key": KEY, "provider": "moonshot"},
+                                environ={}).model == "kimi-k2.5"
