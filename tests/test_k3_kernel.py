@@ -125,7 +125,7 @@ def test_map_with_a_schema_validates_retries_and_marks_rows(sim, kernel):
     sim.on(r".", answer)
     code = ("import pandas as pd\n"
             "df = pd.DataFrame({'text': ['first row', 'second row', 'deep row']})\n"
-            "out = kimi_jupyter.map('Rate: {text}', df, model='kimi-k3', schema={'label': str, 'score': float},"
+            "out = kimi_jupyter.map('Rate: {text}', df, model='kimi-k3', effort='high', schema={'label': str, 'score': float},"
             " progress=False, use_cache=False)\n"
             "print(out.to_json(orient='records'))")
     out = ok(*run(client, code, timeout=120))
@@ -135,6 +135,7 @@ def test_map_with_a_schema_validates_retries_and_marks_rows(sim, kernel):
     assert rows[2]["label"] is None and "deeper than" in rows[2]["error"] and "after one retry" in rows[2]["error"]
     sent = [r.json for r in sim.chat_requests]
     assert all(b["response_format"]["type"] == "json_schema" for b in sent)
+    assert all(b["thinking"] == {"type": "enabled", "keep": "all", "effort": "high"} for b in sent)
     assert len(sent) == 5  # three rows, two of them asked once more
 
 

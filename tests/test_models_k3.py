@@ -232,3 +232,37 @@ def test_the_default_model_stays_while_the_server_lists_it_then_its_successor_is
             client.model_entries()
         assert resolve_settings(explicit={"base_url": listed.base_url, "api_key": KEY, "provider": "moonshot"},
                                 environ={}).model == "kimi-k2.5"
+
+
+def test_a_reply_with_cache_writes_is_priced_and_the_usage_table_says_so():
+    """Canned Moonshot-shaped stream (httpx.MockTransport): usage inside the choice, with
+    cache hits and writes; the 1h TTL price applies and %kimi usage's table notes the writes."""
+    import json
+
+    import httpx
+
+    from kimi_jupyter.display.tables import usage_table
+
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 0, "total_tokens": 1_000_000,
+             "cached_tokens": 100_000, "cache_write_tokens": 500_000}
+    chunks = [{"id": "c", "object": "chat.completion.chunk", "model": "kimi-k3",
+               "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": None}]},
+              {"id": "c", "object": "chat.completion.chunk", "model": "kimi-k3",
+               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": usage}]}]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    seen = []
+
+    def handler(request):
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
+
+    settings = resolve_settings(explicit={"api_key": "sk-test-0123456789abcdefghijklmn", "model": "kimi-k3",
+                                          "base_url": "https://api.moonshot.ai/v1", "prompt_cache_ttl": "1h"},
+                                environ={})
+    client = KimiClient(settings, http=httpx.Client(transport=httpx.MockTransport(handler)))
+    response = client.chat([{"role": "user", "content": "hi"}])
+    assert seen[0]["prompt_cache_options"] == {"ttl": "1h"}
+    assert response.usage.cache_write == 500_000
+    assert response.usage.cost == pytest.approx(0.4 * 3 + 0.1 * 0.3 + 0.5 * 6)
+    table = usage_table([("magic", response.usage, 1)])["text/plain"]
+    assert "500,000 prompt tokens written to the prompt cache" in table
