@@ -146,4 +146,5 @@ def test_percent_kimi_models_shows_the_windows_and_balance_works(sim, kernel):
     assert "1,048,576" in k3 and "$3 / $0.3 / $15" in k3 and "effort low|high|max" in k3
     assert "262,144" in next(line for line in out.splitlines() if " kimi-k2.6 " in line)
     out = ok(*run(client, "%kimi balance"))
-    assert "Balance: available $" in out
+    assert "Balance: available $" in out and KEY not in out
+    assert sim.requests[-1].headers["Authorization"] == f"Bearer {KEY}"  # the key went only where it belongs

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..events import Notice
 from ..models import ModelInfo, unknown_model_notice
-from ..settings import Settings
+from ..settings import Settings, public_url
 
 __all__ = ["apply_model_rules"]
 
@@ -111,5 +111,6 @@ def _no_public_images(model: str, messages: Iterable[dict[str, Any]]) -> None:
             url = part.get("image_url")
             url = url.get("url") if isinstance(url, dict) else url
             if isinstance(url, str) and url[:8].lower().startswith(("http://", "https://")):
-                raise ConfigError(f"{model} does not take public image URLs ({url[:60]}): pass the image itself "
+                shown = public_url(url)[:60]  # no user:password or query from the URL
+                raise ConfigError(f"{model} does not take public image URLs ({shown}): pass the image itself "
                                   "(a path, PIL image or bytes) so it goes as base64 or ms://. Nothing was sent.")
