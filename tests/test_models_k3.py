@@ -266,3 +266,17 @@ def test_a_reply_with_cache_writes_is_priced_and_the_usage_table_says_so():
     assert response.usage.cost == pytest.approx(0.4 * 3 + 0.1 * 0.3 + 0.5 * 6)
     table = usage_table([("magic", response.usage, 1)])["text/plain"]
     assert "500,000 prompt tokens written to the prompt cache" in table
+
+
+def test_the_budget_notice_shows_the_balance_on_moonshot(sim):
+    from kimi_jupyter.session import Session
+    from kimi_jupyter.turn import NullRenderer, TurnRequest, run_turn
+
+    session = Session()
+    big = {"prompt_tokens": 1_000_000, "completion_tokens": 0}
+    sim.queue(Reply(text="first", usage=big), Reply(text="second"))
+    settings = settings_for(sim, model="kimi-k3", budget=3.5)  # K3 input: $3 per 1M tokens
+    run_turn(session, TurnRequest("one", settings), NullRenderer())
+    response = run_turn(session, TurnRequest("two", settings), NullRenderer())
+    (notice,) = [n for n in response.notices if "of the session budget" in n]
+    assert "Balance: available $50" in notice
