@@ -12,7 +12,8 @@ after K2.5 (see ``docs/models.md`` for the sources):
 * ``prompt_cache_options: {"ttl": "5m"|"1h"}`` on Moonshot's own platforms;
 * ``tool_choice`` only in the forms the model accepts (a named function is accepted by none);
 * ``response_format`` ``json_schema`` only where the model supports it, else ``json_object``;
-* images as base64 or ``ms://`` only: a public http(s) image URL is refused before sending.
+* images as base64 or ``ms://`` only on Moonshot's platforms: a public http(s) image URL is
+  refused before sending (gateways may fetch URLs themselves, so they are left alone).
 
 Every value not sent is said in a notice, never dropped silently.
 """
@@ -49,7 +50,7 @@ def apply_model_rules(settings: Settings, payload: dict[str, Any], new_messages:
     if info is None:
         return
     _response_format(settings, info, payload, notices)
-    if not info.public_image_urls:
+    if not info.public_image_urls and settings.preset.name in _CACHE_PRESETS:  # Moonshot's own rule
         _no_public_images(settings.model, new_messages)
 
 
