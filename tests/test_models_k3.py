@@ -280,3 +280,12 @@ def test_the_budget_notice_shows_the_balance_on_moonshot(sim):
     response = run_turn(session, TurnRequest("two", settings), NullRenderer())
     (notice,) = [n for n in response.notices if "of the session budget" in n]
     assert "Balance: available $50" in notice
+
+
+def test_ask_takes_effort_like_any_setting(kimi_sim_env):
+    from kimi_jupyter import ask
+
+    kimi_sim_env.queue(Reply(text="done"))
+    response = ask("think hard", model="kimi-k3", effort="max", display="none")
+    assert response.text == "done"
+    assert kimi_sim_env.chat_requests[-1].json["thinking"] == {"type": "enabled", "keep": "all", "effort": "max"}
