@@ -175,7 +175,8 @@ def schema_retry(schema: Any, request: TurnRequest, response: Response) -> TurnR
     if problem is None:
         return None
     content = schema.retry_prompt(problem, response.text, None if request.history else request.content)
-    return dataclasses.replace(request, content=content, context=[], wire={}, cache=False)
+    # A plain follow-up: no tools run again, nothing replayed from the cache.
+    return dataclasses.replace(request, content=content, context=[], wire={}, cache=False, strategy=None)
 
 
 def schema_result(schema: Any, response: Response) -> Response:
