@@ -417,3 +417,16 @@ def test_the_report_never_shows_the_key(kimi_sim_env):
     config = {"k": {"command": PY, "args": ["-c", f"import sys; sys.stderr.write('bad key {KEY}\\n'); sys.exit(1)"]}}
     report = mcp.report(get_session().settings(mcp_config=config))
     assert report.startswith("k: failed") and KEY not in report
+
+
+def test_kimi_mcp_magic_lists_stops_and_says_how_to_use_it(shell, kimi_sim_env, capsys):
+    shell.run_line_magic("load_ext", "kimi_jupyter")
+    shell.run_line_magic("kimi", "mcp")
+    assert "No MCP servers configured" in capsys.readouterr().out
+    get_session().config["mcp_config"] = {"time": TIME}
+    shell.run_line_magic("kimi", "mcp")
+    assert capsys.readouterr().out.startswith("time: ready · stdio")
+    shell.run_line_magic("kimi", "mcp stop")
+    assert "Stopped every MCP server" in capsys.readouterr().out and mcp._HUB is None
+    shell.run_line_magic("kimi", "mcp bogus")
+    assert "Use: %kimi mcp" in capsys.readouterr().err
