@@ -304,18 +304,28 @@ class KimiMagics(Magics):
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
         """%kimi help | reset | history | usage | config | models | cache [info|clear] | files [list|clear] | fix
-        | export PATH"""
+        | export PATH | record FILE"""
         command, _, rest = line.strip().partition(" ")
         handler = {
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
             "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
-            "files": self._files, "fix": self._fix, "export": self._export,
+            "files": self._files, "fix": self._fix, "export": self._export, "record": self._record,
         }.get(command)
         if handler is None:
             _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
-                 "| cache | files | fix | export")
+                 "| cache | files | fix | export | record")
             return None
         return handler(rest.strip())
+
+    def _record(self, rest: str) -> None:
+        """``%kimi record FILE | --stop``: name the recording (kimi_jupyter/recording.py)."""
+        from .recording import RecordingError, record_command
+
+        try:
+            mode = self.session.settings().replay
+            print(record_command(self.session, mode, rest, self.shell))
+        except (KimiError, RecordingError) as error:
+            raise CellFailed(str(error)) from None
 
     def _fix(self, rest: str) -> None:  # the logic is in kimi_jupyter/fix.py
         from .fix import fix_magic
@@ -453,6 +463,7 @@ kimi_jupyter: Kimi K2.5 in this notebook.
 %kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
 %kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
 %kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
+%kimi record FILE         record every turn to FILE (JSON lines); KIMI_REPLAY=only replays them without a key
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""
