@@ -274,8 +274,9 @@ class Recording:
         """The one line that fails a turn that is not recorded (``KIMI_REPLAY=only``)."""
         head = f"This turn is not in the recording {self.name} (KIMI_REPLAY=only: nothing was sent)"
         tail = " Run it once with a key and KIMI_REPLAY=auto (or replay off) to record it."
-        refused = f" ({len(self.refused)} entries of it were refused, see the notice of %kimi record.)" \
-            if self.refused else ""
+        count = len(self.refused)
+        refused = (f" ({count} entr{'y' if count == 1 else 'ies'} of it {'was' if count == 1 else 'were'} refused: "
+                   "see the notice of %kimi record.)") if count else ""
         if not self.entries:
             return f"{head}: the recording has no entries yet.{refused}{tail}"
         ranked = sorted(self.entries.values(), key=lambda e: (

@@ -182,6 +182,7 @@ def test_the_recording_holds_no_key(recorded: tuple[Any, Path, int]) -> None:
     text = (folder / "turns.kimi.jsonl").read_text(encoding="utf-8")
     assert KEY not in text and KEY[:10] not in text
     assert "127.0.0.1" not in text  # nor the base URL
+    assert KEY not in nbformat.writes(nb)  # nor the provenance in the outputs' metadata
 
 
 def test_replay_only_gives_the_same_outputs_without_a_key_and_sends_nothing(

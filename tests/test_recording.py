@@ -1,0 +1,162 @@
+"""Recordings in one process: the modes, what is written, and bad recordings refused entry
+by entry (the simulator on 127.0.0.1 answers live turns; tests/test_recording_kernel.py runs
+whole notebooks under nbclient)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kimi_jupyter import ask
+from kimi_jupyter.errors import ConfigError
+from kimi_jupyter.recording import RecordingError, open_recording, record_command, stop_recording
+from kimi_jupyter.session import get_session
+from kimi_jupyter.settings import resolve_settings
+
+KEY = "sk-test-simulator"
+
+
+@pytest.fixture
+def sim(kimi_sim_env, monkeypatch):
+    kimi_sim_env.on("2\\+2", {"reasoning": "Add.", "text": "Four."})
+    kimi_sim_env.on("colour", "Teal.")
+    kimi_sim_env.on("secret", "I will not repeat it.")
+    monkeypatch.delenv("KIMI_REPLAY", raising=False)
+    return kimi_sim_env
+
+
+def _record(path: str = "rec.jsonl") -> None:
+    session = get_session()
+    record_command(session, session.settings().replay, path)
+
+
+def _go_offline(monkeypatch) -> None:
+    """No key, a base URL nobody listens on, replay only."""
+    monkeypatch.delenv("MOONSHOT_API_KEY")
+    monkeypatch.setenv("KIMI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("KIMI_REPLAY", "only")
+
+
+def _lines(path: str = "rec.jsonl") -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+def test_replay_setting_takes_off_auto_only_from_env_or_config(monkeypatch) -> None:
+    assert resolve_settings(environ={}).replay == "off"
+    assert resolve_settings(environ={"KIMI_REPLAY": "ONLY"}).replay == "only"
+    assert resolve_settings(config={"replay": "auto"}, environ={"KIMI_REPLAY": "only"}).replay == "auto"
+    with pytest.raises(ConfigError, match="use one of off, auto, only"):
+        resolve_settings(environ={"KIMI_REPLAY": "sometimes"})
+
+
+def test_off_sends_and_records_rerecording_replaces_in_place(sim) -> None:
+    _record()
+    ask("What is 2+2?", display="none")
+    ask("Name a colour.", display="none")
+    ask("What is 2+2?", display="none")  # sent again; its entry is replaced, not appended
+    assert len(sim.chat_requests) == 3
+    header, *entries = _lines()
+    assert [e["answer"] for e in entries] == ["Four.", "Teal."]
+    assert all(e["recording"] == header["id"] for e in entries)
+
+
+def test_only_replays_without_a_key_and_fails_an_unrecorded_turn_in_one_line(sim, monkeypatch) -> None:
+    _record()
+    first = ask("What is 2+2?", display="none")
+    sent = len(sim.chat_requests)
+    monkeypatch.setattr("kimi_jupyter.session._SESSION", None)
+    _go_offline(monkeypatch)
+    _record()
+    again = ask("What is 2+2?", display="none")
+    assert (again.text, again.reasoning, again.error) == (first.text, first.reasoning, None)
+    assert again.provenance.origin == "replayed" and again.provenance.entry == first.provenance.entry
+    missing = ask("What is 2+2, twice?", display="none")
+    assert missing.error.startswith("This turn is not in the recording rec.jsonl")
+    assert "the prompt changed" in missing.error and "\n" not in missing.error
+    other = ask("What is 2+2?", display="none", model="kimi-k2-turbo-preview")
+    assert "the model changed" in other.error and "prompt" not in other.error
+    assert len(sim.chat_requests) == sent
+
+
+def test_only_without_a_recording_fails_and_says_how_to_name_one(sim, monkeypatch) -> None:
+    _go_offline(monkeypatch)
+    response = ask("What is 2+2?", display="none")
+    assert "no recording is named" in response.error and "%kimi record FILE" in response.error
+    with pytest.raises(RecordingError, match="does not exist"):
+        _record("missing.jsonl")
+
+
+def test_auto_replays_what_is_recorded_and_records_what_is_new(sim, monkeypatch) -> None:
+    _record()
+    ask("What is 2+2?", display="none")
+    monkeypatch.setenv("KIMI_REPLAY", "auto")
+    replayed = ask("What is 2+2?", display="none")
+    new = ask("Name a colour.", display="none")
+    assert replayed.provenance.origin == "replayed" and new.provenance.origin == "live"
+    assert len(sim.chat_requests) == 2
+    assert [e["answer"] for e in _lines()[1:]] == ["Four.", "Teal."]
+
+
+def test_the_key_never_reaches_the_recording(sim) -> None:
+    _record()
+    ask(f"Here is a secret: {KEY}. Do not repeat it.", display="none")
+    ask("What is 2+2?", display="none", history=True)
+    text = Path("rec.jsonl").read_text(encoding="utf-8")
+    assert KEY not in text and "127.0.0.1" not in text
+
+
+def _recorded_file(sim) -> list[str]:
+    _record()
+    ask("What is 2+2?", display="none")
+    ask("Name a colour.", display="none")
+    stop_recording(get_session())
+    return Path("rec.jsonl").read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda line: line[:-20], "not valid JSON"),
+    (lambda line: line.replace('"answer":"Four."', '"answer":"Five."'), "does not match its events"),
+    (lambda line: line.replace('"type":"TextDelta"', '"type":"Exec"'), "unknown event type"),
+    (lambda line: line.replace('"answer":"Four."', '"answer":5'), "answer is missing or of the wrong type"),
+    (lambda line: json.dumps({**json.loads(line), "recording": "0123456789abcdef"}), "another recording"),
+    (lambda line: "[1, 2, 3]", "not a JSON object"),
+])
+def test_a_damaged_or_planted_entry_is_refused_alone_with_one_line(sim, monkeypatch, damage, reason) -> None:
+    header, first, second = _recorded_file(sim)
+    Path("rec.jsonl").write_text("\n".join([header, damage(first), second]) + "\n", encoding="utf-8")
+    monkeypatch.setattr("kimi_jupyter.session._SESSION", None)
+    _go_offline(monkeypatch)
+    said = record_command(get_session(), "only", "rec.jsonl")
+    notice = said.splitlines()[-1]
+    assert notice.startswith("Ignored 1 entry of the recording rec.jsonl (line 2: ") and reason in notice
+    assert ask("Name a colour.", display="none").text == "Teal."  # the other entry still replays
+    refused = ask("What is 2+2?", display="none")
+    assert "not in the recording" in refused.error and "1 entry of it was refused" in refused.error
+
+
+def test_a_recording_for_another_notebook_is_refused_entry_by_entry(sim, monkeypatch) -> None:
+    header, first, second = _recorded_file(sim)
+    data = json.loads(header)
+    data["notebook"] = "other.ipynb"
+    Path("rec.jsonl").write_text("\n".join([json.dumps(data), first, second]) + "\n", encoding="utf-8")
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/this.ipynb")
+    recording = open_recording(get_session(), "rec.jsonl")
+    assert recording.entries == {}
+    assert "Ignored 2 entries" in recording.notice() and "another notebook (other.ipynb)" in recording.notice()
+
+
+def test_a_file_that_is_not_a_recording_is_neither_read_nor_overwritten(sim) -> None:
+    Path("notes.txt").write_text("my notes\n", encoding="utf-8")
+    with pytest.raises(RecordingError, match="not a kimi-jupyter recording"):
+        _record("notes.txt")
+    assert Path("notes.txt").read_text(encoding="utf-8") == "my notes\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_planted_as_the_recording_is_refused_without_blocking(sim) -> None:
+    os.mkfifo("rec.jsonl")
+    with pytest.raises(RecordingError, match="not a regular file"):
+        _record()
