@@ -6,7 +6,7 @@ their tool steps, ``%kimi fix``) is looked up in it and, when it ran live, writt
 What happens is set by ``Kimi.replay`` (``KIMI_REPLAY``):
 
 * ``off`` (default): every turn is sent; the recording is written (a re-recorded request
-  replaces its entry in place, a new one is appended);
+  replaces its entry in place when its answer changed, a new one is appended);
 * ``auto``: a recorded request is replayed, a new one is sent and recorded;
 * ``only``: every turn comes from the recording; nothing is sent and no key is needed. A
   turn that is not recorded fails with one line naming the recording and what changed,
@@ -272,7 +272,7 @@ class Recording:
 
     def missing(self, fingerprint: str, parts: Mapping[str, Any], prompt: str, source: str) -> str:
         """The one line that fails a turn that is not recorded (``KIMI_REPLAY=only``)."""
-        head = f"This turn is not in the recording {self.name} (KIMI_REPLAY=only: nothing was sent)"
+        head = f"This turn is not in the recording {self.name} (replay only: nothing was sent)"
         tail = " Run it once with a key and KIMI_REPLAY=auto (or replay off) to record it."
         count = len(self.refused)
         refused = (f" ({count} entr{'y' if count == 1 else 'ies'} of it {'was' if count == 1 else 'were'} refused: "
@@ -289,7 +289,8 @@ class Recording:
             what = ", ".join(PART_NAMES.get(k, k) for k in changed[:4])
             what = f"{what} changed since it was recorded (nearest entry: line {nearest.line})"
             if "prompt" in changed:
-                what += f"; recorded prompt {nearest.data['request']['prompt'][:60]!r}, now {prompt[:60]!r}"
+                was, now = _where_they_differ(nearest.data["request"]["prompt"], prompt)
+                what += f"; recorded prompt {was!r}, now {now!r}"
         return f"{head}: {what}.{refused}{tail}"
 
     # -- writing -----------------------------------------------------------------------
@@ -307,6 +308,8 @@ class Recording:
         with self._lock:
             old = self.entries.get(data["fingerprint"])
             if old is not None:
+                if _same_answer(old.data, data):
+                    return  # the same answer again: the line stays (no diff from timings)
                 old.data, old.turn = data, turn
                 self._write_all()
                 return
@@ -339,6 +342,30 @@ class Recording:
             entry.line = number
         self._lines = len(lines)
         self.refused = []  # they are gone from the file
+
+
+def _where_they_differ(a: str, b: str, width: int = 60) -> tuple[str, str]:
+    """Both texts cut to a window around their first difference ("…" where cut)."""
+    same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    start = max(0, same - 20)
+
+    def cut(text: str) -> str:
+        part = text[start:start + width]
+        return ("…" if start else "") + part + ("…" if start + width < len(text) else "")
+
+    return cut(a), cut(b)
+
+
+_SAME = ("model", "settings", "answer", "reasoning", "usage", "conversation")
+
+
+def _same_answer(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a re-recorded turn says what its entry says (timings aside)."""
+    if any(old.get(name) != new.get(name) for name in _SAME):
+        return False
+    steps = [(s.get("name"), s.get("arguments"), s.get("result"), s.get("error")) for s in new["tool_steps"]]
+    return steps == [(s.get("name"), s.get("arguments"), s.get("result"), s.get("error"))
+                     for s in old.get("tool_steps", [])]
 
 
 def _dumps(value: Any) -> bytes:

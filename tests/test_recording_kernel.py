@@ -23,6 +23,7 @@ from nbclient.exceptions import CellExecutionError
 from kimi_jupyter.testing import KimiSimulator
 
 REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "notebooks" / "11-record-and-replay.ipynb"
 KERNEL = "kimi-recording-test"
 KEY = "sk-test-simulator"
 
@@ -113,7 +114,7 @@ def _visible(nb: Any) -> list[list[Any]]:
     shown = []
     for cell in nb.cells:
         outputs = []
-        for output in cell.outputs:
+        for output in cell.get("outputs", []):
             outputs.append((output.output_type, output.get("name"), output.get("text"),
                             json.dumps(output.get("data"), sort_keys=True)))
         shown.append(outputs)
@@ -219,3 +220,27 @@ def test_a_changed_prompt_fails_its_cell_naming_the_recording(
     assert "not in the recording turns.kimi.jsonl" in message
     assert "the prompt changed" in message and "'What is 2+3?'" in message
     assert "Traceback" not in message.split("What is 2+3?")[-1]
+
+
+def test_the_example_notebook_replays_its_committed_recording_as_saved(
+        kernel_name: str, tmp_path: Path, silent_port: socket.socket) -> None:
+    """notebooks/11-record-and-replay.ipynb with its committed recording, as its README tells CI
+    to run it: no key, KIMI_REPLAY=only; the outputs are the saved ones and nothing is sent."""
+    sys.path.insert(0, str(REPO / "notebooks" / "harness"))
+    try:
+        import nbharness
+    finally:
+        sys.path.remove(str(REPO / "notebooks" / "harness"))
+    shutil.copy(EXAMPLE, tmp_path / EXAMPLE.name)
+    recording = EXAMPLE.with_name("11-record-and-replay.kimi.jsonl")
+    shutil.copy(recording, tmp_path / recording.name)
+    saved = nbformat.read(EXAMPLE, as_version=4)
+    with pytest.MonkeyPatch.context() as patch:
+        _replay_env(patch, silent_port)
+        again = _run(nbformat.read(tmp_path / EXAMPLE.name, as_version=4), kernel_name, tmp_path)
+    assert _connections(silent_port) == 0
+    nbharness.tidy(again)
+    assert _visible(again) == _visible(saved)
+    origins = [p["origin"] for cell in again.cells if cell.cell_type == "code" for p in _provenance(cell)]
+    assert origins and set(origins) == {"replayed"}
+    assert (tmp_path / recording.name).read_bytes() == recording.read_bytes()
