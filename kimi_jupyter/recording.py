@@ -346,7 +346,7 @@ class Recording:
 
 def _where_they_differ(a: str, b: str, width: int = 60) -> tuple[str, str]:
     """Both texts cut to a window around their first difference ("…" where cut)."""
-    same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    same = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     start = max(0, same - 20)
 
     def cut(text: str) -> str:
