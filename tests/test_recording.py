@@ -160,3 +160,22 @@ def test_a_fifo_planted_as_the_recording_is_refused_without_blocking(sim) -> Non
     os.mkfifo("rec.jsonl")
     with pytest.raises(RecordingError, match="not a regular file"):
         _record()
+
+
+def test_map_rows_replay_from_the_recording_and_count_as_not_sent(sim, monkeypatch) -> None:
+    import kimi_jupyter
+
+    sim.on("Capital of France", "Paris.")
+    sim.on("Capital of Peru", "Lima.")
+    _record()
+    live = kimi_jupyter.map("Capital of {value}?", ["France", "Peru"], progress=False)
+    sent = len(sim.chat_requests)
+    assert list(live) == ["Paris.", "Lima."] and live.summary.requests == 2
+    assert [e["source"] for e in _lines()[1:]] == ["rows", "rows"]
+    monkeypatch.setattr("kimi_jupyter.session._SESSION", None)
+    _go_offline(monkeypatch)
+    _record()
+    again = kimi_jupyter.map("Capital of {value}?", ["France", "Peru"], progress=False, use_cache=False)
+    assert list(again) == ["Paris.", "Lima."]
+    assert again.summary.requests == 0 and again.summary.cost == 0
+    assert len(sim.chat_requests) == sent
