@@ -36,10 +36,13 @@ CELLS = [
     "from kimi_jupyter import ask\nanswer = ask('Name a colour.')",
     "import kimi_jupyter\nprint(kimi_jupyter.map('Capital of {value}?', ['France', 'Peru'], progress=False))",
     "%%kimi -f text\nAnd 3+3?",
+    "total = x * unit_price",  # fails (tagged raises-exception below), for %kimi fix
+    "%kimi fix",
 ]
+FAILING = 8
 # Cells whose output is a turn's display; the map cell prints its list, and the -f text cell
 # streams plain text (stream outputs have no metadata, so it carries no provenance).
-AI_CELLS = [2, 4, 5]
+AI_CELLS = [2, 4, 5, 9]
 
 RULES = [
     {"match": r"What is 2\+2", "reply": {"reasoning": "Add them.", "text": "**Four.**"}},
@@ -51,6 +54,8 @@ RULES = [
     {"match": "Capital of France", "reply": {"text": "Paris."}},
     {"match": "Capital of Peru", "reply": {"text": "Lima."}},
     {"match": r"And 3\+3", "reply": {"text": "Six."}},
+    {"match": "(?s)minimal fix for this failing notebook cell.*unit_price",
+     "reply": {"text": "There is no `unit_price`.\n\n```python\ntotal = x * 3\n```"}},
 ]
 
 
@@ -100,6 +105,7 @@ def _connections(server: socket.socket) -> int:
 def _notebook(cells: list[str]) -> Any:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nb.cells[FAILING].metadata["tags"] = ["raises-exception"]
     return nb
 
 
@@ -158,13 +164,14 @@ def _copy(folder: Path, to: Path) -> Path:
 
 def test_the_recording_run_sent_every_turn_and_wrote_them(recorded: tuple[Any, Path, int]) -> None:
     nb, folder, requests = recorded
-    assert requests == 7  # 2+2, the agent's two steps, the colour, two rows, 3+3
+    assert requests == 8  # 2+2, the agent's two steps, the colour, two rows, 3+3, the fix
     lines = (folder / "turns.kimi.jsonl").read_text(encoding="utf-8").splitlines()
     header = json.loads(lines[0])
     assert header["kimi_jupyter_recording"] == 1
     entries = [json.loads(line) for line in lines[1:]]
     assert [e["source"] for e in entries].count("rows") == 2
-    assert len(entries) == 6  # one per turn: the agent's two requests are one turn
+    assert len(entries) == 7  # one per turn: the agent's two requests are one turn
+    assert entries[-1]["source"] == "fix" and "total = x * 3" in entries[-1]["answer"]
     first = entries[0]
     assert list(first) == ["format", "fingerprint", "recording", "source", "model", "settings", "request", "answer",
                            "reasoning", "usage", "tool_steps", "events", "conversation"]
