@@ -201,7 +201,7 @@ class Recording:
     """One recording file: its validated entries, and the lock that serialises writes."""
 
     def __init__(self, path: str, notebook: str | None = None) -> None:
-        self.path = path
+        self.path = os.path.abspath(path)  # a later os.chdir does not move it
         self.name = os.path.basename(path)
         self.notebook = notebook  # the running notebook, when the kernel knows it
         self.id = ""
