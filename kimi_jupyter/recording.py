@@ -26,7 +26,9 @@ line is one turn::
      "request": {"prompt", "digests"}, "answer", "reasoning", "usage", "tool_steps",
      "events", "conversation"}
 
-``fingerprint`` is the response cache's key of the request (`Turn.cache_key`); ``settings``
+``fingerprint`` is the response cache's key of the request, taken with the request's own
+tools (`Turn.cache_key`: an agent's notebook tools exist only where a JupyterLab frontend
+answers, so a turn recorded there replays under nbclient); ``settings``
 holds what changes the answer besides the messages (provider, thinking, max_tokens,
 response format, mode, prefill); ``digests`` are short hashes of the system prompt, the
 conversation before the turn, attached documents, the prompt and the tools, and ``prompt``
@@ -129,7 +131,7 @@ def request_parts(turn: Any) -> tuple[dict[str, Any], dict[str, str], str]:
                 "response_format": request.response_format, "mode": request.mode,
                 "prefill": request.wire.get("prefill") or None}
     digests = {"system": _digest(s.system), "history": _digest(earlier), "documents": _digest(request.context),
-               "prompt": _digest(request.content), "tools": _digest(turn.tools())}
+               "prompt": _digest(request.content), "tools": _digest(request.tools)}
     return settings, digests, _preview(request.content)
 
 

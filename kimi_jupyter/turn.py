@@ -170,6 +170,7 @@ class Turn:
         self._cache: ResponseCache | None = None
         self._key = ""
         self._tape: Tape | None = None  # the recording (kimi_jupyter.recording), when one is named
+        self._tape_key = ""
         self._committed = False
 
     # -- building -----------------------------------------------------------------------
@@ -217,8 +218,8 @@ class Turn:
             self.renderer.start(self.request.meta())
         self._tape = tape_for(self.session, self.settings)
         if self._tape is not None:  # %kimi record / Kimi.replay: the recording first
-            self._key = self.cache_key()
-            found = self._tape.lookup(self, self._key)
+            self._tape_key = self.cache_key(own_tools=True)
+            found = self._tape.lookup(self, self._tape_key)
             if isinstance(found, str):  # replay only, and this turn is not recorded
                 return self._end_now(Failed(found, "NotRecordedError"))
             if found is not None:
@@ -227,7 +228,7 @@ class Turn:
         use_cache = self.settings.cache if self.request.cache is None else self.request.cache
         if use_cache:
             self._cache = ResponseCache(self.settings.cache_dir)
-            self._key = self._key or self.cache_key()
+            self._key = self.cache_key()
             hit = self._cache.load(self._key)
             if self._cache.problem:  # a damaged entry is a miss, said in one line
                 self._before.append(Notice(self._cache.problem, "warning"))
@@ -324,12 +325,18 @@ class Turn:
         guess = int(measured / max(1, total.requests - total.unreported)) if measured else EXPECTED_COMPLETION
         return min(guess, self.settings.max_tokens) if self.settings.max_tokens else guess
 
-    def cache_key(self) -> str:
-        """The response-cache key of this turn's request (everything that shapes the answer)."""
+    def cache_key(self, own_tools: bool = False) -> str:
+        """The response-cache key of this turn's request (everything that shapes the answer).
+
+        ``own_tools``: the request's own tools instead of the strategy's (the recording's
+        key: an agent offers notebook tools only where a notebook frontend answers, and
+        the mode says it is an agent turn, so a turn recorded in JupyterLab replays under
+        nbclient; asking the strategy would also open the frontend link for a replay)."""
         s = self.settings
+        tools = self.request.tools if own_tools else self.tools()
         return request_key({
             "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
-            "messages": self.base, "tools": self.tools(), "response_format": self.request.response_format,
+            "messages": self.base, "tools": tools, "response_format": self.request.response_format,
             "mode": self.request.mode, **({"prefill": self.request.wire["prefill"]} if self.request.wire.get("prefill") else {}),
         })
 
@@ -424,7 +431,8 @@ class Turn:
                     self.request.strategy.close()
             finally:
                 try:
-                    response.provenance = provenance(self._tape, self.settings.model, "live", response, self._key)
+                    response.provenance = provenance(self._tape, self.settings.model, "live", response,
+                                                     self._tape_key)
                     self.renderer.finish(response)
                 finally:
                     self._commit(response)
@@ -446,7 +454,7 @@ class Turn:
             if self._cache is not None:
                 self._cache.store(self._key, self._recorded, added)
             if self._tape is not None:
-                self._tape.record(self, self._key, response, self._recorded, added)
+                self._tape.record(self, self._tape_key, response, self._recorded, added)
 
     def _remember(self, response: Response) -> None:
         conversation = self.chat.conversation
@@ -504,7 +512,7 @@ class Turn:
                 shown(event)
         self._committed = True
         try:
-            response.provenance = provenance(self._tape, self.settings.model, origin, response, self._key)
+            response.provenance = provenance(self._tape, self.settings.model, origin, response, self._tape_key)
             self.renderer.finish(response)
         finally:
             if self.request.history:

@@ -179,3 +179,35 @@ def test_map_rows_replay_from_the_recording_and_count_as_not_sent(sim, monkeypat
     assert list(again) == ["Paris.", "Lima."]
     assert again.summary.requests == 0 and again.summary.cost == 0
     assert len(sim.chat_requests) == sent
+
+
+class _Offers:
+    """A strategy offering some tools (the agent offers notebook tools only where a
+    JupyterLab frontend answers)."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def tools(self, turn):
+        return [{"type": "function", "function": {"name": n, "parameters": {}}} for n in self.names]
+
+    def after_step(self, turn, step):
+        return False
+
+    def close(self):
+        pass
+
+
+def test_the_recording_key_of_an_agent_turn_does_not_depend_on_the_frontend(sim) -> None:
+    from kimi_jupyter.turn import NullRenderer, Turn, TurnRequest
+
+    session = get_session()
+    settings = session.settings()
+
+    def turn(strategy):
+        request = TurnRequest(content="Which region?", settings=settings, mode={"agent": True}, strategy=strategy)
+        return Turn(session, request, NullRenderer())
+
+    in_lab, headless = turn(_Offers("run_python", "edit_cell")), turn(_Offers("run_python"))
+    assert in_lab.cache_key() != headless.cache_key()  # the cache keys what was offered
+    assert in_lab.cache_key(own_tools=True) == headless.cache_key(own_tools=True)
