@@ -506,8 +506,12 @@ def record_parser() -> Any:
     """The argparse parser of ``%kimi record`` (``%kimi help`` can list it)."""
     import argparse
 
-    parser = argparse.ArgumentParser(
-        prog="%kimi record", add_help=False, exit_on_error=False,
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:  # never exit the kernel: one line instead
+            raise RecordingError(f"%kimi record: {message}. Use: %kimi record FILE | %kimi record --stop")
+
+    parser = Parser(
+        prog="%kimi record", add_help=False,
         description="Name the recording of this notebook's turns (JSON lines; commit it next to the notebook). "
                     "Kimi.replay / KIMI_REPLAY: off (send and record), auto (replay recorded, record new), "
                     "only (replay only; no key needed).")
@@ -518,13 +522,13 @@ def record_parser() -> Any:
 
 def record_command(session: Session, settings_mode: str, rest: str, shell: Any = None) -> str:
     """What ``%kimi record ...`` says (one or two lines); raises `RecordingError` on a bad use."""
-    import argparse
     import shlex
 
     try:
-        args = record_parser().parse_args(shlex.split(rest))
-    except (argparse.ArgumentError, ValueError) as error:
+        words = shlex.split(rest)
+    except ValueError as error:  # "No closing quotation"
         raise RecordingError(f"%kimi record: {error}. Use: %kimi record FILE | %kimi record --stop") from None
+    args = record_parser().parse_args(words)
     if args.stop:
         stopped = stop_recording(session)
         return f"Stopped using the recording {stopped.name}." if stopped else "No recording was named."

@@ -211,3 +211,15 @@ def test_the_recording_key_of_an_agent_turn_does_not_depend_on_the_frontend(sim)
     in_lab, headless = turn(_Offers("run_python", "edit_cell")), turn(_Offers("run_python"))
     assert in_lab.cache_key() != headless.cache_key()  # the cache keys what was offered
     assert in_lab.cache_key(own_tools=True) == headless.cache_key(own_tools=True)
+
+
+def test_record_command_names_shows_and_stops(sim) -> None:
+    session = get_session()
+    assert record_command(session, "off", "").startswith("No recording is named")
+    assert record_command(session, "off", "rec.jsonl").startswith("Recording: rec.jsonl")
+    assert "Kimi.replay = 'auto': recorded turns are replayed" in record_command(session, "auto", "")
+    assert record_command(session, "off", "--stop") == "Stopped using the recording rec.jsonl."
+    ask("What is 2+2?", display="none")  # no recording now: nothing written
+    assert len(_lines()) == 1
+    with pytest.raises(RecordingError, match="%kimi record: "):
+        record_command(session, "off", "--bogus")
