@@ -520,6 +520,9 @@ class Turn:
             self.session.ledger.add("replayed", Usage.not_reported())
             if not self.request.silent:
                 self.chat.last = response
+            if origin == "cache" and self._tape is not None:  # the recording misses no turn; it
+                # keeps what was shown (the cache's notice too), so a replay shows the same
+                self._tape.record(self, self._tape_key, response, list(response.events), hit.conversation)
         return response
 
 

@@ -223,3 +223,14 @@ def test_record_command_names_shows_and_stops(sim) -> None:
     assert len(_lines()) == 1
     with pytest.raises(RecordingError, match="%kimi record: "):
         record_command(session, "off", "--bogus")
+
+
+def test_a_turn_answered_by_the_response_cache_is_recorded_too(sim, monkeypatch) -> None:
+    monkeypatch.setenv("KIMI_REPLAY", "off")
+    ask("What is 2+2?", display="none", use_cache=True)  # sent, cached (no recording yet)
+    _record()
+    cached = ask("What is 2+2?", display="none", use_cache=True)
+    assert cached.provenance.origin == "cache" and len(sim.chat_requests) == 1
+    (entry,) = _lines()[1:]
+    assert entry["answer"] == "Four." and entry["fingerprint"].startswith(cached.provenance.entry)
+    assert entry["events"][0]["text"].startswith("Replayed from the response cache")  # as it was shown
