@@ -474,8 +474,8 @@ def provenance(tape: Tape | None, model: str, origin: str, response: Response, f
 
 
 def _cost(usage: Any) -> dict[str, Any]:
-    if isinstance(usage, Usage) and usage.reported:
-        return {"cost": usage.cost, "currency": usage.currency}
+    if isinstance(usage, Usage) and usage.reported:  # rounded: no float noise in saved metadata
+        return {"cost": None if usage.cost is None else round(usage.cost, 10), "currency": usage.currency}
     return {"cost": None, "currency": None}
 
 
