@@ -234,3 +234,14 @@ def test_a_turn_answered_by_the_response_cache_is_recorded_too(sim, monkeypatch)
     (entry,) = _lines()[1:]
     assert entry["answer"] == "Four." and entry["fingerprint"].startswith(cached.provenance.entry)
     assert entry["events"][0]["text"].startswith("Replayed from the response cache")  # as it was shown
+
+
+def test_a_changed_answer_replaces_its_entry_in_place(sim) -> None:
+    _record()
+    ask("What is 2+2?", display="none")
+    ask("Name a colour.", display="none")
+    sim.reset()
+    sim.on("2\\+2", "4.")
+    ask("What is 2+2?", display="none")
+    _header, *entries = _lines()
+    assert [e["answer"] for e in entries] == ["4.", "Teal."]  # same place, new answer

@@ -251,3 +251,20 @@ def test_the_example_notebook_replays_its_committed_recording_as_saved(
     origins = [p["origin"] for cell in again.cells if cell.cell_type == "code" for p in _provenance(cell)]
     assert origins and set(origins) == {"replayed"}
     assert (tmp_path / recording.name).read_bytes() == recording.read_bytes()
+
+
+def test_recording_the_same_notebook_again_changes_no_byte(
+        recorded: tuple[Any, Path, int], kernel_name: str, tmp_path: Path) -> None:
+    """Re-recording with the same answers leaves the file as it was (no diff from timings)."""
+    _, folder, _ = recorded
+    again = _copy(folder, tmp_path / "again")
+    before = (again / "turns.kimi.jsonl").read_bytes()
+    with KimiSimulator(api_key=KEY) as sim, pytest.MonkeyPatch.context() as patch:
+        sim.load_script(RULES)
+        patch.delenv("KIMI_REPLAY", raising=False)
+        patch.setenv("KIMI_BASE_URL", sim.base_url)
+        patch.setenv("MOONSHOT_API_KEY", KEY)
+        patch.setenv("KIMI_PROVIDER", "moonshot")
+        _run(_notebook(CELLS), kernel_name, again)
+        assert len(sim.chat_requests) == 8  # replay off: every turn was sent again
+    assert (again / "turns.kimi.jsonl").read_bytes() == before
