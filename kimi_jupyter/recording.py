@@ -29,7 +29,7 @@ line is one turn::
 ``fingerprint`` is the response cache's key of the request, taken with the request's own
 tools (`Turn.cache_key`: an agent's notebook tools exist only where a JupyterLab frontend
 answers, so a turn recorded there replays under nbclient); ``settings``
-holds what changes the answer besides the messages (provider, thinking, max_tokens,
+holds what changes the answer besides the messages (provider, thinking, effort, max_tokens,
 response format, mode, prefill); ``digests`` are short hashes of the system prompt, the
 conversation before the turn, attached documents, the prompt and the tools, and ``prompt``
 a short preview, so a changed request can say what changed. ``events`` and
@@ -95,10 +95,10 @@ _ID = re.compile(r"[0-9a-f]{8,64}")
 PART_NAMES = {
     "prompt": "the prompt", "history": "the conversation before it", "system": "the system prompt",
     "documents": "the attached documents", "tools": "the tools offered", "model": "the model",
-    "provider": "the provider", "thinking": "thinking", "max_tokens": "max_tokens",
+    "provider": "the provider", "thinking": "thinking", "effort": "the effort", "max_tokens": "max_tokens",
     "response_format": "the response format", "mode": "the mode (agent, web search)", "prefill": "the prefill",
 }
-_SETTINGS = ("provider", "thinking", "max_tokens", "response_format", "mode", "prefill")
+_SETTINGS = ("provider", "thinking", "effort", "max_tokens", "response_format", "mode", "prefill")
 _DIGESTS = ("system", "history", "documents", "prompt", "tools")
 
 
@@ -127,7 +127,8 @@ def request_parts(turn: Any) -> tuple[dict[str, Any], dict[str, str], str]:
     s, request = turn.settings, turn.request
     history = turn.base[: turn.known_size[0]]
     earlier = [m for m in history if not (m.get("role") == "system" and m.get("content") == s.system)]
-    settings = {"provider": s.provider, "thinking": s.thinking, "max_tokens": s.max_tokens,
+    settings = {"provider": s.provider, "thinking": s.thinking, "effort": getattr(s, "effort", None),
+                "max_tokens": s.max_tokens,
                 "response_format": request.response_format, "mode": request.mode,
                 "prefill": request.wire.get("prefill") or None}
     digests = {"system": _digest(s.system), "history": _digest(earlier), "documents": _digest(request.context),
