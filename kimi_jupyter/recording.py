@@ -492,8 +492,16 @@ def _tool_steps(events: list[Event]) -> list[dict[str, Any]]:
     return list(steps.values())
 
 
-def tape_for(session: Session, settings: Settings) -> Tape | None:
-    """The turn's tape, or None when there is no recording and replay is off."""
+#: Turns that are not part of the notebook's story: the JupyterLab sidebar's chat (a CI run has
+#: no sidebar, and its questions do not belong in the notebook's committed recording).
+NOT_RECORDED = frozenset({"sidebar"})
+
+
+def tape_for(session: Session, settings: Settings, source: str = "") -> Tape | None:
+    """The turn's tape, or None when there is no recording and replay is off (and for the
+    sources in `NOT_RECORDED`)."""
+    if source in NOT_RECORDED:
+        return None
     mode = getattr(settings, "replay", "off") or "off"
     recording = _ACTIVE.get(session)
     if recording is None and mode != "only":

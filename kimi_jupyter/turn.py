@@ -232,7 +232,7 @@ class Turn:
         """
         if not isinstance(self.renderer, NullRenderer):  # a silent turn needs no headline
             self.renderer.start(self.request.meta())
-        self._tape = tape_for(self.session, self.settings)
+        self._tape = tape_for(self.session, self.settings, self.request.source)
         if self._tape is not None:  # %kimi record / Kimi.replay: the recording first
             self._tape_key = self.cache_key(own_tools=True)
             found = self._tape.lookup(self, self._tape_key)

@@ -245,3 +245,10 @@ def test_a_changed_answer_replaces_its_entry_in_place(sim) -> None:
     ask("What is 2+2?", display="none")
     _header, *entries = _lines()
     assert [e["answer"] for e in entries] == ["4.", "Teal."]  # same place, new answer
+
+
+def test_the_sidebar_chat_is_not_part_of_the_notebooks_recording(sim) -> None:
+    _record()
+    ask("Name a colour.", display="none", source="sidebar")
+    ask("What is 2+2?", display="none")
+    assert [e["answer"] for e in _lines()[1:]] == ["Four."]
