@@ -212,6 +212,7 @@ class Recording:
         self.entries: dict[str, Entry] = {}  # fingerprint -> entry (the last one wins)
         self.refused: list[str] = []  # "line 4: not valid JSON"
         self._lines = 1  # lines in the file (header included)
+        self._open_line = False  # the file does not end with a newline (edited by hand)
         self._lock = threading.Lock()
 
     # -- reading -----------------------------------------------------------------------
@@ -224,6 +225,7 @@ class Recording:
             raise RecordingError(f"{self.name} cannot be used as a recording: {error}.") from None
         except OSError as error:
             raise RecordingError(f"{self.name} cannot be read ({error.strerror or error}).") from None
+        self._open_line = bool(raw) and not raw.endswith(b"\n")
         lines = (raw or b"").split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
@@ -318,12 +320,13 @@ class Recording:
                 return
             if self._lines == 0:
                 self._write_all()
-            line = _dumps(data) + b"\n"
+            line = (b"\n" if self._open_line else b"") + _dumps(data) + b"\n"
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
             try:
                 os.write(fd, line)
             finally:
                 os.close(fd)
+            self._open_line = False
             self._lines += 1
             self.entries[data["fingerprint"]] = Entry(self._lines, data, turn)
 
@@ -396,9 +399,9 @@ def open_recording(session: Session, path: str, shell: Any = None) -> Recording:
     says why it cannot be."""
     if not path or "\x00" in path:
         raise RecordingError("Name the recording file: %kimi record FILE (for example %kimi record turns.kimi.jsonl).")
-    recording = Recording(path, current_notebook(shell)).load()
     if os.path.isdir(path):
         raise RecordingError(f"{path} is a folder: name a file, for example {path}/turns.kimi.jsonl.")
+    recording = Recording(path, current_notebook(shell)).load()
     _ACTIVE[session] = recording
     return recording
 

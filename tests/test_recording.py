@@ -252,3 +252,11 @@ def test_the_sidebar_chat_is_not_part_of_the_notebooks_recording(sim) -> None:
     ask("Name a colour.", display="none", source="sidebar")
     ask("What is 2+2?", display="none")
     assert [e["answer"] for e in _lines()[1:]] == ["Four."]
+
+
+def test_an_entry_is_appended_on_its_own_line_after_a_hand_edited_file(sim) -> None:
+    header, first, _second = _recorded_file(sim)
+    Path("rec.jsonl").write_text(header + "\n" + first, encoding="utf-8")  # no final newline
+    _record()
+    ask("Name a colour.", display="none")
+    assert [e["answer"] for e in _lines()[1:]] == ["Four.", "Teal."]
