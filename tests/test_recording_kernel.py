@@ -38,11 +38,12 @@ CELLS = [
     "%%kimi -f text\nAnd 3+3?",
     "total = x * unit_price",  # fails (tagged raises-exception below), for %kimi fix
     "%kimi fix",
+    "%%kimi --agent --yes\nLeave a marker file.",  # run_python writes ran.txt: a replay must not
 ]
 FAILING = 8
 # Cells whose output is a turn's display; the map cell prints its list, and the -f text cell
 # streams plain text (stream outputs have no metadata, so it carries no provenance).
-AI_CELLS = [2, 4, 5, 9]
+AI_CELLS = [2, 4, 5, 9, 10]
 
 RULES = [
     {"match": r"What is 2\+2", "reply": {"reasoning": "Add them.", "text": "**Four.**"}},
@@ -56,6 +57,10 @@ RULES = [
     {"match": r"And 3\+3", "reply": {"text": "Six."}},
     {"match": "(?s)minimal fix for this failing notebook cell.*unit_price",
      "reply": {"text": "There is no `unit_price`.\n\n```python\ntotal = x * 3\n```"}},
+    {"match": "Leave a marker file", "step": 0,
+     "reply": {"reasoning": "Write the file.",
+               "tool_calls": [{"name": "run_python", "arguments": {"code": "open('ran.txt', 'a').write('ran')"}}]}},
+    {"match": "Leave a marker file", "step": 1, "after_tool": "run_python", "reply": {"text": "The marker is there."}},
 ]
 
 
@@ -164,14 +169,15 @@ def _copy(folder: Path, to: Path) -> Path:
 
 def test_the_recording_run_sent_every_turn_and_wrote_them(recorded: tuple[Any, Path, int]) -> None:
     nb, folder, requests = recorded
-    assert requests == 8  # 2+2, the agent's two steps, the colour, two rows, 3+3, the fix
+    assert requests == 10  # 2+2, the agent's two steps, the colour, two rows, 3+3, the fix, two more steps
     lines = (folder / "turns.kimi.jsonl").read_text(encoding="utf-8").splitlines()
     header = json.loads(lines[0])
     assert header["kimi_jupyter_recording"] == 1
     entries = [json.loads(line) for line in lines[1:]]
     assert [e["source"] for e in entries].count("rows") == 2
-    assert len(entries) == 7  # one per turn: the agent's two requests are one turn
-    assert entries[-1]["source"] == "fix" and "total = x * 3" in entries[-1]["answer"]
+    assert len(entries) == 8  # one per turn: an agent's two requests are one turn
+    assert entries[-2]["source"] == "fix" and "total = x * 3" in entries[-2]["answer"]
+    assert (folder / "ran.txt").read_text() == "ran"  # the tool ran while recording
     first = entries[0]
     assert list(first) == ["format", "fingerprint", "recording", "source", "model", "settings", "request", "answer",
                            "reasoning", "usage", "tool_steps", "events", "conversation"]
@@ -201,6 +207,7 @@ def test_replay_only_gives_the_same_outputs_without_a_key_and_sends_nothing(
         _replay_env(patch, silent_port)
         again = _run(_notebook(CELLS), kernel_name, replay_folder)
     assert _connections(silent_port) == 0
+    assert not (replay_folder / "ran.txt").exists()  # the recorded tool step was replayed, not run
     assert _visible(again) == _visible(nb)
     assert "**Four.**" in json.dumps(again.cells[2].outputs[0]["data"])
     for index in AI_CELLS:
@@ -266,5 +273,5 @@ def test_recording_the_same_notebook_again_changes_no_byte(
         patch.setenv("MOONSHOT_API_KEY", KEY)
         patch.setenv("KIMI_PROVIDER", "moonshot")
         _run(_notebook(CELLS), kernel_name, again)
-        assert len(sim.chat_requests) == 8  # replay off: every turn was sent again
+        assert len(sim.chat_requests) == 10  # replay off: every turn was sent again
     assert (again / "turns.kimi.jsonl").read_bytes() == before
