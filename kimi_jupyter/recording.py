@@ -35,7 +35,11 @@ conversation before the turn, attached documents, the prompt and the tools, and 
 a short preview, so a changed request can say what changed. ``events`` and
 ``conversation`` are what the replay uses, in the response cache's format; ``answer``,
 ``reasoning``, ``usage`` and ``tool_steps`` are the readable summary and must agree with
-the events. No entry holds the API key (every configured key is masked before writing) or
+the events. Files API uploads made while building a prompt are rows of their own,
+``{"kind": "upload", "recording", "sha256", "purpose", "name", "file_id", "bytes", "text",
+"pages", "unit"}`` (a document keeps its extracted text): under ``auto`` and ``only`` the
+session's uploads are answered from them by content hash (`Recording.find_upload`), so a
+replay uploads nothing and names the same files. No entry holds the API key (every configured key is masked before writing) or
 the base URL.
 
 A recording is untrusted input, like a cache entry: it is read only when it is a regular
@@ -142,7 +146,7 @@ class Entry:
 
     line: int
     data: dict[str, Any]
-    turn: CachedTurn
+    turn: CachedTurn | None  # None for an upload row
 
     @property
     def fingerprint(self) -> str:
@@ -200,6 +204,33 @@ def _check_entry(data: Any, header_id: str) -> Entry | str:
     return Entry(0, data, turn)
 
 
+_PURPOSES = frozenset({"file-extract", "image", "video"})
+_FILE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+MAX_UPLOAD_TEXT = 16 * 1024 * 1024
+
+
+def _check_upload(data: dict[str, Any], header_id: str) -> Entry | str:
+    """An upload row (a Files API upload kept by content hash), or why it is refused."""
+    if data.get("recording") != header_id:
+        return "it belongs to another recording"
+    if type(data.get("sha256")) is not str or not _FINGERPRINT.fullmatch(data["sha256"]):
+        return "an upload without a valid sha256"
+    if data.get("purpose") not in _PURPOSES or type(data.get("name")) is not str:
+        return "an upload of an unknown purpose"
+    if type(data.get("file_id")) is not str or not _FILE_ID.fullmatch(data["file_id"]):
+        return "an upload without a valid file id"
+    if type(data.get("bytes")) is not int or data["bytes"] < 0:
+        return "an upload without a size"
+    text, pages, unit = data.get("text"), data.get("pages"), data.get("unit")
+    if data["purpose"] == "file-extract":
+        if type(text) is not str or len(text) > MAX_UPLOAD_TEXT or type(pages) not in (int, type(None)) \
+                or type(unit) is not str:
+            return "a document upload without its text"
+    elif text is not None:
+        return "a media upload with text"
+    return Entry(0, data, None)
+
+
 class Recording:
     """One recording file: its validated entries, and the lock that serialises writes."""
 
@@ -210,6 +241,7 @@ class Recording:
         self.id = ""
         self.recorded_for: str | None = None  # the header's notebook
         self.entries: dict[str, Entry] = {}  # fingerprint -> entry (the last one wins)
+        self.uploads: dict[tuple[str, str], Entry] = {}  # (sha256, purpose) -> upload row
         self.refused: list[str] = []  # "line 4: not valid JSON"
         self._lines = 1  # lines in the file (header included)
         self._open_line = False  # the file does not end with a newline (edited by hand)
@@ -255,11 +287,15 @@ class Recording:
             except (ValueError, RecursionError):
                 self.refused.append(f"line {number}: not valid JSON")
                 continue
-            checked = _check_entry(data, self.id)
+            upload = type(data) is dict and data.get("kind") == "upload"
+            checked = _check_upload(data, self.id) if upload else _check_entry(data, self.id)
             if isinstance(checked, str):
                 self.refused.append(f"line {number}: {checked}")
                 continue
             checked.line = number
+            if upload:
+                self.uploads[(data["sha256"], data["purpose"])] = checked
+                continue
             self.entries[checked.fingerprint] = checked
         return self
 
@@ -310,11 +346,14 @@ class Recording:
 
     def put(self, data: dict[str, Any], turn: CachedTurn) -> None:
         """Add a turn: appended when new, replaced in place when its request was recorded."""
+        self._put(self.entries, data["fingerprint"], data, turn)
+
+    def _put(self, rows: dict[Any, Entry], key: Any, data: dict[str, Any], turn: CachedTurn | None) -> None:
         with self._lock:
-            old = self.entries.get(data["fingerprint"])
+            old = rows.get(key)
             if old is not None:
-                if _same_answer(old.data, data):
-                    return  # the same answer again: the line stays (no diff from timings)
+                if old.data == data or (turn is not None and _same_answer(old.data, data)):
+                    return  # the same again: the line stays (no diff from timings)
                 old.data, old.turn = data, turn
                 self._write_all()
                 return
@@ -328,11 +367,56 @@ class Recording:
                 os.close(fd)
             self._open_line = False
             self._lines += 1
-            self.entries[data["fingerprint"]] = Entry(self._lines, data, turn)
+            rows[key] = Entry(self._lines, data, turn)
+
+    # -- Files API uploads (kimi_jupyter.context.media.SessionUploads.recorded) ------------
+    def find_upload(self, settings: Settings, sha256: str, purpose: str, name: str) -> Any:
+        """(FileObject, Extracted | None) of a recorded upload of this content, when the
+        mode replays (auto, only); under ``only`` one that is missing is an error (nothing
+        is uploaded)."""
+        mode = getattr(settings, "replay", "off")
+        if mode not in ("auto", "only"):
+            return None
+        row = self.uploads.get((sha256, purpose))
+        if row is None:
+            if mode == "only":
+                from .errors import KimiError
+
+                raise KimiError(f"{name} is not in the recording {self.name} (replay only: nothing was uploaded). "
+                                "Run it once with a key and KIMI_REPLAY=auto to record it.")
+            return None
+        from .client.files import FileObject
+        from .context.documents import Extracted
+
+        data = row.data
+        file = FileObject(id=data["file_id"], bytes=data["bytes"], filename=data["name"], purpose=purpose,
+                          status="processed")
+        extracted = Extracted(data["text"], data["pages"], data["unit"]) if purpose == "file-extract" else None
+        return file, extracted
+
+    def keep_upload(self, settings: Settings, uploaded: Any) -> None:
+        """Write an upload this session made (a document with its extracted text)."""
+        from .secrets import redact, secrets_of
+
+        if getattr(settings, "replay", "off") == "only":
+            return
+        extracted = uploaded.extracted
+        data = {"kind": "upload", "recording": self.id, "sha256": uploaded.sha256, "purpose": uploaded.purpose,
+                "name": uploaded.name, "file_id": uploaded.file.id, "bytes": uploaded.file.bytes,
+                "text": extracted.text if extracted is not None else None,
+                "pages": extracted.pages if extracted is not None else None,
+                "unit": extracted.unit if extracted is not None else None}
+        data = redact(data, secrets_of(settings))
+        if isinstance(_check_upload(data, self.id), str):
+            return  # not what a recording can hold (an odd file id): the turn itself still records
+        try:
+            self._put(self.uploads, (uploaded.sha256, uploaded.purpose), data, None)
+        except OSError as error:
+            print(f"Could not write an upload to the recording {self.name}: {error}", file=sys.stderr)
 
     def _write_all(self) -> None:
         """The header and every kept entry, in their order, by an atomic rename."""
-        kept = sorted(self.entries.values(), key=lambda e: e.line)
+        kept = sorted([*self.entries.values(), *self.uploads.values()], key=lambda e: e.line)
         lines = [self._header(), *(_dumps(e.data) for e in kept)]
         folder = os.path.dirname(os.path.abspath(self.path))
         fd, tmp = tempfile.mkstemp(prefix=f".{self.name[:40]}-", suffix=".tmp", dir=folder)
@@ -403,7 +487,15 @@ def open_recording(session: Session, path: str, shell: Any = None) -> Recording:
         raise RecordingError(f"{path} is a folder: name a file, for example {path}/turns.kimi.jsonl.")
     recording = Recording(path, current_notebook(shell)).load()
     _ACTIVE[session] = recording
+    _attach_uploads(session, recording)
     return recording
+
+
+def _attach_uploads(session: Session, recording: Recording | None) -> None:
+    """The session's Files API uploads answer from (and are kept in) the recording."""
+    from .context.media import uploads_for
+
+    uploads_for(session).recorded = recording
 
 
 def active_recording(session: Session) -> Recording | None:
@@ -411,7 +503,10 @@ def active_recording(session: Session) -> Recording | None:
 
 
 def stop_recording(session: Session) -> Recording | None:
-    return _ACTIVE.pop(session, None)
+    stopped = _ACTIVE.pop(session, None)
+    if stopped is not None:
+        _attach_uploads(session, None)
+    return stopped
 
 
 class Tape:

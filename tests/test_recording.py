@@ -260,3 +260,41 @@ def test_an_entry_is_appended_on_its_own_line_after_a_hand_edited_file(sim) -> N
     _record()
     ask("Name a colour.", display="none")
     assert [e["answer"] for e in _lines()[1:]] == ["Four.", "Teal."]
+
+
+def test_files_api_uploads_are_recorded_and_replayed_without_a_key(sim, monkeypatch) -> None:
+    from PIL import Image
+
+    sim.on("Summarise", "A short summary.")
+    Path("notes.md").write_text("# Notes\n\nSales rose 4% in March.\n", encoding="utf-8")
+    Image.new("RGB", (600, 600), (10, 200, 30)).save("big.png")
+    _record()
+    document = ask("Summarise {doc}", namespace={"doc": "notes.md"}, display="none")
+    picture = ask("Summarise this picture {img}", namespace={"img": "big.png"}, display="none",
+                  upload_threshold=1000)
+    assert document.error is None and picture.error is None
+    uploads = [row for row in _lines()[1:] if row.get("kind") == "upload"]
+    assert [(u["purpose"], u["name"]) for u in uploads] == [("file-extract", "notes.md"), ("image", "img.png")]
+    assert "Sales rose 4% in March." in uploads[0]["text"]
+    sent = len(sim.requests)  # chat requests and uploads alike
+    monkeypatch.setattr("kimi_jupyter.session._SESSION", None)
+    _go_offline(monkeypatch)
+    _record()
+    again = ask("Summarise {doc}", namespace={"doc": "notes.md"}, display="none")
+    seen = ask("Summarise this picture {img}", namespace={"img": "big.png"}, display="none", upload_threshold=1000)
+    assert (again.text, again.provenance.origin) == (document.text, "replayed")
+    assert (seen.text, seen.provenance.origin) == (picture.text, "replayed")
+    Path("other.md").write_text("Something else.", encoding="utf-8")
+    other = ask("Summarise {doc}", namespace={"doc": "other.md"}, display="none")
+    assert "other.md is not in the recording rec.jsonl (replay only: nothing was uploaded)" in other.error
+    assert len(sim.requests) == sent
+
+
+def test_a_planted_upload_row_is_refused_alone(sim) -> None:
+    header, first, second = _recorded_file(sim)
+    planted = {"kind": "upload", "recording": json.loads(header)["id"], "sha256": "0" * 64, "purpose": "image",
+               "name": "x.png", "file_id": "../../etc/passwd", "bytes": 1, "text": None, "pages": None, "unit": None}
+    Path("rec.jsonl").write_text("\n".join([header, json.dumps(planted), first, second]) + "\n", encoding="utf-8")
+    recording = open_recording(get_session(), "rec.jsonl")
+    assert recording.uploads == {} and len(recording.entries) == 2
+    assert "line 2: an upload without a valid file id" in recording.notice()
