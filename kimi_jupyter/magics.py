@@ -344,19 +344,29 @@ class KimiMagics(Magics):
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
         """%kimi help | reset | history | usage | config | models | balance | cache [info|clear]
-        | files [list|clear] | fix | export PATH | mcp [restart|stop]"""
+        | files [list|clear] | fix | export PATH | record FILE | mcp [restart|stop]"""
         command, _, rest = line.strip().partition(" ")
         handler = {
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
             "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
             "files": self._files, "fix": self._fix, "export": self._export, "balance": self._balance,
-            "mcp": self._mcp,
+            "record": self._record, "mcp": self._mcp,
         }.get(command)
         if handler is None:
             _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
-                 "| balance | cache | files | fix | export | mcp")
+                 "| balance | cache | files | fix | export | record | mcp")
             return None
         return handler(rest.strip())
+
+    def _record(self, rest: str) -> None:
+        """``%kimi record FILE | --stop``: name the recording (kimi_jupyter/recording.py)."""
+        from .recording import RecordingError, record_command
+
+        try:
+            mode = self.session.settings().replay
+            print(record_command(self.session, mode, rest, self.shell))
+        except (KimiError, RecordingError) as error:
+            raise CellFailed(str(error)) from None
 
     def _mcp(self, rest: str) -> None:
         """``%kimi mcp [restart|stop]``: the MCP servers, their state and tools (agent/mcp.py)."""
@@ -529,6 +539,7 @@ kimi_jupyter: Kimi K2.5 in this notebook.
 %kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
 %kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
 %kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
+%kimi record FILE         record every turn to FILE (JSON lines); KIMI_REPLAY=only replays them without a key
 %kimi mcp [restart|stop]  MCP servers (.kimi/mcp.json, ~/.kimi/mcp.json, Kimi.mcp_config): state and tools
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
