@@ -220,6 +220,7 @@ class KimiMagics(Magics):
             mode={"agent": True, "web": args.web} if args.agent else {},
             cache=True if args.cache else None,
             strategy=strategy,
+            **self._cell_key(),  # a re-run of this cell replaces its exchange
             # documents (system messages), notices and partial mode's prefill
             **request_extras(self._media, web_notices, prefill_options(args.format, args.prefill, settings)),
         )
@@ -234,6 +235,14 @@ class KimiMagics(Magics):
             return self._fail(response.error, settings.keep_going, shown=True)
         self._after(response, args.format)
         return None
+
+    def _cell_key(self) -> dict[str, Any]:
+        """``TurnRequest.cell`` and ``cell_label``: the frontend's id of this cell (cell_id.py)."""
+        from .cell_id import current_cell_id
+
+        cell = current_cell_id(self.shell)
+        count = getattr(self.shell, "execution_count", None)
+        return {"cell": cell, "cell_label": f"In [{count}]" if cell and isinstance(count, int) else None}
 
     def _fail(self, message: str, keep_going: bool | None = None, shown: bool = False) -> None:
         """End the cell: in error (so Run All stops), or, with --keep-going, as ok."""
@@ -303,19 +312,13 @@ class KimiMagics(Magics):
     # -- %kimi ---------------------------------------------------------------------------
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
-        """%kimi help | reset | history | usage | config | models | cache [info|clear] | files [list|clear] | fix
-        | export PATH"""
+        """%kimi COMMAND: `%kimi help` lists the commands (from `line_commands()`)."""
         command, _, rest = line.strip().partition(" ")
-        handler = {
-            "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
-            "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
-            "files": self._files, "fix": self._fix, "export": self._export,
-        }.get(command)
-        if handler is None:
-            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
-                 "| cache | files | fix | export")
+        commands = line_commands()
+        if (command or "help") not in commands.parsers:
+            _say(f"Unknown %kimi command {command!r}. Use: %kimi {' | '.join(commands.names)}")
             return None
-        return handler(rest.strip())
+        return getattr(self, f"_{command or 'help'}")(rest.strip())  # the command `x` runs `_x`
 
     def _fix(self, rest: str) -> None:  # the logic is in kimi_jupyter/fix.py
         from .fix import fix_magic
@@ -349,7 +352,7 @@ class KimiMagics(Magics):
         print(f"Exported {count} turn{'' if count == 1 else 's'} of the {what} to {target}.")
 
     def _help(self, _: str) -> None:
-        print(HELP)
+        print(help_text())
 
     def _reset(self, _: str) -> None:
         self.session.reset()
@@ -433,29 +436,42 @@ class KimiMagics(Magics):
                             settings.model_overrides))
 
 
-HELP = """\
-kimi_jupyter: Kimi K2.5 in this notebook.
+def line_commands() -> Any:
+    """The ``%kimi COMMAND`` parser (`magic_help.LineCommands`): a command ``x`` runs
+    ``KimiMagics._x`` with the rest of the line, and ``%kimi help`` lists it with its help and
+    arguments (help texts shown as written; the arguments' ``help=`` as argparse shows them)."""
+    from .magic_help import LineCommands
 
-%%kimi [options]          the cell is the prompt; the answer streams below it
-  -m MODEL                model for this cell            --think / --no-think
-  -f markdown|code|text|json  code: the generated code goes into a new cell below
-  --new                   start a fresh conversation     --max-tokens N
-  --system TEXT           system prompt                  --cells N  attach the last N cells
-  --plot                  attach the previous cell's plot(s)
-  --agent                 Kimi may call run_python / get_variable / list_variables here;
-                          code runs only after you approve it (--yes: without asking; --web: web search)
-  --cache                 replay an unchanged request from the on-disk cache (no request, no bill)
-  --prefill TEXT          start the answer with TEXT (partial mode; -f code/json prefill a fence / {)
-  {name}                  insert a variable (DataFrame summary, figure/image, video path, text,
-                          document path: pdf/docx/xlsx/pptx/txt/md as a system message)
-  {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
+    line = LineCommands()
+    line.add("help", "this help")
+    line.add("reset", "forget the conversation: the next %%kimi cell starts fresh")
+    line.add("history", "the conversation as it stands: one exchange per %%kimi cell (a re-run replaces it)")
+    line.add("usage", "tokens and cost of this session (and the server's rate limits, web searches)")
+    line.add("config", "every setting's effective value and where it came from")
+    line.add("models", "the models the server lists: context window, price, inputs")
+    line.add("cache", "the on-disk response cache: its size, or clear it").add_argument(
+        "action", nargs="?", choices=["info", "clear"], default="info")
+    line.add("files", "files this session uploaded to the provider's Files API: list them, or delete them").add_argument(
+        "action", nargs="?", choices=["list", "clear"], default="list")
+    line.add("fix", "after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)").add_argument(
+        "--cell-id", metavar="ID", help="the cell to fix (the Fix with Kimi button sends it)")
+    export = line.add("export", "write the conversation to PATH.md or PATH.ipynb")
+    export.add_argument("path", metavar="PATH")
+    export.add_argument("--sidebar", action="store_true", help="the chat sidebar's conversation instead of the cells'")
+    return line
 
-%kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
-%kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
-%kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
-_kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
-%config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
-Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""
+
+def help_text() -> str:
+    """``%kimi help``: generated from the ``%%kimi`` and ``%kimi`` parsers (`magic_help`)."""
+    from .magic_help import help_text as generate
+
+    return generate(KimiMagics.kimi.parser, line_commands(), "kimi_jupyter: Kimi in this notebook.")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HELP":  # the text `%kimi help` prints
+        return help_text()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -128,6 +128,10 @@ class TurnRequest:
     context: list[dict[str, Any]] = field(default_factory=list)
     # Client options of the first request: prefill (partial mode), notices shown first.
     wire: dict[str, Any] = field(default_factory=dict)
+    # The notebook cell this turn answers (the frontend's cell id), and its label ("In [4]"):
+    # its exchange replaces that cell's earlier one in place (`Conversation.place`). None: appended.
+    cell: str | None = None
+    cell_label: str | None = None
 
     @property
     def silent(self) -> bool:
@@ -173,7 +177,8 @@ class Turn:
     def _base_messages(self) -> tuple[list[dict[str, Any]], int]:
         s = self.settings
         if self.request.history:
-            history, tokens, size = self.chat.conversation.sized_request(s.history_budget, s.system)
+            history, tokens, size = self.chat.conversation.sized_request(s.history_budget, s.system,
+                                                                         before=self.request.cell)
         else:
             history = [{"role": "system", "content": s.system}] if s.system else []
             tokens = sum(estimate_message_tokens(m) for m in history)
@@ -425,11 +430,12 @@ class Turn:
             self.chat.last = response
         conversation = self.chat.conversation
         before = len(conversation)
+        added: list[dict[str, Any]] = []
         if self.request.history:
             self._remember(response)
+            added = conversation.place(before, self.request.cell, self.request.cell_label)
             conversation.compact(self.settings.history_budget)
         if self._cache is not None and self._recorded is not None and response.error is None and response.done:
-            added = conversation.messages[before:] if len(conversation) >= before else []
             self._cache.store(self._key, self._recorded, added)
 
     def _remember(self, response: Response) -> None:
@@ -489,7 +495,10 @@ class Turn:
             self.renderer.finish(response)
         finally:
             if self.request.history:
-                self.chat.conversation.extend(hit.conversation)
+                conversation = self.chat.conversation
+                before = len(conversation)
+                conversation.extend(hit.conversation)
+                conversation.place(before, self.request.cell, self.request.cell_label)
             self.session.ledger.add("replayed", Usage.not_reported())
             if not self.request.silent:
                 self.chat.last = response

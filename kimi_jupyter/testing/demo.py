@@ -6,6 +6,12 @@ restates the start of the question, lists the attachments it received (images wi
 type and pixel size, videos with their size, text length), and when the prompt asks for
 code it adds a small fenced Python block that is valid Python. In JSON mode
 (``response_format: {"type": "json_object"}``) the answer is a JSON object instead.
+It ends by saying how to get real answers: a key (`KEY_HINT`).
+
+Two kinds of prompt get a fitting answer instead of the stand-in: a fix request
+(``%kimi fix``, "Fix with Kimi") gets a minimal fix of that cell or a plain "no fix"
+(``demo_fix.py``), never the example code; a classification prompt gets one of the labels
+it offers (``demo_labels.py``), so ``map()`` fills its column with categories.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .demo_fix import fix_reply, is_fix_prompt
+from .demo_labels import classify
 from .replies import Conversation, Reply
 from .tokens import Media
 
@@ -29,6 +37,9 @@ _EXAMPLE_CODE = '''def summarize(values):
 
 
 print(summarize([3, 1, 4, 1, 5, 9, 2, 6]))'''
+#: How to get real answers: what a user of the demo needs is a key, not another URL.
+KEY_HINT = ("For real answers from Kimi, set your key: `export MOONSHOT_API_KEY=sk-...` (or a line "
+            "`MOONSHOT_API_KEY=sk-...` in `notebooks/.env`) and start `.ci/lab` again.")
 
 
 def _excerpt(text: str, limit: int = 120) -> str:
@@ -93,6 +104,12 @@ def demo_reply(
 ) -> Reply:
     """The default answer to ``conv``; ``media`` are the attachments of the prompt."""
     question = conv.last_user_text
+    if not json_mode and not tools and conv.tool_result_name is None:
+        if is_fix_prompt(question):
+            return fix_reply(question, BANNER, thinking=thinking)
+        label = classify(question)
+        if label is not None:
+            return Reply(text=label, reasoning=f"A classification: the text fits {label!r} best." if thinking else "")
     user_media = [m for m in media if conv.messages[m.message_index].get("role") == "user"]
     images = [m for m in user_media if m.kind == "image"]
     videos = [m for m in user_media if m.kind == "video"]
@@ -138,5 +155,5 @@ def demo_reply(
             _EXAMPLE_CODE,
             "```",
         ]
-    lines += ["", "Point `KIMI_BASE_URL` at a real Kimi endpoint to get real answers."]
+    lines += ["", KEY_HINT]
     return Reply(text="\n".join(lines), reasoning=reasoning)
