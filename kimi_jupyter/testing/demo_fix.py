@@ -17,7 +17,7 @@ What it fixes: a misspelt name, the only mistake it can tell from the error alon
   mean: 'y'?``) or else the closest defined name (``difflib``), everywhere the cell reads it;
 * ``AttributeError ... Did you mean: 'y'?``: that attribute becomes ``y``;
 * ``KeyError: 'x'`` where the cell indexes with the string ``'x'``: the closest column or
-  key named in the prompt's variable summaries.
+  key named in the prompt's variable summaries that the cell does not already use.
 
 Everything else (a wrong type, a division by zero, a failing library call) gets an answer
 without code saying so, and how to get a real fix: a key.
@@ -159,7 +159,8 @@ def minimal_fix(prompt: str) -> tuple[str, str] | None:
     found = _KEY_ERROR.search(error)
     if found:
         name = found.group("name")
-        candidates = [w for w in _summary_words(prompt) if w != name]
+        used = set(re.findall(r"['\"]([^'\"\n]+)['\"]", cell))  # keys the cell already reads: not the typo
+        candidates = [w for w in _summary_words(prompt) if w != name and w not in used]
         best = next(iter(difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)), None)
         fixed = _replace_key(cell, name, best) if best else None
         if fixed is not None and fixed != cell:
