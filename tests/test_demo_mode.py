@@ -10,14 +10,7 @@ categories; the Batch API runs on the accelerated clock, and batch progress show
 
 from __future__ import annotations
 
-import os
-import queue
 import re
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -35,35 +28,10 @@ from kimi_jupyter.testing.batches import DEMO_BATCH_SPEED
 from kimi_jupyter.testing.demo_fix import minimal_fix
 from kimi_jupyter.testing.pytest_plugin import SIMULATOR_API_KEY
 
+from .demo_sim import DEMO_KEY, SCRIPT, demo_simulator
+
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "notebooks" / "harness" / "replies.json"
-DEMO_KEY = "sk-demo"
 LABELS = ("billing", "shipping", "product", "praise")
-
-
-@contextmanager
-def demo_simulator() -> Iterator[str]:
-    """The demo simulator as `.ci/lab` starts it; yields its base URL."""
-    command = [sys.executable, "-m", "kimi_jupyter.testing", "--host", "127.0.0.1", "--port", "0",
-               "--script", str(SCRIPT), "--api-key", DEMO_KEY, "--chunk-delay", "0.02"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    lines: queue.Queue[str] = queue.Queue()
-    assert process.stdout is not None
-    stdout = process.stdout
-    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-    try:
-        url = lines.get(timeout=60).strip()
-        assert url.startswith("http://127.0.0.1:"), url
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.communicate(timeout=10)
 
 
 @pytest.fixture
