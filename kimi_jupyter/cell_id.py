@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["current_cell_id"]
 
-MAX_ID = 200  # ids are short (a UUID); anything longer is not one
+MAX_ID = 1000  # a UUID (JupyterLab), a cell URI (VS Code); anything longer is not an id
 
 
 def current_cell_id(shell: Any) -> str | None:
