@@ -22,7 +22,8 @@ again replaces its exchange *in place* (`place`): the new exchange takes the old
 position, the exchanges of other cells stay where they are, and the re-run is sent only
 the history before that position (`sized_request(before=key)`), as when the cell first ran
 - what re-running a notebook cell means everywhere else in Jupyter. Exchanges without a key
-(``ask()``, ``%kimi fix``, a frontend that sends no cell id) are appended.
+(``ask()``, ``%kimi fix``, a frontend that sends no cell id) are appended. A cell deleted
+in the notebook takes its exchange with it (`forget`).
 """
 
 from __future__ import annotations
@@ -161,6 +162,22 @@ class Conversation:
         self._bytes = [self._bytes[i] for i in order]
         self._keys = [self._keys[i] for i in order]
         return added
+
+    def forget(self, keys: Iterable[str]) -> int:
+        """Drop the exchanges of cells ``keys`` (cells deleted in the notebook); returns how
+        many messages went."""
+        gone = set(keys) & set(self._keys)
+        if not gone:
+            return 0
+        keep = [i for i, key in enumerate(self._keys) if key not in gone]
+        dropped = len(self._keys) - len(keep)
+        self._messages = [self._messages[i] for i in keep]
+        self._tokens = [self._tokens[i] for i in keep]
+        self._bytes = [self._bytes[i] for i in keep]
+        self._keys = [self._keys[i] for i in keep]
+        for key in gone:
+            self._labels.pop(key, None)
+        return dropped
 
     def extend(self, messages: Iterable[dict[str, Any]]) -> None:
         for message in messages:

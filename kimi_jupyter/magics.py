@@ -244,6 +244,19 @@ class KimiMagics(Magics):
         count = getattr(self.shell, "execution_count", None)
         return {"cell": cell, "cell_label": f"In [{count}]" if cell and isinstance(count, int) else None}
 
+    def forget_deleted_cells(self, *_: Any) -> None:
+        """Before any cell runs: the exchanges of %%kimi cells deleted in the notebook since
+        (JupyterLab's ``deletedCells``) leave the conversation and its transcript."""
+        from .cell_id import deleted_cell_ids
+
+        deleted = deleted_cell_ids(self.shell)
+        if deleted:
+            from .transcript import transcript_for
+
+            session = self.session
+            session.conversation.forget(deleted)
+            transcript_for(session.notebook).forget(set(deleted))
+
     def _fail(self, message: str, keep_going: bool | None = None, shown: bool = False) -> None:
         """End the cell: in error (so Run All stops), or, with --keep-going, as ok."""
         if keep_going is None:
@@ -477,6 +490,7 @@ def __getattr__(name: str) -> Any:
 def load_ipython_extension(ipython: Any) -> None:
     magics = KimiMagics(ipython)
     ipython.register_magics(magics)
+    ipython.events.register("pre_run_cell", magics.forget_deleted_cells)  # the conversation follows the cells
     if magics.configurable not in ipython.configurables:
         ipython.configurables.append(magics.configurable)
 
@@ -485,5 +499,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     for magics in list(ipython.magics_manager.registry.values()):
         if isinstance(magics, KimiMagics):
             magics.plots.uninstall()
+            try:
+                ipython.events.unregister("pre_run_cell", magics.forget_deleted_cells)
+            except ValueError:  # not registered (loaded before this hook existed)
+                pass
             if magics.configurable in ipython.configurables:
                 ipython.configurables.remove(magics.configurable)

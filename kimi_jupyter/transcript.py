@@ -47,6 +47,10 @@ class Transcript:
         self.turns.append(record)
         del self.turns[:-MAX_TURNS]
 
+    def forget(self, cells: set[str]) -> None:
+        """Drop the turns of cells deleted in the notebook."""
+        self.turns[:] = [t for t in self.turns if t.cell is None or t.cell not in cells]
+
 
 _TRANSCRIPTS: weakref.WeakKeyDictionary[Any, Transcript] = weakref.WeakKeyDictionary()
 _PROPOSALS: list[dict[str, Any]] = []

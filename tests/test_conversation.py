@@ -125,3 +125,16 @@ def test_compaction_keeps_the_keys_with_their_messages():
     conv.clear()
     exchange(conv, "b", "B3?", "b3")
     assert texts(conv) == ["B3?", "b3"]
+
+
+def test_a_deleted_cells_exchange_is_forgotten():
+    conv = Conversation()
+    exchange(conv, "a", "A?", "a1", "In [1]")
+    exchange(conv, None, "free", "f1")
+    exchange(conv, "b", "B?", "b1")
+    assert conv.forget(["a", "unknown"]) == 2
+    assert texts(conv) == ["free", "f1", "B?", "b1"]
+    assert conv.forget(["a"]) == 0
+    assert conv.tokens == sum(estimate_message_tokens(m) for m in conv.messages)
+    exchange(conv, "a", "A again", "a2")  # a new exchange for that id is appended
+    assert texts(conv)[-2:] == ["A again", "a2"]

@@ -1,6 +1,7 @@
 """The conversation follows the cells, in a real kernel: a %%kimi cell run again (the
 frontend's ``cellId`` in the execute_request's metadata, as JupyterLab sends it) replaces its
-earlier exchange in place; a cell without an id is appended; %kimi history shows it."""
+earlier exchange in place; a cell without an id is appended; a deleted cell takes its exchange
+with it; %kimi history shows it."""
 
 from __future__ import annotations
 
@@ -36,11 +37,16 @@ def fresh(sim, kernel):
     run(kernel[1], "%kimi reset")
 
 
-def in_cell(client: Any, code: str, cell_id: str | None, timeout: float = 60) -> tuple[dict[str, Any], str]:
-    """Execute ``code`` as a notebook frontend does: with the cell's id in the metadata."""
+def in_cell(client: Any, code: str, cell_id: str | None, timeout: float = 60,
+            deleted: list[str] | None = None) -> tuple[dict[str, Any], str]:
+    """Execute ``code`` as a notebook frontend does: with the cell's id in the metadata (and,
+    as JupyterLab does, the ids of the cells deleted since the last execution)."""
     content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                "allow_stdin": False, "stop_on_error": True}
-    msg = client.session.msg("execute_request", content, metadata={"cellId": cell_id} if cell_id else {})
+    metadata: dict[str, Any] = {"cellId": cell_id} if cell_id else {}
+    if deleted is not None:
+        metadata["deletedCells"] = deleted
+    msg = client.session.msg("execute_request", content, metadata=metadata)
     client.shell_channel.send(msg)
     reply, messages = collect(client, msg["header"]["msg_id"], timeout)
     return reply, text_of(messages)
@@ -114,3 +120,20 @@ def test_export_follows_the_cells_too(sim, kernel, tmp_path):
     assert reply["status"] == "ok", shown
     text = target.read_text(encoding="utf-8")
     assert "Name a warm colour." in text and "Orange." in text and "Red." not in text
+
+
+def test_a_deleted_cell_takes_its_exchange_with_it(sim, kernel, tmp_path):
+    _, client = kernel
+    ask_cell(sim, client, "Name a colour.", "Red.", "cell-a")
+    ask_cell(sim, client, "And a fruit?", "Apple.", "cell-b")
+    # The user deletes cell A, then runs any cell: JupyterLab sends A's id as deletedCells.
+    reply, _ = in_cell(client, "x = 1", "cell-c", deleted=["cell-a", "never-a-kimi-cell"])
+    assert reply["status"] == "ok"
+    shown = history(client)
+    assert "Name a colour." not in shown and "Red." not in shown and "And a fruit?" in shown
+    sent = ask_cell(sim, client, "And a vegetable?", "Leek.", "cell-d")
+    assert contents(sent) == ["And a fruit?", "Apple.", "And a vegetable?"]
+    target = tmp_path / "chat.md"
+    in_cell(client, f"%kimi export {target}", None)
+    text = target.read_text(encoding="utf-8")
+    assert "Red." not in text and "Apple." in text and "Leek." in text
