@@ -167,3 +167,17 @@ def test_batch_progress_shows_rows_and_tokens_as_they_finish(monkeypatch, capsys
     assert [t for _, t in midway] == sorted(t for _, t in midway)
     final = err.rstrip().splitlines()[-1]
     assert "40/40 rows done" in final and "estimated" not in final  # exact counts once collected
+
+
+def test_only_a_request_for_a_label_gets_a_bare_label():
+    from kimi_jupyter.testing.demo_labels import classify
+
+    assert classify("Categorise into positive, neutral, negative: I love it") == "positive"
+    assert classify("Classify the sentiment of this review as positive or negative: terrible") == "negative"
+    for prompt in ("Write a function to classify emails as spam or ham",  # asks for code
+                   "Label the axes as time and value",
+                   "Sort this list into ascending order: 3, 1, 2",
+                   "Classify this as a very long label with many words or something else entirely: x"):
+        assert classify(prompt) is None, prompt
+    same = "Classify as red, green or blue: a sunset over the sea"
+    assert classify(same) == classify(same) in ("red", "green", "blue")  # no cue: deterministic pick

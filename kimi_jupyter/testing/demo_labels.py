@@ -2,8 +2,9 @@
 
 ``kimi_jupyter.map("Classify as billing, shipping, product or praise: {text}", tickets)``
 in demo mode should fill the column with categories, not with the simulator's stand-in
-paragraph. A prompt that asks to classify (categorise, label, tag) something *as* or
-*into* a list of two to twelve short labels is answered with exactly one of them:
+paragraph. A prompt that asks to classify (or categorise) something *as* or *into* a list
+of two to twelve short labels, and not for code that does it, is answered with exactly one
+of them:
 
 * the label whose cue words (a small built-in list for common support, sentiment and
   priority labels, plus the label itself) occur most often in the rest of the prompt;
@@ -21,9 +22,10 @@ import zlib
 __all__ = ["classification_labels", "classify"]
 
 _ASK = re.compile(
-    r"(?i)\b(?:classify|categori[sz]e|label|tag|sort)\b[^\n:]{0,80}?\b(?:as|into)\b\s*(?:one of\s*)?:?\s*"
+    r"(?i)\b(?:classify|categori[sz]e)\b[^\n:]{0,80}?\b(?:as|into)\b\s*(?:one of\s*)?:?\s*"
     r"(?P<labels>[^\n:.?!]{3,300}?)\s*(?:[:.?!\n]|$)"
 )
+_WANTS_CODE = re.compile(r"(?i)\b(code|function|script|python|implement|write|program|class)\b")
 _SPLIT = re.compile(r"\s*(?:,\s*(?:or\s+|and\s+)?|\s+or\s+|\s+and\s+|/|\|)\s*")
 # Words that suggest a label, for labels people often classify into.
 _CUES: dict[str, tuple[str, ...]] = {
@@ -45,8 +47,8 @@ _CUES: dict[str, tuple[str, ...]] = {
 def classification_labels(prompt: str) -> list[str] | None:
     """The labels a classification prompt offers (None: not such a prompt)."""
     found = _ASK.search(prompt)
-    if found is None:
-        return None
+    if found is None or _WANTS_CODE.search(prompt[: found.start()]):
+        return None  # "write a function that classifies ..." asks for code, not for a label
     labels = [part.strip(" \t'\"`*") for part in _SPLIT.split(found.group("labels"))]
     labels = [label for label in labels if label]
     if not 2 <= len(labels) <= 12 or any(len(label.split()) > 3 or len(label) > 40 for label in labels):
