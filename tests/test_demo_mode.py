@@ -181,3 +181,11 @@ def test_only_a_request_for_a_label_gets_a_bare_label():
         assert classify(prompt) is None, prompt
     same = "Classify as red, green or blue: a sunset over the sea"
     assert classify(same) == classify(same) in ("red", "green", "blue")  # no cue: deterministic pick
+
+
+def test_a_misspelt_builtin_is_corrected_too():
+    prompt = ("Propose a minimal fix for this failing notebook cell. ...\n\nFailing cell:\n```python\n"
+              "prnt('total:', 3)\n```\n\nError (traceback trimmed to the frames that matter):\n```\n"
+              "  cell In[4], line 1, in <module>\n    prnt('total:', 3)\nNameError: name 'prnt' is not defined\n```")
+    found = minimal_fix(prompt)
+    assert found is not None and found[1] == "print('total:', 3)"

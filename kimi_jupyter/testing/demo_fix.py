@@ -14,7 +14,8 @@ cells define, and the names the cell itself binds.
 What it fixes: a misspelt name, the only mistake it can tell from the error alone.
 
 * ``NameError: name 'x' is not defined``: ``x`` becomes Python's own suggestion (``Did you
-  mean: 'y'?``) or else the closest defined name (``difflib``), everywhere the cell reads it;
+  mean: 'y'?``) or else the closest defined name (``difflib``), or a builtin (``prnt``),
+  everywhere the cell reads it;
 * ``AttributeError ... Did you mean: 'y'?``: that attribute becomes ``y``;
 * ``KeyError: 'x'`` where the cell indexes with the string ``'x'``: the closest column or
   key named in the prompt's variable summaries that the cell does not already use.
@@ -26,6 +27,7 @@ without code saying so, and how to get a real fix: a key.
 from __future__ import annotations
 
 import ast
+import builtins
 import difflib
 import io
 import re
@@ -142,7 +144,10 @@ def minimal_fix(prompt: str) -> tuple[str, str] | None:
     if found:
         name = found.group("name")
         defined = [n for n in _defined_names(prompt, cell) if n != name]
-        best = found.group("hint") or next(iter(difflib.get_close_matches(name, defined, n=1, cutoff=0.6)), None)
+        builtin = [n for n in dir(builtins) if not n.startswith("_")]  # prnt -> print
+        best = found.group("hint") or next(iter(
+            difflib.get_close_matches(name, defined, n=1, cutoff=0.6)
+            or difflib.get_close_matches(name, builtin, n=1, cutoff=0.75)), None)
         fixed = _rename(cell, name, best, attribute=False) if best else None
         if fixed is not None and fixed != cell:
             return (f"There is no variable `{name}`; the closest defined name is `{best}`, so the cell "
