@@ -189,3 +189,4 @@ def test_a_misspelt_builtin_is_corrected_too():
               "  cell In[4], line 1, in <module>\n    prnt('total:', 3)\nNameError: name 'prnt' is not defined\n```")
     found = minimal_fix(prompt)
     assert found is not None and found[1] == "print('total:', 3)"
+    assert "closest builtin is `print`" in found[0]

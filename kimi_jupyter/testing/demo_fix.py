@@ -150,7 +150,8 @@ def minimal_fix(prompt: str) -> tuple[str, str] | None:
             or difflib.get_close_matches(name, builtin, n=1, cutoff=0.75)), None)
         fixed = _rename(cell, name, best, attribute=False) if best else None
         if fixed is not None and fixed != cell:
-            return (f"There is no variable `{name}`; the closest defined name is `{best}`, so the cell "
+            what = "defined name" if best in defined or found.group("hint") else "builtin"
+            return (f"There is no variable `{name}`; the closest {what} is `{best}`, so the cell "
                     f"uses `{best}` instead and stays otherwise as it was."), fixed
         return None
     found = _ATTRIBUTE_ERROR.search(error)
