@@ -230,7 +230,7 @@ class Conversation:
 
     def _trimmed(self, budget: int, end: int | None = None) -> tuple[list[dict[str, Any]], list[int], list[int]]:
         """The first ``end`` messages (all: None) trimmed to ``budget``, with their numbers."""
-        messages, tokens, sizes = list(self._messages[:end]), list(self._tokens[:end]), list(self._bytes[:end])
+        messages, tokens, sizes = self._messages[:end], self._tokens[:end], self._bytes[:end]  # copies
         cost = sum(tokens)
         if cost <= budget:
             return messages, tokens, sizes
