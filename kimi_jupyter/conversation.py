@@ -2,7 +2,9 @@
 
 Kimi with thinking on rejects an assistant message that carries ``tool_calls`` without its
 ``reasoning_content`` (a 400), so reasoning is kept byte for byte on those messages. Plain
-answers drop their reasoning when stored (it is not needed and costs tokens).
+answers drop their reasoning when stored (it is not needed and costs tokens), except for
+models that take ``thinking.keep = "all"`` (K3: earlier reasoning is required in multi-turn
+conversations), whose answers keep it (``keep_reasoning``).
 
 Trimming is by an estimated token budget, not a message count: old images and videos are
 replaced by a placeholder first (they are the expensive part), then whole old exchanges
@@ -137,13 +139,21 @@ class Conversation:
         keys = self._keys if end is None else self._keys[:end]
         return keys.index(key) if key in keys else None
 
-    def place(self, start: int, key: str | None, label: str | None = None) -> list[dict[str, Any]]:
+    def _after_last(self, key: str | None) -> int | None:
+        """Just past the exchange of cell ``key`` (None: it has none)."""
+        if key is None or key not in self._keys:
+            return None
+        return len(self._keys) - self._keys[::-1].index(key)
+
+    def place(self, start: int, key: str | None, label: str | None = None,
+              join: bool = False) -> list[dict[str, Any]]:
         """The messages from ``start`` on are one exchange, of cell ``key``; returns them.
 
         With a key that already has an exchange, the new messages replace it where it
-        stands; an exchange that added nothing (a failed turn) leaves the old one as it was.
-        Without a key (or for a new one), the exchange stays at the end. ``label`` names the
-        cell in `history_text` (e.g. ``In [4]``).
+        stands (``join``: they are added to it, as a follow-up in the same cell is); an
+        exchange that added nothing (a failed turn) leaves the old one as it was. Without a
+        key (or for a new one), the exchange stays at the end. ``label`` names the cell in
+        `history_text` (e.g. ``In [4]``).
         """
         added = self._messages[start:]
         if key is None or not added:
@@ -151,12 +161,16 @@ class Conversation:
         if label:
             self._labels[key] = label
         first = self._first(key, start)
+        end = self._after_last(key) if join else None
         self._keys[start:] = [key] * len(added)
         if first is None:
             return added
-        others = [i for i in range(start) if self._keys[i] != key]
-        order = [i for i in others if i < first] + list(range(start, len(self._messages))) + [
-            i for i in others if i > first]
+        new = list(range(start, len(self._messages)))
+        if join and end is not None and end <= start:
+            order = list(range(end)) + new + list(range(end, start))
+        else:
+            others = [i for i in range(start) if self._keys[i] != key]
+            order = [i for i in others if i < first] + new + [i for i in others if i > first]
         self._messages = [self._messages[i] for i in order]
         self._tokens = [self._tokens[i] for i in order]
         self._bytes = [self._bytes[i] for i in order]
@@ -186,9 +200,10 @@ class Conversation:
     def add_user(self, content: str | list[dict[str, Any]]) -> None:
         self.append({"role": "user", "content": _user_content(content)})
 
-    def add_assistant(self, response: Response, calls: list[Any] | None = None) -> None:
+    def add_assistant(self, response: Response, calls: list[Any] | None = None,
+                      keep_reasoning: bool = False) -> None:
         """Store the assistant's turn; ``calls`` are the tool calls it made (if any)."""
-        self.append(assistant_message(response, calls))
+        self.append(assistant_message(response, calls, keep_reasoning))
 
     def add_tool_result(self, call_id: str, name: str, content: str | list[dict[str, Any]]) -> None:
         self.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})
@@ -207,16 +222,18 @@ class Conversation:
         messages, tokens, _size = self.sized_request(budget_tokens, system)
         return messages, tokens
 
-    def sized_request(self, budget_tokens: int, system: str | None = None,
-                      before: str | None = None) -> tuple[list[dict[str, Any]], int, int]:
+    def sized_request(self, budget_tokens: int, system: str | None = None, before: str | None = None,
+                      through: str | None = None) -> tuple[list[dict[str, Any]], int, int]:
         """`request` plus a bound of the messages' JSON size (`sizes.json_bound`), from the
         numbers kept per message: sizing a long history costs nothing per turn.
 
         ``before``: a cell key; when that cell has an exchange, only the history before it
-        (what the cell is re-run with, see `place`)."""
+        (what the cell is re-run with, see `place`). ``through``: the history up to the end
+        of that cell's exchange (what a follow-up in the same cell is sent)."""
         head = [{"role": "system", "content": system}] if system else []
         head_tokens = sum(estimate_message_tokens(m) for m in head)
-        messages, tokens, sizes = self._trimmed(max(0, budget_tokens - head_tokens), end=self._first(before))
+        end = self._after_last(through) if through is not None else self._first(before)
+        messages, tokens, sizes = self._trimmed(max(0, budget_tokens - head_tokens), end=end)
         return head + messages, head_tokens + sum(tokens), json_bound(head) + sum(sizes) + len(sizes)
 
     def compact(self, budget_tokens: int) -> None:
@@ -293,8 +310,10 @@ class Conversation:
         return "\n".join(lines)
 
 
-def assistant_message(response: Response, calls: list[Any] | None = None) -> dict[str, Any]:
-    """The assistant message of ``response``; ``calls`` default to the tool calls it made."""
+def assistant_message(response: Response, calls: list[Any] | None = None,
+                      keep_reasoning: bool = False) -> dict[str, Any]:
+    """The assistant message of ``response``; ``calls`` default to the tool calls it made.
+    ``keep_reasoning``: a plain answer keeps its reasoning too (``thinking.keep = "all"``)."""
     calls = response.tool_calls if calls is None else calls
     message: dict[str, Any] = {"role": "assistant", "content": response.text or ""}
     if calls:
@@ -303,5 +322,7 @@ def assistant_message(response: Response, calls: list[Any] | None = None) -> dic
             for c in calls
         ]
         # Required by Kimi when thinking is on; harmless otherwise. Byte for byte.
+        message["reasoning_content"] = response.reasoning
+    elif keep_reasoning and response.reasoning:
         message["reasoning_content"] = response.reasoning
     return message

@@ -277,7 +277,7 @@ class Response:
             "notices": list(self.notices),
             "tool_steps": steps,
             # ``note`` ("price unknown: ...") only when there is one: saved outputs stay as they were.
-            "usage": {k: v for k, v in vars(self.usage).items() if k != "note" or v is not None},
+            "usage": {k: v for k, v in vars(self.usage).items() if k not in ("note", "cache_write") or v is not None},
             "costs": dict(self._costs),
             "finish_reason": self.finish_reason,
             "cut": self.cut,

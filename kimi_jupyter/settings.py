@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, MissingKeyError
-from .models import ModelInfo, ModelOverrides, registry
+from .models import CACHE_TTLS, EFFORTS, ModelInfo, ModelOverrides, registry
 from .providers import PROVIDERS, Prices, Provider, get_provider, infer_provider
 from .secrets import validate_key
 
@@ -41,6 +41,9 @@ SETTING_HELP: dict[str, str] = {
     "endpoint": "endpoint path for providers that put it in the URL (cloudsway)",
     "thinking": "ask for the reasoning trace (True), switch it off (False), or server default (None)",
     "max_tokens": "limit on generated tokens, reasoning included (None: server default)",
+    "effort": "thinking effort: low, high or max (models with effort levels, e.g. kimi-k3; None: server default)",
+    "prompt_cache_ttl": "prompt cache TTL sent as prompt_cache_options: '5m' or '1h' (None: not sent, "
+                        "the server's default of 5m applies; Moonshot only)",
     "system": "system prompt sent before the conversation",
     "stream": "stream the answer (True) or wait for the whole reply (False)",
     "timeout_connect": "seconds to wait for a connection",
@@ -125,6 +128,8 @@ class Settings:
     endpoint: str | None = None
     thinking: bool | None = True
     max_tokens: int | None = None
+    effort: str | None = None
+    prompt_cache_ttl: str | None = None
     system: str | None = None
     stream: bool = True
     timeout_connect: float = 10.0
@@ -178,7 +183,8 @@ class Settings:
 
     def price(self) -> Prices | None:
         """The price of this model on this provider: ``prices``, else the model registry."""
-        return self.prices or registry().price(self.model, self.provider, self.model_overrides)
+        return self.prices or registry().price(self.model, self.provider, self.model_overrides,
+                                               self.prompt_cache_ttl)
 
     def price_note(self) -> str | None:
         """What usage lines say instead of a cost: set when a billing provider's price is unknown."""
@@ -325,6 +331,10 @@ def _coerce(name: str, value: Any) -> Any:
         return Prices(**dict(value))
     if name == "model_overrides" and isinstance(value, Mapping):
         return ModelOverrides(value)
+    if name == "prompt_cache_ttl" and isinstance(value, str) and value.strip().lower() in ("off", "none", ""):
+        return None
+    if name in ("effort", "prompt_cache_ttl") and isinstance(value, str):
+        return value.strip().lower()
     return value
 
 
@@ -381,7 +391,18 @@ def resolve_settings(
         except (TypeError, ValueError, IndexError):
             raise ConfigError(_invalid(name, value, sources, "it has the wrong form")) from None
     _check(coerced, sources)
-    return Settings(sources=sources, **coerced)
+    settings = Settings(sources=sources, **coerced)
+    if sources.get("model", "").startswith("provider default"):
+        # The default stays while the server lists it; once its /models answer no longer
+        # does, the first successor it lists is used (and %kimi config says why).
+        try:
+            successor = registry().served_successor(settings.model, settings.api_base)
+        except ConfigError:
+            successor = None
+        if successor:
+            sources["model"] = f"provider default ({preset.name}): {settings.model} is not served there"
+            settings = dataclasses.replace(settings, model=successor)
+    return settings
 
 
 _AT_LEAST_ZERO = {"max_retries", "retry_backoff", "retry_max_wait", "max_turn_cost", "budget"}
@@ -420,6 +441,10 @@ def _check(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
             raise ConfigError(_key_problem(validate_key(value.get()) or "", sources))
         elif f.name == "base_url" and value and not value.lower().startswith(("http://", "https://")):
             problem = "use an http:// or https:// URL such as https://api.moonshot.cn/v1"
+        elif f.name == "effort" and value not in EFFORTS:
+            problem = f"use one of {', '.join(EFFORTS)} (or None for the server's default)"
+        elif f.name == "prompt_cache_ttl" and value not in CACHE_TTLS:
+            problem = f"use one of {', '.join(CACHE_TTLS)} (or None to send no prompt_cache_options)"
         elif f.name == "display" and value not in _DISPLAYS:
             problem = f"use one of {', '.join(_DISPLAYS)}"
         elif f.name == "image_max_size" and not (len(value) == 2 and all(isinstance(v, int) and v >= 1 for v in value)):

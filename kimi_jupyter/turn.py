@@ -57,12 +57,25 @@ class TurnMeta:
     provider: str | None = None
     context_window: int | None = None
     title: str | None = None
+    effort: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (saved bundles, the sidebar); ``effort`` only when one was sent, so
+        saved outputs of turns without it stay as they were."""
+        import dataclasses
+
+        data = dataclasses.asdict(self)
+        if data["effort"] is None:
+            del data["effort"]
+        return data
 
     def headline(self, state: str | None = None) -> str:
         """'kimi-k2.5 · thinking on · answering' (no timings: the saved bundle uses it too)."""
         parts = [self.title] if self.title else []
         parts.append(self.model + (f" ({self.provider})" if self.provider else ""))
         parts.append("thinking on" if self.thinking else "thinking off")
+        if self.effort and self.thinking:
+            parts.append(f"effort {self.effort}")
         if state:
             parts.append(state)
         return " · ".join(parts)
@@ -132,6 +145,9 @@ class TurnRequest:
     # its exchange replaces that cell's earlier one in place (`Conversation.place`). None: appended.
     cell: str | None = None
     cell_label: str | None = None
+    # A follow-up in the same cell (the schema retry): sent the history through the cell's
+    # exchange, and added to it instead of replacing it.
+    cell_follow_up: bool = False
 
     @property
     def silent(self) -> bool:
@@ -142,8 +158,11 @@ class TurnRequest:
 
     def meta(self) -> TurnMeta:
         s = self.settings
-        return TurnMeta(model=s.model, thinking=bool(s.thinking), provider=s.provider,
-                        context_window=s.context_window)  # the model registry's window
+        info = s.model_info
+        effort = s.effort if info is not None and s.effort in info.efforts else None
+        return TurnMeta(model=s.model, thinking=bool(s.thinking) or bool(info and info.always_thinks),
+                        provider=s.provider, context_window=s.context_window,  # the model registry's window
+                        effort=effort)
 
 
 class Turn:
@@ -177,8 +196,9 @@ class Turn:
     def _base_messages(self) -> tuple[list[dict[str, Any]], int]:
         s = self.settings
         if self.request.history:
-            history, tokens, size = self.chat.conversation.sized_request(s.history_budget, s.system,
-                                                                         before=self.request.cell)
+            cell, follow_up = self.request.cell, self.request.cell_follow_up
+            history, tokens, size = self.chat.conversation.sized_request(
+                s.history_budget, s.system, before=None if follow_up else cell, through=cell if follow_up else None)
         else:
             history = [{"role": "system", "content": s.system}] if s.system else []
             tokens = sum(estimate_message_tokens(m) for m in history)
@@ -286,13 +306,28 @@ class Turn:
                 return refusal
             spent = self.session.budget.spent
             if s.budget is not None and spent >= 0.8 * s.budget:
+                balance = self._balance()
                 self._before.append(Notice(f"{spent / s.budget:.0%} of the session budget "
-                                           f"({format_cost(s.budget, currency)}) is spent.", "warning"))
+                                           f"({format_cost(s.budget, currency)}) is spent."
+                                           + (f" {balance}." if balance else ""), "warning"))
         if tokens >= s.preflight_tokens:
             priced = f", about {format_cost(prompt_cost, currency)} before the answer" if prompt_cost is not None else ""
             self._before.append(Notice(f"Pre-flight: this prompt is about {tokens:,} tokens ({estimated_by}){priced}.",
                                        "info"))
         return None
+
+    def _balance(self) -> str | None:
+        """The account balance, where the provider has ``/users/me/balance`` (account.py)."""
+        from .account import BALANCE_PROVIDERS, balance_values, describe
+
+        currency = BALANCE_PROVIDERS.get(self.settings.provider)
+        if currency is None:
+            return None
+        try:
+            values = balance_values(self.session.client(self.settings).balance())
+        except Exception:  # the notice goes out without it
+            return None
+        return describe(values, currency) if values else None
 
     def _near_a_limit(self, tokens: int) -> bool:
         """Whether the local estimate is close enough to a limit to ask the server."""
@@ -322,6 +357,7 @@ class Turn:
         s = self.settings
         return request_key({
             "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
+            **({"effort": s.effort} if s.effort else {}),
             "messages": self.base, "tools": self.tools(), "response_format": self.request.response_format,
             "mode": self.request.mode, **({"prefill": self.request.wire["prefill"]} if self.request.wire.get("prefill") else {}),
         })
@@ -433,7 +469,8 @@ class Turn:
         added: list[dict[str, Any]] = []
         if self.request.history:
             self._remember(response)
-            added = conversation.place(before, self.request.cell, self.request.cell_label)
+            added = conversation.place(before, self.request.cell, self.request.cell_label,
+                                       join=self.request.cell_follow_up)
             conversation.compact(self.settings.history_budget)
         if self._cache is not None and self._recorded is not None and response.error is None and response.done:
             self._cache.store(self._key, self._recorded, added)
@@ -452,7 +489,8 @@ class Turn:
             conversation.extend(self.request.context)  # documents stay in memory
             conversation.add_user(self.request.content)
             # A cut turn keeps its partial text; tool calls that never ran are not stored.
-            conversation.add_assistant(response, calls=[] if response.error else None)
+            conversation.add_assistant(response, calls=[] if response.error else None,
+                                       keep_reasoning=self._keep_reasoning)
             return
         if not response.text and not steps:
             return
@@ -460,11 +498,17 @@ class Turn:
         conversation.add_user(self.request.content)
         conversation.extend(steps)
         if self.final is not None and self.final.text and self.final.error is None:
-            conversation.append(assistant_message(self.final, calls=[]))
+            conversation.append(assistant_message(self.final, calls=[], keep_reasoning=self._keep_reasoning))
         else:
             # Stopped at a limit, failed or interrupted: close the exchange plainly.
             tail = response.text[-2000:]
             conversation.append({"role": "assistant", "content": tail or "(stopped before answering)"})
+
+    @property
+    def _keep_reasoning(self) -> bool:
+        """Whether answers keep their reasoning in the history (``thinking.keep = "all"``)."""
+        info = self.settings.model_info
+        return bool(info and info.keep_reasoning)
 
     def _end_now(self, event: Event) -> Response:
         self.total = Response(model=self.settings.model)
@@ -498,7 +542,8 @@ class Turn:
                 conversation = self.chat.conversation
                 before = len(conversation)
                 conversation.extend(hit.conversation)
-                conversation.place(before, self.request.cell, self.request.cell_label)
+                conversation.place(before, self.request.cell, self.request.cell_label,
+                                   join=self.request.cell_follow_up)
             self.session.ledger.add("replayed", Usage.not_reported())
             if not self.request.silent:
                 self.chat.last = response

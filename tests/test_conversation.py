@@ -138,3 +138,20 @@ def test_a_deleted_cells_exchange_is_forgotten():
     assert conv.tokens == sum(estimate_message_tokens(m) for m in conv.messages)
     exchange(conv, "a", "A again", "a2")  # a new exchange for that id is appended
     assert texts(conv)[-2:] == ["A again", "a2"]
+
+
+def test_a_follow_up_in_the_same_cell_joins_its_exchange():
+    conv = Conversation()
+    exchange(conv, "a", "A?", "a1")
+    exchange(conv, "b", "B?", "b1")
+    # Cell A runs again (in place), then its schema retry follows up in the same cell.
+    exchange(conv, "a", "A2?", "a2")
+    through_a, _, _ = conv.sized_request(10_000, through="a")
+    assert [m["content"] for m in through_a] == ["A2?", "a2"]
+    start = len(conv)
+    conv.add_user("not valid: again")
+    conv.add_assistant(response("a3"))
+    conv.place(start, "a", join=True)
+    assert texts(conv) == ["A2?", "a2", "not valid: again", "a3", "B?", "b1"]
+    exchange(conv, "a", "A4?", "a4")  # the next re-run replaces the whole exchange, retry included
+    assert texts(conv) == ["A4?", "a4", "B?", "b1"]

@@ -137,3 +137,26 @@ def test_a_deleted_cell_takes_its_exchange_with_it(sim, kernel, tmp_path):
     in_cell(client, f"%kimi export {target}", None)
     text = target.read_text(encoding="utf-8")
     assert "Red." not in text and "Apple." in text and "Leek." in text
+
+
+def test_a_schema_retry_joins_its_cells_exchange(sim, kernel):
+    _, client = kernel
+    reply, _ = in_cell(client, "city = {'city': str}", None)
+    assert reply["status"] == "ok"
+    ask_cell(sim, client, "Name a fruit.", "Apple.", "cell-a")
+    code = "%%kimi --no-think --display text -f json --schema city\nWhich city is the capital of France?"
+    sim.queue(Reply(text="Paris, of course."), Reply(text='"city": "Paris"}'))  # the retry fixes it
+    reply, shown = in_cell(client, code, "cell-b")
+    assert reply["status"] == "ok", shown
+    retry = sim.chat_requests[-1].messages
+    assert "capital of France" in str(retry[-3]["content"]) and "Paris, of course." in retry[-2]["content"]
+    # Run cell A again: B's exchange, retry included, stays after it, whole.
+    ask_cell(sim, client, "Name a red fruit.", "Cherry.", "cell-a")
+    sim.queue(Reply(text='"city": "Paris"}'))  # -f json prefills the "{" (partial mode)
+    reply, shown = in_cell(client, code, "cell-b")  # re-run B: valid at once, replaces both turns
+    assert reply["status"] == "ok", shown
+    sent = sim.chat_requests[-1].messages
+    assert contents(sent)[:2] == ["Name a red fruit.", "Cherry."]  # then B's prompt and the "{" prefill
+    assert not any("Paris" in text for text in contents(sent))  # B's earlier exchange is not sent
+    shown = history(client)
+    assert "Paris, of course." not in shown and shown.count("capital of France") == 1, shown

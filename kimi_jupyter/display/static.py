@@ -13,7 +13,6 @@ Model text is always escaped: an answer or reasoning trace is data, never markup
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import re
 from typing import Any
@@ -50,7 +49,7 @@ def final_bundle(response: Response, meta: TurnMeta) -> dict[str, Any]:
     richly. None of them carries timings or ids, so saved notebooks compare stably.
     """
     return {
-        RESPONSE_MIME: {**response.summary(timings=False), "meta": dataclasses.asdict(meta)},
+        RESPONSE_MIME: {**response.summary(timings=False), "meta": meta.to_json()},
         "text/html": html_bundle(response, meta),
         "text/markdown": markdown_bundle(response, meta),
         "text/plain": plain_text(response, meta),
