@@ -1,9 +1,9 @@
 """Which notebook cell is running: the frontend's cell id, for the conversation's keys.
 
-JupyterLab, Notebook 7 and VS Code send the id of the cell they execute in the
-``execute_request``'s metadata (``cellId``). ipykernel hands the request being executed to
-the shell: ``shell.get_parent()`` (ipykernel's documented accessor, thread-aware; else the
-kernel's ``get_parent("shell")``) returns it.
+JupyterLab and Notebook 7 (and other frontends that follow them) send the id of the cell
+they execute in the ``execute_request``'s metadata (``cellId``). ipykernel hands the request
+being executed to the shell: ``shell.get_parent()`` (ipykernel's documented accessor,
+thread-aware; else the kernel's ``get_parent("shell")``) returns it.
 A shell outside a kernel (terminal IPython), or a client that sends no id (nbclient,
 papermill, the console), gives None: such a cell's exchange is simply appended.
 
@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["current_cell_id", "deleted_cell_ids"]
 
-MAX_ID = 1000  # a UUID (JupyterLab), a cell URI (VS Code); anything longer is not an id
+MAX_ID = 1000  # a UUID in JupyterLab, a cell URI elsewhere; anything longer is not an id
 
 
 def _metadata(shell: Any) -> dict[str, Any]:

@@ -25,8 +25,8 @@ In the cell:
   {name}                      insert a variable (DataFrame summary, figure/image, video path, text,
                               document path: pdf/docx/xlsx/pptx/txt/md as a system message)
   {In[3]} {Out[3]}            insert an earlier cell's source / output;  {{ }} literal braces
-The cells make one conversation; in JupyterLab, Notebook 7 and VS Code, running a cell again
-replaces its exchange where it stood, and deleting the cell removes it (%kimi history shows it)."""
+The cells make one conversation; in JupyterLab and Notebook 7, running a cell again replaces
+its exchange where it stood, and deleting the cell removes it (%kimi history shows it)."""
 
 FOOTER = """\
 _kimi                         the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
