@@ -43,12 +43,13 @@ class LineCommands:
         self.helps: dict[str, str] = {}
         self.parsers: dict[str, argparse.ArgumentParser] = {}
 
-    def add(self, name: str, help: str) -> argparse.ArgumentParser:
-        """A new sub-command ``name``; add its arguments to the parser this returns.
+    def add(self, name: str, help: str, parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+        """A new sub-command ``name``; add its arguments to the parser this returns (or pass
+        the command's own ``parser``, the one its handler parses with).
 
         ``help`` is shown as written (its arguments' ``help=`` texts as argparse shows them:
         ``%%`` for a literal ``%``)."""
-        sub = self._commands.add_parser(name, add_help=False, prog=f"%kimi {name}")
+        sub = parser or self._commands.add_parser(name, add_help=False, prog=f"%kimi {name}")
         self.helps[name] = help
         self.parsers[name] = sub
         return sub

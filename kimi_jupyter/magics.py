@@ -371,6 +371,16 @@ class KimiMagics(Magics):
             return None
         return getattr(self, f"_{command or 'help'}")(rest.strip())  # the command `x` runs `_x`
 
+    def _record(self, rest: str) -> None:
+        """``%kimi record FILE | --stop``: name the recording (kimi_jupyter/recording.py)."""
+        from .recording import RecordingError, record_command
+
+        try:
+            mode = self.session.settings().replay
+            print(record_command(self.session, mode, rest, self.shell))
+        except (KimiError, RecordingError) as error:
+            raise CellFailed(str(error)) from None
+
     def _fix(self, rest: str) -> None:  # the logic is in kimi_jupyter/fix.py
         from .fix import fix_magic
 
@@ -522,6 +532,10 @@ def line_commands() -> Any:
     export = line.add("export", "write the conversation to PATH.md or PATH.ipynb")
     export.add_argument("path", metavar="PATH")
     export.add_argument("--sidebar", action="store_true", help="the chat sidebar's conversation instead of the cells'")
+    from .recording import record_parser
+
+    line.add("record", "record every turn to FILE (JSON lines); KIMI_REPLAY=only replays them without a key",
+             parser=record_parser())
     return line
 
 

@@ -92,6 +92,8 @@ class Response:
     _tools_ran: bool = field(default=False, repr=False)
     _call_reasoning: dict[str, str] = field(default_factory=dict, repr=False)
     _batch_reasoning: str | None = field(default=None, repr=False)
+    # Where the turn's output came from (kimi_jupyter.recording.Provenance); set by the Turn.
+    provenance: Any = field(default=None, repr=False, compare=False)
 
     @staticmethod
     def _joined(parts: list[str]) -> str:

@@ -2,7 +2,7 @@
 
 Resolution order, highest first: explicit arguments (``ask(model=...)``, magic options) >
 ``%config Kimi.<name>`` > environment (``MOONSHOT_API_KEY``/``KIMI_API_KEY``,
-``KIMI_BASE_URL``, ``KIMI_MODEL``, ``KIMI_PROVIDER``, ``KIMI_ENDPOINT``) > a ``.env`` file in
+``KIMI_BASE_URL``, ``KIMI_MODEL``, ``KIMI_PROVIDER``, ``KIMI_ENDPOINT``, ``KIMI_REPLAY``) > a ``.env`` file in
 the working directory > the provider preset's defaults > built-in defaults.
 
 ``.env`` is read with python-dotenv (quotes, ``export``, inline ``# comments`` as in a
@@ -62,6 +62,8 @@ SETTING_HELP: dict[str, str] = {
     "agent_timeout": "wall-clock seconds one agent turn may take",
     "cache": "replay identical requests from the on-disk cache instead of sending (and billing) them again",
     "cache_dir": "folder of the response cache (relative to the working directory)",
+    "replay": "with %kimi record FILE: off (send and record every turn), auto (replay recorded turns, record new "
+              "ones) or only (replay only: nothing is sent, no key is needed; an unrecorded turn fails)",
     "keep_going": "a %%kimi cell whose turn fails ends as ok (prints the message) instead of failing, so Run All goes on",
     "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
     "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
@@ -116,6 +118,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "model": ("KIMI_MODEL",),
     "provider": ("KIMI_PROVIDER",),
     "endpoint": ("KIMI_ENDPOINT",),
+    "replay": ("KIMI_REPLAY",),
 }
 
 
@@ -150,6 +153,7 @@ class Settings:
     model_overrides: ModelOverrides | None = None
     cache: bool = False
     cache_dir: str = ".kimi-cache"
+    replay: str = "off"  # off | auto | only (kimi_jupyter.recording)
     budget: float | None = None
     preflight_tokens: int = 20_000
     keep_going: bool = False
@@ -327,6 +331,8 @@ def _coerce(name: str, value: Any) -> Any:
         return (int(value), int(value))
     if name == "image_max_size" and isinstance(value, (list, tuple)):
         return (int(value[0]), int(value[1]))
+    if name == "replay" and isinstance(value, str):
+        return value.strip().lower()
     if name == "prices" and isinstance(value, Mapping):
         return Prices(**dict(value))
     if name == "model_overrides" and isinstance(value, Mapping):
@@ -407,6 +413,7 @@ def resolve_settings(
 
 _AT_LEAST_ZERO = {"max_retries", "retry_backoff", "retry_max_wait", "max_turn_cost", "budget"}
 _DISPLAYS = ("auto", "widget", "markdown", "text", "none")
+_REPLAYS = ("off", "auto", "only")  # kimi_jupyter.recording.MODES
 
 
 def _invalid(name: str, value: Any, sources: Mapping[str, str], what: str) -> str:
@@ -447,6 +454,8 @@ def _check(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
             problem = f"use one of {', '.join(CACHE_TTLS)} (or None to send no prompt_cache_options)"
         elif f.name == "display" and value not in _DISPLAYS:
             problem = f"use one of {', '.join(_DISPLAYS)}"
+        elif f.name == "replay" and value not in _REPLAYS:
+            problem = f"use one of {', '.join(_REPLAYS)}"
         elif f.name == "image_max_size" and not (len(value) == 2 and all(isinstance(v, int) and v >= 1 for v in value)):
             problem = "use two positive whole numbers (width, height)"
         if problem:

@@ -2,7 +2,8 @@
 the rows engine) runs a turn through here, so they cannot drift apart.
 
 A `Turn` is the I/O-free core. It builds the message list once (the chat's trimmed history
-plus the new user message), looks up the response cache (a replay sends and bills nothing),
+plus the new user message), looks up the recording named by ``%kimi record`` and the
+response cache (a replay sends and bills nothing; see kimi_jupyter/recording.py),
 guards what it will send (the request size; the session budget, reserved under a lock so
 that concurrent turns cannot overshoot it; the per-turn cost limit; the pre-flight
 estimate), decides what to send next, folds the events that come back
@@ -28,6 +29,7 @@ from .cache import ResponseCache, request_key
 from .client.size import check_request_size
 from .conversation import assistant_message, estimate_message_tokens
 from .events import INTERRUPTED_KIND, Done, Event, Failed, Notice, TextDelta, Usage, format_cost
+from .recording import Tape, provenance, tape_for
 from .response import Response
 from .secrets import key_notice_once
 from .sizes import json_bound
@@ -190,6 +192,8 @@ class Turn:
         self._ticket: int | None = None
         self._cache: ResponseCache | None = None
         self._key = ""
+        self._tape: Tape | None = None  # the recording (kimi_jupyter.recording), when one is named
+        self._tape_key = ""
         self._committed = False
 
     # -- building -----------------------------------------------------------------------
@@ -237,6 +241,15 @@ class Turn:
         """
         if not isinstance(self.renderer, NullRenderer):  # a silent turn needs no headline
             self.renderer.start(self.request.meta())
+        self._tape = tape_for(self.session, self.settings, self.request.source)
+        if self._tape is not None:  # %kimi record / Kimi.replay: the recording first
+            self._tape_key = self.cache_key(own_tools=True)
+            found = self._tape.lookup(self, self._tape_key)
+            if isinstance(found, str):  # replay only, and this turn is not recorded
+                return self._end_now(Failed(found, "NotRecordedError"))
+            if found is not None:
+                return self._replay(found.turn, notice=None, origin="replayed")
+            self._recorded = []
         use_cache = self.settings.cache if self.request.cache is None else self.request.cache
         if use_cache:
             self._cache = ResponseCache(self.settings.cache_dir)
@@ -352,13 +365,19 @@ class Turn:
         guess = int(measured / max(1, total.requests - total.unreported)) if measured else EXPECTED_COMPLETION
         return min(guess, self.settings.max_tokens) if self.settings.max_tokens else guess
 
-    def cache_key(self) -> str:
-        """The response-cache key of this turn's request (everything that shapes the answer)."""
+    def cache_key(self, own_tools: bool = False) -> str:
+        """The response-cache key of this turn's request (everything that shapes the answer).
+
+        ``own_tools``: the request's own tools instead of the strategy's (the recording's
+        key: an agent offers notebook tools only where a notebook frontend answers, and
+        the mode says it is an agent turn, so a turn recorded in JupyterLab replays under
+        nbclient; asking the strategy would also open the frontend link for a replay)."""
         s = self.settings
+        tools = self.request.tools if own_tools else self.tools()
         return request_key({
             "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
             **({"effort": s.effort} if s.effort else {}),
-            "messages": self.base, "tools": self.tools(), "response_format": self.request.response_format,
+            "messages": self.base, "tools": tools, "response_format": self.request.response_format,
             "mode": self.request.mode, **({"prefill": self.request.wire["prefill"]} if self.request.wire.get("prefill") else {}),
         })
 
@@ -453,6 +472,8 @@ class Turn:
                     self.request.strategy.close()
             finally:
                 try:
+                    response.provenance = provenance(self._tape, self.settings.model, "live", response,
+                                                     self._tape_key)
                     self.renderer.finish(response)
                 finally:
                     self._commit(response)
@@ -472,8 +493,11 @@ class Turn:
             added = conversation.place(before, self.request.cell, self.request.cell_label,
                                        join=self.request.cell_follow_up)
             conversation.compact(self.settings.history_budget)
-        if self._cache is not None and self._recorded is not None and response.error is None and response.done:
-            self._cache.store(self._key, self._recorded, added)
+        if self._recorded is not None and response.error is None and response.done:
+            if self._cache is not None:
+                self._cache.store(self._key, self._recorded, added)
+            if self._tape is not None:
+                self._tape.record(self, self._tape_key, response, self._recorded, added)
 
     def _remember(self, response: Response) -> None:
         conversation = self.chat.conversation
@@ -524,18 +548,21 @@ class Turn:
                 self.chat.last = self.total
         return self.total
 
-    def _replay(self, hit: Any) -> Response:
+    def _replay(self, hit: Any, notice: Notice | None = REPLAYED, origin: str = "cache") -> Response:
+        """Show a cached entry (with the `REPLAYED` notice) or a recorded one (exactly as it
+        was shown when recorded, so the output is the same); nothing is sent or billed."""
         self.session.budget.settle(self._ticket)
         self._ticket = None
         response = Response(model=self.settings.model)
         feed = response.feed
         shown = None if type(self.renderer) is NullRenderer else self.renderer.handle
-        for event in (REPLAYED, *hit.events):
+        for event in ((notice, *hit.events) if notice is not None else hit.events):
             feed(event)
             if shown is not None:
                 shown(event)
         self._committed = True
         try:
+            response.provenance = provenance(self._tape, self.settings.model, origin, response, self._tape_key)
             self.renderer.finish(response)
         finally:
             if self.request.history:
@@ -547,6 +574,9 @@ class Turn:
             self.session.ledger.add("replayed", Usage.not_reported())
             if not self.request.silent:
                 self.chat.last = response
+            if origin == "cache" and self._tape is not None:  # the recording misses no turn; it
+                # keeps what was shown (the cache's notice too), so a replay shows the same
+                self._tape.record(self, self._tape_key, response, list(response.events), hit.conversation)
         return response
 
 

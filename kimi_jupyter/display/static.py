@@ -22,7 +22,7 @@ from ..untrusted import markdown_text, markdown_to_html, safe_markdown
 from .base import TurnMeta
 from .fmt import final_state, preview, reasoning_title, step_summary, turn_usage_line, usage_cells
 
-__all__ = ["final_bundle", "html_bundle", "markdown_bundle", "plain_text"]
+__all__ = ["final_bundle", "final_metadata", "html_bundle", "markdown_bundle", "plain_text"]
 
 _MUTED = "opacity:.75;font-size:88%"
 _BOX = "border-left:3px solid rgba(127,127,127,.45);padding:2px 0 2px 10px;margin:4px 0"
@@ -54,6 +54,15 @@ def final_bundle(response: Response, meta: TurnMeta) -> dict[str, Any]:
         "text/markdown": markdown_bundle(response, meta),
         "text/plain": plain_text(response, meta),
     }
+
+
+def final_metadata(response: Response) -> dict[str, Any]:
+    """The display metadata of a turn's final output: where it came from (model, live or
+    replayed, the recording entry, cost; `kimi_jupyter.recording.Provenance`) under the
+    ``kimi_jupyter`` key, which nbformat saves with the output (no frontend needed). Empty
+    for a response that did not come from a turn."""
+    provenance = getattr(response, "provenance", None)
+    return provenance.metadata() if provenance is not None else {}
 
 
 def _ending(response: Response) -> tuple[str, str] | None:
