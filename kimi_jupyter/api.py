@@ -176,7 +176,9 @@ def schema_retry(schema: Any, request: TurnRequest, response: Response) -> TurnR
         return None
     content = schema.retry_prompt(problem, response.text, None if request.history else request.content)
     # A plain follow-up: no tools run again, nothing replayed from the cache.
-    return dataclasses.replace(request, content=content, context=[], wire={}, cache=False, strategy=None)
+    # In a %%kimi cell it joins that cell's exchange (a re-run of the cell replaces both).
+    return dataclasses.replace(request, content=content, context=[], wire={}, cache=False, strategy=None,
+                               cell_follow_up=True)
 
 
 def schema_result(schema: Any, response: Response) -> Response:

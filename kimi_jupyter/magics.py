@@ -241,6 +241,7 @@ class KimiMagics(Magics):
                   **({"schema": schema.json_schema} if schema is not None else {})},
             cache=True if args.cache else None,
             strategy=strategy,
+            **self._cell_key(),  # a re-run of this cell replaces its exchange
             # documents (system messages), notices and partial mode's prefill
             **request_extras(self._media, web_notices, prefill_options(args.format, args.prefill, settings)),
         )
@@ -262,6 +263,27 @@ class KimiMagics(Magics):
             return self._fail(response.error, settings.keep_going, shown=True)
         self._after(response, args.format, schema)
         return None
+
+    def _cell_key(self) -> dict[str, Any]:
+        """``TurnRequest.cell`` and ``cell_label``: the frontend's id of this cell (cell_id.py)."""
+        from .cell_id import current_cell_id
+
+        cell = current_cell_id(self.shell)
+        count = getattr(self.shell, "execution_count", None)
+        return {"cell": cell, "cell_label": f"In [{count}]" if cell and isinstance(count, int) else None}
+
+    def forget_deleted_cells(self, *_: Any) -> None:
+        """Before any cell runs: the exchanges of %%kimi cells deleted in the notebook since
+        (JupyterLab's ``deletedCells``) leave the conversation and its transcript."""
+        from .cell_id import deleted_cell_ids
+
+        deleted = deleted_cell_ids(self.shell)
+        if deleted:
+            from .transcript import transcript_for
+
+            session = self.session
+            session.conversation.forget(deleted)
+            transcript_for(session.notebook).forget(set(deleted))
 
     def _schema(self, name: str) -> Any:
         """The `structured.Schema` of the notebook variable ``name`` (raises a one-line error)."""
@@ -343,20 +365,13 @@ class KimiMagics(Magics):
     # -- %kimi ---------------------------------------------------------------------------
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
-        """%kimi help | reset | history | usage | config | models | balance | cache [info|clear]
-        | files [list|clear] | fix | export PATH | record FILE | mcp [restart|stop]"""
+        """%kimi COMMAND: `%kimi help` lists the commands (from `line_commands()`)."""
         command, _, rest = line.strip().partition(" ")
-        handler = {
-            "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
-            "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
-            "files": self._files, "fix": self._fix, "export": self._export, "balance": self._balance,
-            "record": self._record, "mcp": self._mcp,
-        }.get(command)
-        if handler is None:
-            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
-                 "| balance | cache | files | fix | export | record | mcp")
+        commands = line_commands()
+        if (command or "help") not in commands.parsers:
+            _say(f"Unknown %kimi command {command!r}. Use: %kimi {' | '.join(commands.names)}")
             return None
-        return handler(rest.strip())
+        return getattr(self, f"_{command or 'help'}")(rest.strip())  # the command `x` runs `_x`
 
     def _record(self, rest: str) -> None:
         """``%kimi record FILE | --stop``: name the recording (kimi_jupyter/recording.py)."""
@@ -418,7 +433,7 @@ class KimiMagics(Magics):
         print(f"Exported {count} turn{'' if count == 1 else 's'} of the {what} to {target}.")
 
     def _help(self, _: str) -> None:
-        print(HELP)
+        print(help_text())
 
     def _reset(self, _: str) -> None:
         self.session.reset()
@@ -518,37 +533,56 @@ class KimiMagics(Magics):
                             settings.model_overrides))
 
 
-HELP = """\
-kimi_jupyter: Kimi K2.5 in this notebook.
+def line_commands() -> Any:
+    """The ``%kimi COMMAND`` parser (`magic_help.LineCommands`): a command ``x`` runs
+    ``KimiMagics._x`` with the rest of the line, and ``%kimi help`` lists it with its help and
+    arguments (help texts shown as written; the arguments' ``help=`` as argparse shows them)."""
+    from .magic_help import LineCommands
 
-%%kimi [options]          the cell is the prompt; the answer streams below it
-  -m MODEL                model for this cell            --think / --no-think
-  -f markdown|code|text|json  code: the generated code goes into a new cell below
-  --new                   start a fresh conversation     --max-tokens N
-  --system TEXT           system prompt                  --cells N  attach the last N cells
-  --plot                  attach the previous cell's plot(s)
-  --no-rules              don't send the project rules (AGENTS.md, .kimi/rules.md) with this cell
-  --agent                 Kimi may call run_python / get_variable / list_variables here;
-                          code runs only after you approve it (--yes: without asking; --web: web search)
-  --cache                 replay an unchanged request from the on-disk cache (no request, no bill)
-  --prefill TEXT          start the answer with TEXT (partial mode; -f code/json prefill a fence / {)
-  {name}                  insert a variable (DataFrame summary, figure/image, video path, text,
-                          document path: pdf/docx/xlsx/pptx/txt/md as a system message)
-  {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
+    line = LineCommands()
+    line.add("help", "this help")
+    line.add("reset", "forget the conversation: the next %%kimi cell starts fresh")
+    line.add("history", "the conversation as it stands: one exchange per %%kimi cell (a re-run replaces it)")
+    line.add("usage", "tokens and cost of this session (and the server's rate limits, web searches)")
+    line.add("config", "every setting's effective value and where it came from")
+    line.add("models", "the models the server lists: context window, price, inputs")
+    line.add("balance", "the account's balance (Moonshot's platforms)")
+    line.add("cache", "the on-disk response cache: its size, or clear it").add_argument(
+        "action", nargs="?", choices=["info", "clear"], default="info")
+    line.add("files", "files this session uploaded to the provider's Files API: list them, or delete them").add_argument(
+        "action", nargs="?", choices=["list", "clear"], default="list")
+    line.add("fix", "after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)").add_argument(
+        "--cell-id", metavar="ID", help="the cell to fix (the Fix with Kimi button sends it)")
+    export = line.add("export", "write the conversation to PATH.md or PATH.ipynb")
+    export.add_argument("path", metavar="PATH")
+    export.add_argument("--sidebar", action="store_true", help="the chat sidebar's conversation instead of the cells'")
+    from .recording import record_parser
 
-%kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
-%kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
-%kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
-%kimi record FILE         record every turn to FILE (JSON lines); KIMI_REPLAY=only replays them without a key
-%kimi mcp [restart|stop]  MCP servers (.kimi/mcp.json, ~/.kimi/mcp.json, Kimi.mcp_config): state and tools
-_kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
-%config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
-Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""
+    line.add("record", "record every turn to FILE (JSON lines); KIMI_REPLAY=only replays them without a key",
+             parser=record_parser())
+    line.add("mcp", "MCP servers (.kimi/mcp.json, ~/.kimi/mcp.json, Kimi.mcp_config): their state and tools; "
+                    "restart starts them again, stop stops them").add_argument(
+        "action", nargs="?", choices=["list", "restart", "stop"], default="list")
+    return line
+
+
+def help_text() -> str:
+    """``%kimi help``: generated from the ``%%kimi`` and ``%kimi`` parsers (`magic_help`)."""
+    from .magic_help import help_text as generate
+
+    return generate(KimiMagics.kimi.parser, line_commands(), "kimi_jupyter: Kimi in this notebook.")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HELP":  # the text `%kimi help` prints
+        return help_text()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
     magics = KimiMagics(ipython)
     ipython.register_magics(magics)
+    ipython.events.register("pre_run_cell", magics.forget_deleted_cells)  # the conversation follows the cells
     if magics.configurable not in ipython.configurables:
         ipython.configurables.append(magics.configurable)
 
@@ -559,5 +593,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     for magics in list(ipython.magics_manager.registry.values()):
         if isinstance(magics, KimiMagics):
             magics.plots.uninstall()
+            try:
+                ipython.events.unregister("pre_run_cell", magics.forget_deleted_cells)
+            except ValueError:  # not registered (loaded before this hook existed)
+                pass
             if magics.configurable in ipython.configurables:
                 ipython.configurables.remove(magics.configurable)

@@ -143,6 +143,13 @@ class TurnRequest:
     context: list[dict[str, Any]] = field(default_factory=list)
     # Client options of the first request: prefill (partial mode), notices shown first.
     wire: dict[str, Any] = field(default_factory=dict)
+    # The notebook cell this turn answers (the frontend's cell id), and its label ("In [4]"):
+    # its exchange replaces that cell's earlier one in place (`Conversation.place`). None: appended.
+    cell: str | None = None
+    cell_label: str | None = None
+    # A follow-up in the same cell (the schema retry): sent the history through the cell's
+    # exchange, and added to it instead of replacing it.
+    cell_follow_up: bool = False
 
     @property
     def silent(self) -> bool:
@@ -208,7 +215,9 @@ class Turn:
         s = self.settings
         system = self._system()
         if self.request.history:
-            history, tokens, size = self.chat.conversation.sized_request(s.history_budget, system)
+            cell, follow_up = self.request.cell, self.request.cell_follow_up
+            history, tokens, size = self.chat.conversation.sized_request(
+                s.history_budget, system, before=None if follow_up else cell, through=cell if follow_up else None)
         else:
             history = [{"role": "system", "content": system}] if system else []
             tokens = sum(estimate_message_tokens(m) for m in history)
@@ -513,11 +522,13 @@ class Turn:
             self.chat.last = response
         conversation = self.chat.conversation
         before = len(conversation)
+        added: list[dict[str, Any]] = []
         if self.request.history:
             self._remember(response)
+            added = conversation.place(before, self.request.cell, self.request.cell_label,
+                                       join=self.request.cell_follow_up)
             conversation.compact(self.settings.history_budget)
         if self._recorded is not None and response.error is None and response.done:
-            added = conversation.messages[before:] if len(conversation) >= before else []
             if self._cache is not None:
                 self._cache.store(self._key, self._recorded, added)
             if self._tape is not None:
@@ -590,7 +601,11 @@ class Turn:
             self.renderer.finish(response)
         finally:
             if self.request.history:
-                self.chat.conversation.extend(hit.conversation)
+                conversation = self.chat.conversation
+                before = len(conversation)
+                conversation.extend(hit.conversation)
+                conversation.place(before, self.request.cell, self.request.cell_label,
+                                   join=self.request.cell_follow_up)
             self.session.ledger.add("replayed", Usage.not_reported())
             if not self.request.silent:
                 self.chat.last = response
