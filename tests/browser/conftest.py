@@ -59,7 +59,7 @@ def _missing() -> str | None:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "playwright is not installed (run .ci/setup-browser)"
-    listed = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"],
+    listed = subprocess.run([sys.executable, "-m", "jupyterlab.labextensions", "list"],
                             capture_output=True, text=True, timeout=60)
     if "kimi-jupyter" not in listed.stdout + listed.stderr:
         return "the kimi-jupyter lab extension is not built/installed (run .ci/build-labextension)"
@@ -185,7 +185,9 @@ def _server(app: str, sim: Any, base: Path) -> Iterator[Lab]:
     log = log_path.open("w")
     prefix = "LabApp" if app == "lab" else "JupyterNotebookApp"
     cmd = [
-        sys.executable, "-m", "jupyter", app, "--no-browser",
+        # The app's own module, not `-m jupyter lab`: jupyter_core looks the subcommand up on
+        # PATH first, so another environment's jupyter-lab would serve its own extensions.
+        sys.executable, "-m", "jupyterlab" if app == "lab" else "notebook", "--no-browser",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
         f"--{prefix}.news_url=None", f"--{prefix}.expose_app_in_browser=True",
