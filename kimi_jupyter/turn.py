@@ -28,6 +28,7 @@ from .cache import ResponseCache, request_key
 from .client.size import check_request_size
 from .conversation import assistant_message, estimate_message_tokens
 from .events import INTERRUPTED_KIND, Done, Event, Failed, Notice, TextDelta, Usage, format_cost
+from .kernel_status import busy_while_kimi_runs
 from .response import Response
 from .secrets import key_notice_once
 from .sizes import json_bound
@@ -511,17 +512,18 @@ def run_turn(session: Session, request: TurnRequest, renderer: Renderer) -> Resp
     client = session.client(request.settings)
     interrupted = False
     try:
-        more = True
-        while more:
-            stream = client.stream_chat(turn.messages(), tools=turn.tools(),
-                                        response_format=request.response_format, **turn.wire())
-            handle = turn.begin(stream.response)
-            try:
-                for event in stream:
-                    handle(event)
-            finally:
-                stream.close()  # closes the HTTP response now, not at garbage collection
-            more = turn.step_done(stream.response)
+        with busy_while_kimi_runs():  # the status bar says busy while the turn runs
+            more = True
+            while more:
+                stream = client.stream_chat(turn.messages(), tools=turn.tools(),
+                                            response_format=request.response_format, **turn.wire())
+                handle = turn.begin(stream.response)
+                try:
+                    for event in stream:
+                        handle(event)
+                finally:
+                    stream.close()  # closes the HTTP response now, not at garbage collection
+                more = turn.step_done(stream.response)
     except KeyboardInterrupt:
         interrupted = True
         turn.interrupted()

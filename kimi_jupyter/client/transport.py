@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any
 
 import httpx
@@ -38,7 +38,7 @@ from ..response import Response
 from ..settings import Settings
 from .bounded import StreamGuard, araw_chunks, aread_capped, html_error, raw_chunks, read_capped
 from .chunks import TurnState
-from .pool import capped_reads, tuned_async_client, tuned_sync_client
+from .connection import async_http, drain_sync, head_deadline, send_async, send_sync, sync_http
 from .reader import StreamReader
 from .request import AsyncSentBody, SentBody, auth_headers, build_payload, encode_body, json_headers
 from .retry import backoff_delay, from_transport_error, should_retry
@@ -56,11 +56,6 @@ def _unlink(resp: httpx.Response | None) -> None:
     a 10,000-row run otherwise held a few thousand dead requests at a time."""
     if resp is not None and resp.is_closed:
         resp.stream = _CLOSED_STREAM
-
-
-def _timeout(settings: Settings) -> httpx.Timeout:
-    return httpx.Timeout(connect=settings.timeout_connect, read=settings.timeout_read,
-                         write=settings.timeout_read, pool=settings.timeout_connect)
 
 
 SIMULATED = Notice("Simulated reply: this answer comes from the bundled Kimi simulator, not from Kimi.", "info")
@@ -308,7 +303,7 @@ class KimiClient(_Base):
     def __init__(self, settings: Settings, *, http: httpx.Client | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         super().__init__(settings)
-        self._http = http or tuned_sync_client(timeout=_timeout(settings))
+        self._http = http or sync_http(settings)
         self._sleep = sleep
 
     def close(self) -> None:
@@ -354,17 +349,19 @@ class KimiClient(_Base):
             state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
             sent = SentBody(body)  # its bytes are released when this attempt ends
             resp = None
+            handed = False
             try:
-                with self._http.stream("POST", url, content=sent, headers=headers, follow_redirects=False) as resp:
-                    self._check_status(resp)
-                    if resp.status_code >= 400:
-                        raise self._error_of(resp, read_capped(resp, self._error_limit(), keep_head=True))
-                    answer = None if stream else read_capped(resp, self.settings.max_response_bytes)
-                    for event in self._opened(resp, stream, state, answer):
-                        feed(event)
-                        yield event
-                    if stream:
-                        yield from self._stream_body(resp, state, response, url)
+                resp = send_sync(self._http, self._http.build_request("POST", url, content=sent, headers=headers),
+                                 head_deadline(self.settings), self._host(url))
+                self._check_status(resp)
+                if resp.status_code >= 400:
+                    raise self._error_of(resp, read_capped(resp, self._error_limit(), keep_head=True))
+                answer = None if stream else read_capped(resp, self.settings.max_response_bytes)
+                for event in self._opened(resp, stream, state, answer):
+                    feed(event)
+                    yield event
+                if stream:
+                    handed = yield from self._stream_body(resp, state, response, url)
                 return
             except KimiError as error:
                 failure = error
@@ -372,6 +369,8 @@ class KimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             finally:
                 sent.release()
+                if resp is not None and not handed:
+                    resp.close()
                 _unlink(resp)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
@@ -389,8 +388,9 @@ class KimiClient(_Base):
             self._sleep(wait)
 
     def _stream_body(self, resp: httpx.Response, state: TurnState, response: Response,
-                     url: str) -> Iterator[Event]:
-        """The SSE body: events fed to ``response`` and yielded, ending with `Done`."""
+                     url: str) -> Generator[Event, None, bool]:
+        """The SSE body: events fed to ``response`` and yielded, ending with `Done`; returns
+        True when ``resp`` was handed to `drain_sync` (which closes it)."""
         reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
         read = reader.read
         guard = self._guard(resp, url)
@@ -408,14 +408,16 @@ class KimiClient(_Base):
             else:
                 tick(content)
                 continue
-            _drain_sync(resp, chunks)
-            break
-        else:
-            for line in guard.close():
-                if reader.read(line) is None:
-                    break
+            yield from reader.close()
+            yield from reader.finish()
+            drain_sync(resp, chunks)
+            return True
+        for line in guard.close():
+            if reader.read(line) is None:
+                break
         yield from reader.close()
         yield from reader.finish()
+        return False
 
     def list_models(self) -> list[str]:
         return _model_ids(self.model_entries())
@@ -459,7 +461,7 @@ class AsyncKimiClient(_Base):
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None,
                  sleep: Callable[[float], Any] = asyncio.sleep):
         super().__init__(settings)
-        self._http = http or tuned_async_client(timeout=_timeout(settings))
+        self._http = http or async_http(settings)
         self._sleep = sleep
 
     async def aclose(self) -> None:
@@ -505,42 +507,43 @@ class AsyncKimiClient(_Base):
             sent = AsyncSentBody(body)  # its bytes are released when this attempt ends
             resp = None
             try:
-                async with self._http.stream("POST", url, content=sent, headers=headers,
-                                             follow_redirects=False) as resp:
-                    self._check_status(resp)
-                    if resp.status_code >= 400:
-                        raise self._error_of(resp, await aread_capped(resp, self._error_limit(), keep_head=True))
-                    answer = None if stream else await aread_capped(resp, self.settings.max_response_bytes)
-                    for event in self._opened(resp, stream, state, answer):
-                        feed(event)
-                        yield event
-                    if stream:
-                        reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
-                        guard = self._guard(resp, url)
-                        finished = False
-                        chunks = araw_chunks(resp)
-                        async for lines in guard.abatches(chunks):
-                            content = False
-                            for line in lines:
-                                events = reader.read(line)
-                                if events is None:
-                                    finished = True
-                                    break
-                                if events:
-                                    content = True
-                                    for event in events:
-                                        yield event
-                            if finished:
+                resp = await send_async(self._http, self._http.build_request("POST", url, content=sent,
+                                                                            headers=headers),
+                                        head_deadline(self.settings), self._host(url))
+                self._check_status(resp)
+                if resp.status_code >= 400:
+                    raise self._error_of(resp, await aread_capped(resp, self._error_limit(), keep_head=True))
+                answer = None if stream else await aread_capped(resp, self.settings.max_response_bytes)
+                for event in self._opened(resp, stream, state, answer):
+                    feed(event)
+                    yield event
+                if stream:
+                    reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
+                    guard = self._guard(resp, url)
+                    finished = False
+                    chunks = araw_chunks(resp)
+                    async for lines in guard.abatches(chunks):
+                        content = False
+                        for line in lines:
+                            events = reader.read(line)
+                            if events is None:
+                                finished = True
                                 break
-                            guard.tick(content)
-                        if not finished:
-                            for line in guard.close():
-                                if reader.read(line) is None:
-                                    break
-                        else:
-                            await _drain(chunks)
-                        for event in reader.close() + reader.finish():
-                            yield event
+                            if events:
+                                content = True
+                                for event in events:
+                                    yield event
+                        if finished:
+                            break
+                        guard.tick(content)
+                    if not finished:
+                        for line in guard.close():
+                            if reader.read(line) is None:
+                                break
+                    else:
+                        await _drain(chunks)
+                    for event in reader.close() + reader.finish():
+                        yield event
                 return
             except KimiError as error:
                 failure = error
@@ -548,6 +551,8 @@ class AsyncKimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             finally:
                 sent.release()
+                if resp is not None:
+                    await resp.aclose()
                 _unlink(resp)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
@@ -604,25 +609,6 @@ async def _drain(chunks: Any, limit: int = 64 * 1024, seconds: float = 0.25) -> 
         return await asyncio.wait_for(rest(), seconds)
     except (asyncio.TimeoutError, httpx.HTTPError, KimiError):
         return False
-
-
-def _drain_sync(resp: httpx.Response, chunks: Iterator[bytes], limit: int = 64 * 1024,
-                seconds: float = 0.25) -> bool:
-    """`_drain` for the sync client: each read capped to ``seconds`` (`pool.capped_reads`),
-    the whole at most about twice that. Without a cappable connection nothing is read."""
-    deadline = time.monotonic() + seconds
-    with capped_reads(resp, seconds) as capped:
-        if not capped:
-            return False
-        read = 0
-        try:
-            for raw in chunks:
-                read += len(raw)
-                if read > limit or time.monotonic() > deadline:
-                    return False
-        except (httpx.HTTPError, KimiError):
-            return False
-    return True
 
 
 def _model_ids(body: Any) -> list[str]:
