@@ -19,6 +19,8 @@ or CancelledError goes on so a "run all" stops.
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -155,6 +157,7 @@ class Turn:
         self.renderer = renderer if request.silent else recording(self.chat, request, renderer)
         self.user = {"role": "user", "content": request.content}
         self.base, self.history_tokens = self._base_messages()
+        self.server_count: int | None = None  # the server's token count of ``user``, when counted ahead
         self.total: Response | None = None  # plain turns: the stream's own snapshot
         self.steps = 0
         self.added: list[dict[str, Any]] = []  # tool-step messages this turn adds
@@ -246,9 +249,12 @@ class Turn:
         price = s.price()
         currency = price.currency if price else None
         estimated_by = "estimated locally"
-        if self._near_a_limit(tokens) and _has_media(self.request.content):
+        if self.wants_server_count():
             try:  # the server's own count of what is new, where the provider offers it
-                tokens = self.history_tokens + self.session.client(s).estimate_tokens([self.user])
+                counted = self.server_count  # the async driver counts before open(), off the loop's back
+                if counted is None:
+                    counted = self.session.client(s).estimate_tokens([self.user])
+                tokens = self.history_tokens + counted
                 estimated_by = "counted by the server"
             except Exception:  # any failure: keep the local estimate
                 pass
@@ -289,6 +295,11 @@ class Turn:
             self._before.append(Notice(f"Pre-flight: this prompt is about {tokens:,} tokens ({estimated_by}){priced}.",
                                        "info"))
         return None
+
+    def wants_server_count(self) -> bool:
+        """Whether `_guard` asks the server to count the new message's tokens."""
+        tokens = self.history_tokens + estimate_message_tokens(self.user)
+        return self._near_a_limit(tokens) and _has_media(self.request.content)
 
     def _near_a_limit(self, tokens: int) -> bool:
         """Whether the local estimate is close enough to a limit to ask the server."""
@@ -541,10 +552,13 @@ async def arun_turn(session: Session, request: TurnRequest, renderer: Renderer) 
     import asyncio
 
     turn = Turn(session, request, renderer)
+    client = session.aclient(request.settings)
+    if turn.wants_server_count():  # the guard's server count, awaited here: no blocking call on the loop
+        with contextlib.suppress(Exception):
+            turn.server_count = await client.estimate_tokens([turn.user])
     done = turn.open()
     if done is not None:
         return done
-    client = session.aclient(request.settings)
     try:
         more = True
         while more:

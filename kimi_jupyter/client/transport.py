@@ -28,11 +28,12 @@ from ..errors import (
     KimiError,
     MalformedResponseError,
     ModelNotFoundError,
+    OverloadedError,
     RateLimitError,
     RedirectError,
     error_from_response,
 )
-from ..events import Event, Failed, Notice, Retrying
+from ..events import Cause, Event, Failed, Notice, Retrying
 from ..ratelimit import rate_limits
 from ..response import Response
 from ..settings import Settings
@@ -43,7 +44,7 @@ from .reader import StreamReader
 from .request import AsyncSentBody, SentBody, auth_headers, build_payload, encode_body, json_headers
 from .retry import backoff_delay, from_transport_error, should_retry
 
-__all__ = ["KimiClient", "AsyncKimiClient", "EventStream", "AsyncEventStream"]
+__all__ = ["KimiClient", "AsyncKimiClient", "EventStream", "AsyncEventStream", "quote"]
 
 
 _CLOSED_STREAM = httpx.ByteStream(b"")
@@ -61,11 +62,17 @@ def _unlink(resp: httpx.Response | None) -> None:
 SIMULATED = Notice("Simulated reply: this answer comes from the bundled Kimi simulator, not from Kimi.", "info")
 
 
+def cause_of(error: KimiError, billed: bool = False) -> Cause:
+    """The structured cause of a failure (what policy decides on: never the message)."""
+    return Cause(type(error).__name__, error.status, error.retry_after, billed,
+                 isinstance(error, (RateLimitError, OverloadedError)))
+
+
 def _failed(error: KimiError, partial: bool, retries: int = 0) -> Failed:
     message = str(error)
     if retries and error.retryable and not partial:  # shown live; the saved output must say they were bounded
         message += f" (gave up after {retries} {'retry' if retries == 1 else 'retries'})"
-    return Failed(message, type(error).__name__, partial=partial)
+    return Failed(message, type(error).__name__, partial=partial, cause=cause_of(error, partial))
 
 
 def _error_chunk(chunk: dict[str, Any]) -> dict[str, Any] | None:
@@ -187,7 +194,10 @@ class _Base:
                             "info")
 
     def _handle_data(self, data: str, state: TurnState) -> list[Event]:
-        """The events of one SSE data payload (a list: this runs once per token)."""
+        """The events of one SSE data payload (a list: this runs once per token). An empty
+        payload (``data:`` lines with nothing on them, a keep-alive) is no event at all."""
+        if not data.strip():
+            return []
         try:
             chunk = json.loads(data)
         except ValueError:
@@ -277,6 +287,20 @@ class _Base:
         if isinstance(last, dict) and last.get("partial") is True and isinstance(last.get("content"), str):
             return last["content"] or None
         return None
+
+    def _exchange(self, method: str, path: str, kw: dict[str, Any]) -> tuple[httpx.Request, dict[str, Any]]:
+        """The request of a core call and its read options. ``kw``: ``json``, ``files``,
+        ``data`` (the body, as httpx takes them), ``limit`` (bytes, default
+        ``max_response_bytes``), ``sink`` (a binary file the body goes to), ``deadline``
+        (seconds for the whole body), ``what`` (named in errors), ``error`` (maps an error
+        reply: ``(response, body) -> KimiError``)."""
+        options = {"limit": kw.pop("limit", None) or self.settings.max_response_bytes, "sink": kw.pop("sink", None),
+                   "what": kw.pop("what", "reply"), "error": kw.pop("error", None) or self._error_of}
+        seconds = kw.pop("deadline", None)
+        options["deadline"] = None if seconds is None else time.monotonic() + seconds
+        headers = auth_headers(self.settings.require_key())
+        url = self.settings.api_base.rstrip("/") + path
+        return self._http.build_request(method, url, headers=headers, **kw), options
 
     def _learn(self, body: Any) -> list[dict[str, Any]]:
         from ..models import registry
@@ -382,7 +406,7 @@ class KimiClient(_Base):
                     feed(event)
                     yield event
                 return
-            retrying = Retrying(attempt, wait, str(failure))
+            retrying = Retrying(attempt, wait, str(failure), cause_of(failure))
             feed(retrying)
             yield retrying
             self._sleep(wait)
@@ -403,7 +427,7 @@ class KimiClient(_Base):
                 if events is None:
                     break
                 if events:
-                    content = True
+                    content = content or type(events[0]) is not Notice  # a skipped chunk is no answer
                     yield from events
             else:
                 tick(content)
@@ -424,7 +448,7 @@ class KimiClient(_Base):
 
     def model_entries(self) -> list[dict[str, Any]]:
         """The server's ``/models`` entries; the model registry learns from them."""
-        return self._learn(self._get("/models"))
+        return self._learn(self.call("GET", "/models"))
 
     def _listed_or_none(self) -> list[str] | None:
         try:
@@ -433,27 +457,47 @@ class KimiClient(_Base):
             return None
 
     def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
-        body = self._post("/tokenizers/estimate-token-count", {"model": self.settings.model, "messages": messages})
-        return int((body.get("data") or {}).get("total_tokens") or 0)
+        return _total_tokens(self.call("POST", "/tokenizers/estimate-token-count",
+                                       json={"model": self.settings.model, "messages": messages}))
 
-    def _get(self, path: str) -> Any:
-        return self._call("GET", path, None)
+    # -- the core: every call that is not a chat stream --------------------------------------
+    def call(self, method: str, path: str, *, parse: bool = True, **kw: Any) -> Any:
+        """``method path`` (``path`` under the API base, ids already `quoted <quote>`), retried
+        as chat requests are; the decoded JSON reply, or with ``parse=False`` the body bytes
+        (with ``sink=`` written there instead). See `_Base.exchange` for the options."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                body, resp = self.once(method, path, **kw)
+                return self._body_json(body, resp) if parse else body
+            except KimiError as error:
+                wait = self._retry_plan(error, attempt, False)
+                if wait is None:
+                    raise
+            self._sleep(wait)
 
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
-        return self._call("POST", path, body)
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
-        key = self.settings.require_key()
-        url = self.settings.api_base + path
+    def once(self, method: str, path: str, **kw: Any) -> tuple[bytearray, httpx.Response]:
+        """One attempt of `call`: the body and the (closed) response, or a `KimiError`."""
+        request, options = self._exchange(method, path, kw)
+        resp = None
         try:
-            with self._http.stream(method, url, json=body, headers=auth_headers(key),
-                                   follow_redirects=False) as resp:
-                self._check_status(resp)
-                if resp.status_code >= 400:
-                    raise self._error_of(resp, read_capped(resp, self._error_limit(), keep_head=True))
-                return self._body_json(read_capped(resp, self.settings.max_response_bytes), resp)
+            resp = send_sync(self._http, request, head_deadline(self.settings), self._host(request.url))
+            self._check_status(resp)
+            if resp.status_code >= 400:
+                raise options["error"](resp, read_capped(resp, self._error_limit(), keep_head=True))
+            if options["sink"] is not None:
+                options["sink"].seek(0)
+                options["sink"].truncate()  # what an earlier attempt wrote
+            return read_capped(resp, options["limit"], what=options["what"], sink=options["sink"],
+                               deadline=options["deadline"]), resp
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc, url, False) from None
+            raise self._transport_error(exc, str(request.url), False) from None
+        finally:
+            if resp is not None:
+                resp.close()
+                _unlink(resp)
+
 
 class AsyncKimiClient(_Base):
     """The async twin: same events, same retries, on httpx.AsyncClient."""
@@ -530,7 +574,7 @@ class AsyncKimiClient(_Base):
                                 finished = True
                                 break
                             if events:
-                                content = True
+                                content = content or type(events[0]) is not Notice
                                 for event in events:
                                     yield event
                         if finished:
@@ -564,7 +608,7 @@ class AsyncKimiClient(_Base):
                     feed(event)
                     yield event
                 return
-            retrying = Retrying(attempt, wait, str(failure))
+            retrying = Retrying(attempt, wait, str(failure), cause_of(failure))
             feed(retrying)
             yield retrying
             await self._sleep(wait)
@@ -574,23 +618,53 @@ class AsyncKimiClient(_Base):
 
     async def model_entries(self) -> list[dict[str, Any]]:
         """The server's ``/models`` entries; the model registry learns from them."""
-        key = self.settings.require_key()
-        url = self.settings.api_base + "/models"
-        try:
-            async with self._http.stream("GET", url, headers=auth_headers(key), follow_redirects=False) as resp:
-                self._check_status(resp)
-                if resp.status_code >= 400:
-                    raise self._error_of(resp, await aread_capped(resp, self._error_limit(), keep_head=True))
-                body = await aread_capped(resp, self.settings.max_response_bytes)
-                return self._learn(self._body_json(body, resp))
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, url, False) from None
+        return self._learn(await self.call("GET", "/models"))
 
     async def _listed_or_none(self) -> list[str] | None:
         try:
             return _model_ids(await self.model_entries())
         except KimiError:
             return None
+
+    async def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
+        return _total_tokens(await self.call("POST", "/tokenizers/estimate-token-count",
+                                             json={"model": self.settings.model, "messages": messages}))
+
+    # -- the core: every call that is not a chat stream --------------------------------------
+    async def call(self, method: str, path: str, *, parse: bool = True, **kw: Any) -> Any:
+        """The async twin of `KimiClient.call`."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                body, resp = await self.once(method, path, **kw)
+                return self._body_json(body, resp) if parse else body
+            except KimiError as error:
+                wait = self._retry_plan(error, attempt, False)
+                if wait is None:
+                    raise
+            await self._sleep(wait)
+
+    async def once(self, method: str, path: str, **kw: Any) -> tuple[bytearray, httpx.Response]:
+        """The async twin of `KimiClient.once`."""
+        request, options = self._exchange(method, path, kw)
+        resp = None
+        try:
+            resp = await send_async(self._http, request, head_deadline(self.settings), self._host(request.url))
+            self._check_status(resp)
+            if resp.status_code >= 400:
+                raise options["error"](resp, await aread_capped(resp, self._error_limit(), keep_head=True))
+            if options["sink"] is not None:
+                options["sink"].seek(0)
+                options["sink"].truncate()  # what an earlier attempt wrote
+            return await aread_capped(resp, options["limit"], what=options["what"], sink=options["sink"],
+                                      deadline=options["deadline"]), resp
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, str(request.url), False) from None
+        finally:
+            if resp is not None:
+                await resp.aclose()
+                _unlink(resp)
 
 
 async def _drain(chunks: Any, limit: int = 64 * 1024, seconds: float = 0.25) -> bool:
@@ -609,6 +683,19 @@ async def _drain(chunks: Any, limit: int = 64 * 1024, seconds: float = 0.25) -> 
         return await asyncio.wait_for(rest(), seconds)
     except (asyncio.TimeoutError, httpx.HTTPError, KimiError):
         return False
+
+
+def _total_tokens(body: Any) -> int:
+    data = body.get("data") if isinstance(body, dict) else None
+    return int((data or {}).get("total_tokens") or 0) if isinstance(data, dict) else 0
+
+
+def quote(part: str) -> str:
+    """An id (from the server, a state file, a user) as one path segment: it cannot add
+    segments, a query or a fragment to the URL it goes into."""
+    from urllib.parse import quote as _quote
+
+    return _quote(str(part), safe="")
 
 
 def _model_ids(body: Any) -> list[str]:
