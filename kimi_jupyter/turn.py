@@ -20,7 +20,6 @@ or CancelledError goes on so a "run all" stops.
 from __future__ import annotations
 
 import contextlib
-
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field

@@ -16,7 +16,6 @@ from kimi_jupyter.errors import (
     FileLimitError,
     FilesUnsupportedError,
     KimiError,
-    MalformedResponseError,
     RemoteFileNotFoundError,
     ResponseTooLargeError,
 )

@@ -19,7 +19,7 @@ from kimi_jupyter.errors import KimiError, KimiTimeoutError, MalformedResponseEr
 from kimi_jupyter.events import Failed, Retrying
 from kimi_jupyter.rows.live import ROW_ATTEMPTS
 
-from .test_security_wire import KEY, SSE, chunk, hostile, respond, settings
+from .test_security_wire import KEY, chunk, hostile, respond, settings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -221,7 +221,7 @@ def test_errors_are_kimi_errors_with_the_key_redacted():
         respond(conn, "401 Unauthorized", {"Content-Type": "application/json"},
                 json.dumps({"error": {"message": f"bad key {KEY}"}}).encode())
 
-    with hostile(echo_key) as server, FilesClient(settings(server.url)) as files:
-        with pytest.raises(KimiError) as caught:
-            files.list()
+    with hostile(echo_key) as server, FilesClient(settings(server.url)) as files, \
+            pytest.raises(KimiError) as caught:
+        files.list()
     assert KEY not in str(caught.value)
