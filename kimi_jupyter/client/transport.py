@@ -155,6 +155,29 @@ class _Base:
         body = encode_body(payload)
         return self.settings.chat_url, body, json_headers(key, body), [*shown, *notices], prefill
 
+    def _start(self, messages: list[dict[str, Any]], stream: bool,
+               kw: dict[str, Any]) -> tuple[tuple[str, bytes, dict[str, str], str | None] | None, list[Event], float]:
+        """``(url, body, headers, prefill)`` (None when nothing can be sent), the events that
+        come before the request, and the seconds to wait before sending it."""
+        try:
+            url, body, headers, notices, prefill = self._prepare(messages, stream, **kw)
+        except KimiError as error:
+            return None, [_failed(error, False)], 0.0
+        events: list[Event] = list(notices)
+        wait, waiting = self._wait_for_limits()
+        if waiting is not None:
+            events.append(waiting)
+        return (url, body, headers, prefill), events, wait
+
+    def _give_up(self, failure: KimiError, state: TurnState, attempt: int, listed: list[str] | None) -> list[Event]:
+        """The closing events of a turn that will not be retried (``listed``: the server's
+        models, for a model it does not know)."""
+        if isinstance(failure, ModelNotFoundError):
+            failure = self._suggest_models(failure, listed)
+        closing = state.finish(cut=True) if state.saw_content else []
+        closing.append(_failed(failure, state.saw_content, attempt - 1))
+        return closing
+
     def _http_error(self, status: int, body: str, headers: Any) -> KimiError:
         return error_from_response(status, body, headers, base_url=self.settings.base_url,
                                    model=self.settings.model, secret=self._secret)
@@ -352,21 +375,15 @@ class KimiClient(_Base):
         """Every event of the turn, each fed to ``response`` before it is yielded: the
         request, its retries, and the body (a `StreamReader` per streamed attempt)."""
         feed = response.feed
-        try:
-            url, body, headers, notices, prefill = self._prepare(messages, stream, **kw)
-        except KimiError as error:
-            failed = _failed(error, False)
-            feed(failed)
-            yield failed
+        prepared, events, wait = self._start(messages, stream, kw)
+        for event in events:
+            feed(event)
+            yield event
+        if prepared is None:
             return
-        for notice in notices:
-            feed(notice)
-            yield notice
-        wait, waiting = self._wait_for_limits()
-        if waiting is not None:
-            feed(waiting)
-            yield waiting
+        if wait:
             self._sleep(wait)
+        url, body, headers, prefill = prepared
         attempt = 0
         while True:
             attempt += 1
@@ -398,11 +415,8 @@ class KimiClient(_Base):
                 _unlink(resp)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
-                if isinstance(failure, ModelNotFoundError):
-                    failure = self._suggest_models(failure, self._listed_or_none())
-                closing = state.finish(cut=True) if state.saw_content else []
-                closing.append(_failed(failure, state.saw_content, attempt - 1))
-                for event in closing:
+                listed = self._listed_or_none() if isinstance(failure, ModelNotFoundError) else None
+                for event in self._give_up(failure, state, attempt, listed):
                     feed(event)
                     yield event
                 return
@@ -529,21 +543,15 @@ class AsyncKimiClient(_Base):
                       response: Response) -> AsyncIterator[Event]:
         """As `KimiClient._events`: every event, each fed to ``response`` before it is yielded."""
         feed = response.feed
-        try:
-            url, body, headers, notices, prefill = self._prepare(messages, stream, **kw)
-        except KimiError as error:
-            failed = _failed(error, False)
-            feed(failed)
-            yield failed
+        prepared, events, wait = self._start(messages, stream, kw)
+        for event in events:
+            feed(event)
+            yield event
+        if prepared is None:
             return
-        for notice in notices:
-            feed(notice)
-            yield notice
-        wait, waiting = self._wait_for_limits()
-        if waiting is not None:
-            feed(waiting)
-            yield waiting
+        if wait:
             await self._sleep(wait)
+        url, body, headers, prefill = prepared
         attempt = 0
         while True:
             attempt += 1
@@ -600,11 +608,8 @@ class AsyncKimiClient(_Base):
                 _unlink(resp)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
-                if isinstance(failure, ModelNotFoundError):
-                    failure = self._suggest_models(failure, await self._listed_or_none())
-                closing = state.finish(cut=True) if state.saw_content else []
-                closing.append(_failed(failure, state.saw_content, attempt - 1))
-                for event in closing:
+                listed = await self._listed_or_none() if isinstance(failure, ModelNotFoundError) else None
+                for event in self._give_up(failure, state, attempt, listed):
                     feed(event)
                     yield event
                 return
