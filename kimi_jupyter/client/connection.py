@@ -16,8 +16,8 @@ Two deadlines are kept here because httpx's timeouts are per read:
 
 * `send_sync` / `send_async`: the response head must be complete within
   ``timeout_connect + timeout_read`` of the request being sent (a server that trickles its
-  headers one byte at a time would otherwise never time out). The async twin is
-  ``asyncio.wait_for``; the sync one sends on a worker thread and waits for it with the
+  headers one byte at a time would otherwise never time out). The async twin cancels its
+  own task at the deadline; the sync one sends on a worker thread and waits for it with the
   deadline (an abandoned request is closed by its worker when it ends).
 * `drain_sync`: after ``[DONE]`` the rest of a streamed body (the chunked terminator,
   normally already read) is read on a short-lived thread, waited for at most `DRAIN_WAIT`,
@@ -151,11 +151,27 @@ def send_sync(http: httpx.Client, request: httpx.Request, seconds: float, host: 
 
 
 async def send_async(http: httpx.AsyncClient, request: httpx.Request, seconds: float, host: str) -> httpx.Response:
-    """The async twin of `send_sync`."""
+    """The async twin of `send_sync`. The deadline cancels the calling task itself (as
+    ``asyncio.timeout`` does) rather than running the send in a task of its own: an extra task
+    per request lets httpcore hand one idle connection to several requests at once."""
+    task = asyncio.current_task()
+    assert task is not None
+    fired: list[bool] = []
+
+    def expire() -> None:
+        fired.append(True)
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(seconds, expire)
     try:
-        return await asyncio.wait_for(http.send(request, stream=True, follow_redirects=False), seconds)
-    except asyncio.TimeoutError:
-        raise _head_timeout(seconds, host) from None
+        return await http.send(request, stream=True, follow_redirects=False)
+    except asyncio.CancelledError:
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+: was ours the only cancel?
+        if fired and (uncancel is None or uncancel() == 0):
+            raise _head_timeout(seconds, host) from None
+        raise
+    finally:
+        handle.cancel()
 
 
 def _read_rest(response: httpx.Response, chunks: Iterator[bytes]) -> None:
