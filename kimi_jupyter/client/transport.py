@@ -470,6 +470,10 @@ class KimiClient(_Base):
         except KimiError:
             return None
 
+    def balance(self) -> Any:
+        """The account balance body of ``GET /users/me/balance`` (Moonshot's platforms)."""
+        return self.call("GET", "/users/me/balance")
+
     def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
         return _total_tokens(self.call("POST", "/tokenizers/estimate-token-count",
                                        json={"model": self.settings.model, "messages": messages}))
@@ -630,6 +634,10 @@ class AsyncKimiClient(_Base):
             return _model_ids(await self.model_entries())
         except KimiError:
             return None
+
+    async def balance(self) -> Any:
+        """The async twin of `KimiClient.balance`."""
+        return await self.call("GET", "/users/me/balance")
 
     async def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
         return _total_tokens(await self.call("POST", "/tokenizers/estimate-token-count",

@@ -12,6 +12,12 @@ format it is the schema's smallest instance (``schemas.example``), as compact JS
 On a model with thinking effort levels (``models.py``) the reasoning grows with the effort
 (low < high < max) and the answer says which effort was in force. :func:`forced_call` is
 the call a request with ``tool_choice: "required"`` gets.
+
+The stand-in ends by saying how to get real answers: a key (`KEY_HINT`). Two kinds of
+prompt get a fitting answer instead of it: a fix request (``%kimi fix``, "Fix with Kimi")
+gets a minimal fix of that cell or a plain "no fix" (``demo_fix.py``), never the example
+code; a classification prompt gets one of the labels it offers (``demo_labels.py``), so
+``map()`` fills its column with categories.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .demo_fix import fix_reply, is_fix_prompt
+from .demo_labels import classify
 from .replies import Conversation, Reply, ToolCall
 from .schemas import example
 from .tokens import Media
@@ -36,6 +44,9 @@ _EXAMPLE_CODE = '''def summarize(values):
 
 
 print(summarize([3, 1, 4, 1, 5, 9, 2, 6]))'''
+#: How to get real answers: what a user of the demo needs is a key, not another URL.
+KEY_HINT = ("For real answers from Kimi, set your key: `export MOONSHOT_API_KEY=sk-...` (or a line "
+            "`MOONSHOT_API_KEY=sk-...` in `notebooks/.env`) and start `.ci/lab` again.")
 # Steps of thought added for each effort level (low < high < max).
 _EFFORT_STEPS = (
     "First I note what the question asks for and what it leaves open.",
@@ -157,6 +168,12 @@ def demo_reply(
     the thinking effort in force (None: the model has no levels), ``schema`` a
     ``json_schema`` response format's schema."""
     question = conv.last_user_text
+    if not json_mode and schema is None and not tools and conv.tool_result_name is None:
+        if is_fix_prompt(question):
+            return fix_reply(question, BANNER, thinking=thinking)
+        label = classify(question)
+        if label is not None:
+            return Reply(text=label, reasoning=f"A classification: the text fits {label!r} best." if thinking else "")
     user_media = [m for m in media if conv.messages[m.message_index].get("role") == "user"]
     images = [m for m in user_media if m.kind == "image"]
     videos = [m for m in user_media if m.kind == "video"]
@@ -203,5 +220,5 @@ def demo_reply(
             _EXAMPLE_CODE,
             "```",
         ]
-    lines += ["", "Point `KIMI_BASE_URL` at a real Kimi endpoint to get real answers."]
+    lines += ["", KEY_HINT]
     return Reply(text="\n".join(lines), reasoning=reasoning)
