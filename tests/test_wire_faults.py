@@ -225,3 +225,32 @@ def test_errors_are_kimi_errors_with_the_key_redacted():
             pytest.raises(KimiError) as caught:
         files.list()
     assert KEY not in str(caught.value)
+
+
+def test_the_async_driver_makes_no_blocking_call_for_the_guard(kimi_sim, monkeypatch):
+    """The guard's balance (a budget 80% spent) is fetched by the async driver with the async
+    client: the sync client, whose call would block the event loop, is never asked."""
+    from kimi_jupyter.session import Session
+    from kimi_jupyter.settings import resolve_settings
+    from kimi_jupyter.testing import Reply
+    from kimi_jupyter.turn import NullRenderer, TurnRequest, arun_turn
+
+    session = Session()
+    kimi_sim.queue(Reply(text="first", usage={"prompt_tokens": 1_000_000, "completion_tokens": 0}),
+                   Reply(text="second"))
+    settings = resolve_settings(explicit={"base_url": kimi_sim.base_url, "api_key": "sk-test-simulator",
+                                          "provider": "moonshot-intl", "model": "kimi-k3", "budget": 3.5},
+                                environ={})
+
+    def blocking(*args, **kwargs):
+        raise AssertionError("a sync client was asked for on the event loop")
+
+    async def two() -> object:
+        await arun_turn(session, TurnRequest("one", settings), NullRenderer())
+        monkeypatch.setattr(Session, "client", blocking)
+        return await arun_turn(session, TurnRequest("two", settings), NullRenderer())
+
+    response = asyncio.run(two())
+    assert response.error is None, response.error
+    (notice,) = [n for n in response.notices if "of the session budget" in n]
+    assert "Balance: available $" in notice
