@@ -95,10 +95,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
     load(ipython)
     register(ipython)  # the JupyterLab sidebar's comm target; a no-op outside a kernel
-    from .kernel_status import keep_busy_while_running
     from .warmup import start as warm_up
 
-    keep_busy_while_running(ipython)  # the status bar says busy for as long as a cell runs
     warm_up(ipython)  # the first %%kimi cell finds httpx, ipywidgets and the engine loaded
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union, get_args
 
 __all__ = [
+    "Cause",
     "ReasoningDelta",
     "TextDelta",
     "ToolCallRequested",
@@ -203,12 +204,27 @@ def format_cost(cost: float, currency: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class Cause:
+    """Why a request failed, as data (policy reads this, never the message): ``kind`` (the
+    error class), the HTTP ``status``, the server's ``retry_after`` in seconds, ``billed``
+    (the server had produced part of an answer, so tokens were spent) and ``throttle`` (a
+    rate limit or overload: the same request may succeed later)."""
+
+    kind: str = "KimiError"
+    status: int | None = None
+    retry_after: float | None = None
+    billed: bool = False
+    throttle: bool = False
+
+
+@dataclass(frozen=True)
 class Retrying:
     """The request failed in a retryable way and will be tried again after ``wait`` s."""
 
     attempt: int
     wait: float
     reason: str
+    cause: Cause | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -240,6 +256,7 @@ class Failed:
     kind: str = "KimiError"
     partial: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    cause: Cause | None = field(default=None, compare=False)  # set by the client for wire failures
 
 
 Event = Union[
@@ -266,6 +283,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
         return {"text": event.text, "type": type(event).__name__}  # type: ignore[union-attr]
     data = dataclasses.asdict(event)
     data["type"] = type(event).__name__
+    if data.get("cause", 0) is None:
+        del data["cause"]  # only when there is one: saved outputs stay as they were
     if isinstance(event, Usage):  # only when set: saved outputs stay as they were
         for optional in ("note", "cache_write"):
             if data[optional] is None:
@@ -281,4 +300,8 @@ def event_from_json(data: dict[str, Any]) -> Event:
     """
     cls = _EVENT_TYPES[data["type"]]
     names = {f.name for f in dataclasses.fields(cls)} - {"type"}
-    return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[no-any-return]
+    fields = {k: v for k, v in data.items() if k in names}
+    if isinstance(fields.get("cause"), dict):
+        known = {f.name for f in dataclasses.fields(Cause)}
+        fields["cause"] = Cause(**{k: v for k, v in fields["cause"].items() if k in known})
+    return cls(**fields)  # type: ignore[no-any-return]

@@ -3,8 +3,9 @@
 One kernel, one `Session`: where the ``%config Kimi.*`` overrides are read from, the chats'
 memories (the notebook's ``%%kimi`` conversation and the sidebar's own), the usage ledger
 that `%kimi usage` prints, the budget with its in-flight reservations, and the pools of
-HTTP clients (one sync client per settings, one async client per settings and event loop,
-so connections and TLS contexts are reused between cells and concurrent calls).
+HTTP pools (one sync pool per `client.connection.Connection`, one async pool per connection
+and event loop, so connections and TLS contexts are reused between cells and concurrent
+calls, whatever model or per-call options each uses).
 """
 
 from __future__ import annotations
@@ -123,8 +124,11 @@ class Session:
         self.sidebar = Chat()    # the JupyterLab chat (its own memory, one per kernel)
         self.ledger = UsageLedger()
         self.budget = Budget(self.ledger)
-        self._clients: OrderedDict[Settings, KimiClient] = OrderedDict()
-        self._aclients: OrderedDict[tuple[int, Settings], tuple[Any, AsyncKimiClient]] = OrderedDict()
+        # HTTP pools keyed by `client.connection.Connection` only: per-call options (model,
+        # max tokens, system, thinking...) share a pool. Async pools are per event loop too.
+        self._clients: OrderedDict[Any, Any] = OrderedDict()
+        self._aclients: OrderedDict[tuple[int, Any], tuple[Any, Any]] = OrderedDict()
+        self._closing: set[Any] = set()  # aclose() tasks of evicted async pools, held until done
         self._lock = threading.Lock()
 
     # The notebook chat is the session's default one.
@@ -141,28 +145,32 @@ class Session:
                                 config={**self.config, **config_overrides()})
 
     def client(self, settings: Settings) -> KimiClient:
+        """A client for ``settings`` on the pooled connection of its `Connection`."""
         from .client import KimiClient  # httpx loads on first use, not with the extension
+        from .client.connection import Connection, sync_http
 
+        key = Connection.of(settings)
         with self._lock:
-            client = self._clients.pop(settings, None) or KimiClient(settings)
-            self._clients[settings] = client
+            http = self._clients.pop(key, None) or sync_http(settings)
+            self._clients[key] = http
             while len(self._clients) > self.MAX_CLIENTS:
                 _, old = self._clients.popitem(last=False)
                 old.close()
-        return client
+        return KimiClient(settings, http=http)
 
     def aclient(self, settings: Settings) -> AsyncKimiClient:
         """The async client for ``settings`` on the running event loop (pooled like `client`)."""
         import asyncio
 
         from .client import AsyncKimiClient
+        from .client.connection import Connection, async_http
 
         loop = asyncio.get_running_loop()
-        key = (id(loop), settings)
+        key = (id(loop), Connection.of(settings))
         with self._lock:
             entry = self._aclients.pop(key, None)
             if entry is None or entry[0] is not loop:
-                entry = (loop, AsyncKimiClient(settings))
+                entry = (loop, async_http(settings))
             self._aclients[key] = entry
             stale = [k for k, (lp, _) in self._aclients.items() if lp.is_closed()]
             for k in stale:
@@ -172,7 +180,7 @@ class Session:
                 if old_loop is loop:
                     self._closing.add(task := loop.create_task(old.aclose()))
                     task.add_done_callback(self._closing.discard)
-        return entry[1]
+        return AsyncKimiClient(settings, http=entry[1])
 
     def close(self) -> None:
         for client in self._clients.values():

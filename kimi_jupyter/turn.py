@@ -20,6 +20,7 @@ or CancelledError goes on so a "run all" stops.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from .cache import ResponseCache, request_key
 from .client.size import check_request_size
 from .conversation import assistant_message, estimate_message_tokens
 from .events import INTERRUPTED_KIND, Done, Event, Failed, Notice, TextDelta, Usage, format_cost
+from .kernel_status import busy_while_kimi_runs
 from .recording import Tape, provenance, tape_for
 from .response import Response
 from .secrets import key_notice_once
@@ -179,6 +181,8 @@ class Turn:
         self.renderer = renderer if request.silent else recording(self.chat, request, renderer)
         self.user = {"role": "user", "content": request.content}
         self.base, self.history_tokens = self._base_messages()
+        self.server_count: int | None = None  # the server's token count of ``user``, when counted ahead
+        self.balance_body: Any = None  # the account balance reply, when fetched ahead
         self.total: Response | None = None  # plain turns: the stream's own snapshot
         self.steps = 0
         self.added: list[dict[str, Any]] = []  # tool-step messages this turn adds
@@ -304,9 +308,12 @@ class Turn:
         price = s.price()
         currency = price.currency if price else None
         estimated_by = "estimated locally"
-        if self._near_a_limit(tokens) and _has_media(self.request.content):
+        if self.wants_server_count():
             try:  # the server's own count of what is new, where the provider offers it
-                tokens = self.history_tokens + self.session.client(s).estimate_tokens([self.user])
+                counted = self.server_count  # the async driver counts before open(), off the loop's back
+                if counted is None:
+                    counted = self.session.client(s).estimate_tokens([self.user])
+                tokens = self.history_tokens + counted
                 estimated_by = "counted by the server"
             except Exception:  # any failure: keep the local estimate
                 pass
@@ -350,6 +357,20 @@ class Turn:
                                        "info"))
         return None
 
+    def wants_balance(self) -> bool:
+        """Whether `_guard` will show the account balance (a budget 80% spent, a provider
+        that has one)."""
+        from .account import BALANCE_PROVIDERS
+
+        s = self.settings
+        return (s.budget is not None and self.session.budget.spent >= 0.8 * s.budget
+                and s.provider in BALANCE_PROVIDERS)
+
+    def wants_server_count(self) -> bool:
+        """Whether `_guard` asks the server to count the new message's tokens."""
+        tokens = self.history_tokens + estimate_message_tokens(self.user)
+        return self._near_a_limit(tokens) and _has_media(self.request.content)
+
     def _balance(self) -> str | None:
         """The account balance, where the provider has ``/users/me/balance`` (account.py)."""
         from .account import BALANCE_PROVIDERS, balance_values, describe
@@ -358,7 +379,8 @@ class Turn:
         if currency is None:
             return None
         try:
-            values = balance_values(self.session.client(self.settings).balance())
+            body = self.balance_body  # the async driver fetches it before open(), off the loop's back
+            values = balance_values(body if body is not None else self.session.client(self.settings).balance())
         except Exception:  # the notice goes out without it
             return None
         return describe(values, currency) if values else None
@@ -630,17 +652,18 @@ def run_turn(session: Session, request: TurnRequest, renderer: Renderer) -> Resp
     client = session.client(request.settings)
     interrupted = False
     try:
-        more = True
-        while more:
-            stream = client.stream_chat(turn.messages(), tools=turn.tools(),
-                                        response_format=request.response_format, **turn.wire())
-            handle = turn.begin(stream.response)
-            try:
-                for event in stream:
-                    handle(event)
-            finally:
-                stream.close()  # closes the HTTP response now, not at garbage collection
-            more = turn.step_done(stream.response)
+        with busy_while_kimi_runs():  # the status bar says busy while the turn runs
+            more = True
+            while more:
+                stream = client.stream_chat(turn.messages(), tools=turn.tools(),
+                                            response_format=request.response_format, **turn.wire())
+                handle = turn.begin(stream.response)
+                try:
+                    for event in stream:
+                        handle(event)
+                finally:
+                    stream.close()  # closes the HTTP response now, not at garbage collection
+                more = turn.step_done(stream.response)
     except KeyboardInterrupt:
         interrupted = True
         turn.interrupted()
@@ -658,10 +681,16 @@ async def arun_turn(session: Session, request: TurnRequest, renderer: Renderer) 
     import asyncio
 
     turn = Turn(session, request, renderer)
+    client = session.aclient(request.settings)
+    if turn.wants_server_count():  # the guard's server count, awaited here: no blocking call on the loop
+        with contextlib.suppress(Exception):
+            turn.server_count = await client.estimate_tokens([turn.user])
+    if turn.wants_balance():
+        with contextlib.suppress(Exception):
+            turn.balance_body = await client.balance()
     done = turn.open()
     if done is not None:
         return done
-    client = session.aclient(request.settings)
     try:
         more = True
         while more:

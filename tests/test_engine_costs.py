@@ -135,24 +135,29 @@ def test_for_request_copies_only_messages_whose_media_is_aged_out():
 
 # -- pooled async clients ------------------------------------------------------------------------
 
-def test_aclient_is_pooled_per_settings_and_event_loop():
+def test_aclient_is_pooled_per_connection_and_event_loop():
+    """The pool (the httpx client under the Kimi client) is keyed by the connection and the
+    loop: another model is a per-call option and shares it; another loop never does."""
     session = Session()
     settings, other = _settings(), _settings(model="moonshot-v1-8k")
+    elsewhere = _settings(timeout_read=42.0)
 
     async def on_one_loop():
         first, again = session.aclient(settings), session.aclient(settings)
-        assert session.aclient(_settings()) is first  # equal settings, same client
+        assert session.aclient(_settings())._http is first._http  # equal settings, same pool
         different = session.aclient(other)
+        apart = session.aclient(elsewhere)
         concurrent = await asyncio.gather(*(_aclient_in_task(session, settings) for _ in range(5)))
-        return first, again, different, concurrent
+        return first, again, different, apart, concurrent
 
-    first, again, different, concurrent = asyncio.run(on_one_loop())
-    assert first is again
-    assert different is not first
-    assert all(c is first for c in concurrent)  # concurrent aask() calls share one client
+    first, again, different, apart, concurrent = asyncio.run(on_one_loop())
+    assert first._http is again._http
+    assert different._http is first._http and different.settings.model == "moonshot-v1-8k"
+    assert apart._http is not first._http  # another connection (its timeouts) is another pool
+    assert all(c._http is first._http for c in concurrent)  # concurrent aask() calls share one pool
     second_loop_client = asyncio.run(_aclient_in_task(session, settings))
-    assert second_loop_client is not first  # a client is never shared across event loops
-    asyncio.run(_close(first, different))
+    assert second_loop_client._http is not first._http  # a pool is never shared across event loops
+    asyncio.run(_close(first, apart))
     asyncio.run(_close(second_loop_client))
 
 
@@ -165,18 +170,19 @@ async def _close(*clients):
         await client.aclose()
 
 
-def test_concurrent_aask_calls_open_one_async_client(kimi_sim_env, monkeypatch):
+def test_concurrent_aask_calls_open_one_async_pool(kimi_sim_env, monkeypatch):
+    import httpx
+
     from kimi_jupyter import aask
-    from kimi_jupyter.client import AsyncKimiClient
 
     made = []
-    original = AsyncKimiClient.__init__
+    original = httpx.AsyncClient.__init__
 
     def counting_init(self, *args, **kwargs):
         made.append(self)
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(AsyncKimiClient, "__init__", counting_init)
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", counting_init)
 
     async def main():
         return await asyncio.gather(*(aask(f"question {i}") for i in range(6)))

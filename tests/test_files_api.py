@@ -16,8 +16,8 @@ from kimi_jupyter.errors import (
     FileLimitError,
     FilesUnsupportedError,
     KimiError,
-    MalformedResponseError,
     RemoteFileNotFoundError,
+    ResponseTooLargeError,
 )
 from kimi_jupyter.settings import resolve_settings
 from kimi_jupyter.testing import KimiSimulator
@@ -181,7 +181,7 @@ def test_ms_references_resolve_in_chat_and_unknown_ids_are_refused(sim):
 def test_content_reads_are_bounded(sim):
     with FilesClient(settings_for(sim)) as files:
         uploaded = files.upload(b"x" * 10_000, "batch", filename="rows.jsonl")
-        with pytest.raises(MalformedResponseError, match="larger than 1000 bytes"):
+        with pytest.raises(ResponseTooLargeError, match="passed 1,000 bytes"):
             files.content(uploaded.id, max_bytes=1000)
 
 
@@ -195,7 +195,7 @@ def test_a_download_goes_to_a_file_as_it_arrives_with_the_same_bound(sim, tmp_pa
             sink.seek(0)
             assert sink.read() == data
         with open(tmp_path / "small.jsonl", "w+b") as sink, \
-                pytest.raises(MalformedResponseError, match="larger than 1000 bytes"):
+                pytest.raises(ResponseTooLargeError, match="passed 1,000 bytes"):
             files.download(uploaded.id, sink, max_bytes=1000)
 
 

@@ -228,3 +228,19 @@ def test_plot_option_attaches_the_latest_displayed_plot_and_names_its_cell(ip, k
     assert f"[plot displayed by cell {result.execution_count}]" in parts[0]["text"]
     _, image = decode_image(parts[1])
     assert image.size == (40, 30)
+
+
+def test_three_cells_with_different_model_and_max_tokens_reuse_one_connection(ip, kimi_sim_env):
+    """-m and --max-tokens are per-call options: the cells share one pooled connection
+    (the pool is keyed by the `Connection`, not by the whole settings)."""
+    from kimi_jupyter.session import get_session
+
+    kimi_sim_env.on(r"pooled", Reply(text="ok"))
+    get_session().close()  # start from no pool
+    for line in ("--display none", "--display none -m kimi-k2-turbo-preview", "--display none --max-tokens 64"):
+        assert cell(ip, line, "pooled question").error_in_exec is None
+    sent = kimi_sim_env.chat_requests[-3:]
+    assert [r.json["model"] for r in sent][1] == "kimi-k2-turbo-preview" and sent[2].json["max_tokens"] == 64
+    (http,) = get_session()._clients.values()
+    (connection,) = http._transport._pool.connections
+    assert "Request Count: 3" in connection.info(), connection.info()

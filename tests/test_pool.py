@@ -1,6 +1,7 @@
-"""The async connection pool (`kimi_jupyter.client.pool`) against real loopback servers:
-each idle connection goes to one request per pass, a connection the server closed while idle
-is dropped rather than reused, and a finished stream leaves no cyclic garbage behind."""
+"""The connection pools (`kimi_jupyter.client.connection`) against real loopback servers:
+httpx's own pools, rows past their connections wait instead of failing, a connection the
+server closed while idle is dropped rather than reused, cells (whatever their per-call
+options) reuse one connection, and a finished stream leaves no cyclic garbage behind."""
 
 from __future__ import annotations
 
@@ -13,60 +14,42 @@ import httpx
 import pytest
 
 import kimi_jupyter
-from kimi_jupyter.client.pool import ASYNC_LIMITS, OnePerConnection, ReadableCheck, async_transport
 from kimi_jupyter.testing import Reply
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_the_clients_use_the_fixed_pools_and_keep_the_proxies_of_the_environment(monkeypatch):
+def test_the_pools_are_httpx_own_and_keep_the_proxies_of_the_environment(monkeypatch):
+    """No private part of httpx or httpcore is replaced: the pools are built through
+    httpx's public options only, and the proxies of the environment still apply."""
     from kimi_jupyter.client import AsyncKimiClient, KimiClient
-    from kimi_jupyter.client.pool import CappedReads
     from kimi_jupyter.settings import resolve_settings
 
-    if not httpcore.__version__.startswith("1.0."):
-        pytest.skip(f"written against httpcore 1.0, found {httpcore.__version__}: left as httpx made it")
-    pool = async_transport()._pool
-    assert type(pool) is OnePerConnection and isinstance(pool._network_backend, ReadableCheck)
-    assert pool._max_keepalive_connections == ASYNC_LIMITS.max_keepalive_connections == pool._max_connections
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9/")
     settings = resolve_settings(explicit={"api_key": "sk-test-0123456789", "provider": "moonshot"})
     async_client, sync_client = AsyncKimiClient(settings), KimiClient(settings)
     try:
-        assert type(async_client._http._transport._pool) is OnePerConnection
-        assert isinstance(sync_client._http._transport._pool._network_backend, CappedReads)
-        # The proxy from the environment still applies (a transport= argument would drop it).
+        assert type(async_client._http._transport._pool) is httpcore.AsyncConnectionPool
+        assert type(sync_client._http._transport._pool) is httpcore.ConnectionPool
+        assert type(sync_client._http._transport._pool._network_backend).__module__.startswith("httpcore")
         assert async_client._http._mounts and sync_client._http._mounts
     finally:
         sync_client.close()
         asyncio.run(async_client.aclose())
 
 
-def test_concurrent_turns_pass_over_the_pool_about_twice_each(kimi_sim_env, monkeypatch):
-    """httpcore handed one idle connection to every request that joined in the same moment; all
-    but one then queued again, each time with a full pass (6.7 passes a request at 32 in
-    flight). Here: one pass when a request joins, one when its response closes."""
-    kimi_sim_env.on(r"row", Reply(text="ok"))
-    passes = {"n": 0}
-    original = OnePerConnection._assign_requests_to_connections
+def test_rows_past_the_pools_connections_wait_for_one_instead_of_failing(kimi_sim_env):
+    """More rows in flight than the pool has connections (130 > 100), each answer slow and
+    a short connect timeout (which used to be the pool's timeout too): every row waits for a
+    connection and is answered; none fails with PoolTimeout."""
+    from kimi_jupyter.client.connection import MAX_CONNECTIONS
 
-    def counted(self):
-        passes["n"] += 1
-        return original(self)
-
-    monkeypatch.setattr(OnePerConnection, "_assign_requests_to_connections", counted)
-
-    async def main() -> list:
-        async def one(i: int):
-            return await kimi_jupyter.aask(f"row {i}", thinking=False)
-
-        first = await asyncio.gather(*(one(i) for i in range(32)))  # opens the connections
-        passes["n"] = 0
-        return first + list(await asyncio.gather(*(one(i) for i in range(32, 160))))
-
-    answers = asyncio.run(main())
-    assert [a.error for a in answers] == [None] * 160 and {a.text for a in answers} == {"ok"}
-    assert passes["n"] <= 2 * 128 + 16, passes
+    kimi_sim_env.on(r"row", Reply(text="ok then", chunk_chars=4, chunk_delay=0.4))
+    rows = [f"row {i}" for i in range(130)]
+    out = kimi_jupyter.map("{value}", rows, thinking=False, progress=False, concurrency=130,
+                           timeout_connect=0.3, use_cache=False, max_retries=0)
+    assert MAX_CONNECTIONS < 130
+    assert list(out) == ["ok then"] * 130, [e for e in out.errors if e][:3]
 
 
 class _ClosingServer:
@@ -108,9 +91,13 @@ class _ClosingServer:
 
 
 def test_a_connection_the_server_closed_while_idle_is_not_reused():
+    from kimi_jupyter.client.connection import async_http
+    from kimi_jupyter.settings import resolve_settings
+
+    settings = resolve_settings(explicit={"api_key": "sk-test-0123456789", "provider": "moonshot"})
     with _ClosingServer() as server:
         async def main() -> list[str]:
-            async with httpx.AsyncClient(transport=async_transport(), timeout=5) as client:
+            async with async_http(settings) as client:
                 first = await client.get(f"http://127.0.0.1:{server.port}/a")
                 await asyncio.sleep(0.3)  # the server has closed that connection by now
                 second = await client.get(f"http://127.0.0.1:{server.port}/b")
@@ -147,19 +134,35 @@ def test_a_finished_stream_leaves_no_response_for_the_garbage_collector(kimi_sim
     assert after - before <= 1, f"{after - before} streamed responses left for the garbage collector"
 
 
-def test_cells_one_after_another_reuse_one_connection(kimi_sim_env):
-    """After [DONE] the sync client reads the rest of the body (each read capped to 0.25 s),
-    so the connection goes back to the pool: no new connection, no new TLS handshake, per cell."""
+def test_cells_with_different_models_and_max_tokens_reuse_one_connection(kimi_sim_env):
+    """After [DONE] the sync client reads the rest of the body, so the connection goes back
+    to the pool: no new connection, no new TLS handshake, per cell. The pool is keyed by the
+    connection only: a cell with another -m or --max-tokens uses the same one."""
     from kimi_jupyter.session import get_session
 
     kimi_sim_env.on(r"cell", Reply(text="an answer"))
-    for i in range(3):
-        assert kimi_jupyter.ask(f"cell {i}", display="none", thinking=False).text == "an answer"
+    options = [{}, {"model": "kimi-k2-turbo-preview"}, {"max_tokens": 77}, {"system": "be brief"}]
+    for i, extra in enumerate(options):
+        assert kimi_jupyter.ask(f"cell {i}", display="none", thinking=False, **extra).text == "an answer"
+    assert [r.json.get("max_tokens") for r in kimi_sim_env.chat_requests[-4:]] == [None, None, 77, None]
+    assert kimi_sim_env.chat_requests[-3].json["model"] == "kimi-k2-turbo-preview"
     session = get_session()
-    (client,) = session._clients.values()
-    connections = client._http._transport._pool.connections
+    (http,) = session._clients.values()
+    connections = http._transport._pool.connections
     assert len(connections) == 1 and connections[0].is_idle(), [c.info() for c in connections]
-    assert "Request Count: 3" in connections[0].info()
+    assert "Request Count: 4" in connections[0].info()
+
+
+def test_nine_distinct_connections_on_one_loop_evict_without_an_error(kimi_sim_env):
+    """The ninth distinct connection on one event loop evicts the oldest async pool (its
+    close is a task the session holds until done): it used to raise AttributeError."""
+    kimi_sim_env.on(r"q", Reply(text="fine"))
+
+    async def main() -> list:
+        return [await kimi_jupyter.aask(f"q {i}", thinking=False, timeout_read=30.0 + i) for i in range(10)]
+
+    answers = asyncio.run(main())
+    assert [a.error for a in answers] == [None] * 10 and {a.text for a in answers} == {"fine"}
 
 
 def test_the_sync_drain_gives_up_on_a_body_that_does_not_end():

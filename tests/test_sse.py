@@ -34,7 +34,19 @@ import re  # noqa: E402
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from kimi_jupyter.client.sse import iter_lines, split_lines  # noqa: E402
+from kimi_jupyter.client.sse import LineSplitter  # noqa: E402
+
+
+def iter_lines(texts):
+    """The lines of pieces of text, as the clients split a body (`LineSplitter`)."""
+    splitter = LineSplitter()
+    for text in texts:
+        yield from splitter.feed(text)
+    yield from splitter.close()
+
+
+def split_lines(text):
+    return list(iter_lines([text]))
 
 
 def test_lines_end_at_crlf_lf_and_cr_only():

@@ -6,8 +6,8 @@ the click would only be handled after the cell ends. :class:`ShellPump` solves t
 thread that runs the cell, without a nested event loop and without patching any handler:
 
 * It reads the shell messages queued for this thread itself, from the socket that feeds the
-  kernel's shell handler: on ipykernel 7 the inproc socket the shell-channel thread forwards
-  to (main shell or subshell); on ipykernel 6 the shell socket itself.
+  kernel's shell handler (found by `kimi_jupyter.kernel_status.find_shell_channel`, the one
+  module that knows ipykernel's internals).
 * Messages for the comms it was asked to watch (the approval widget) are handled at once,
   and so are ``kernel_info_request`` and ``comm_info_request`` (read-only, they let a
   reloaded page reconnect and show the widget). Nothing is published on ``status``: the
@@ -31,10 +31,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
+from ..kernel_status import ShellChannel, comm_callback, find_shell_channel, recv_callback
+
 log = logging.getLogger(__name__)
+
+__all__ = ["PumpUnavailable", "ShellChannel", "ShellPump", "can_pump", "find_shell_channel"]
 
 #: Requests answered while the cell waits: read-only, and needed by a frontend that
 #: (re)connects meanwhile, before it can show the approval widget.
@@ -48,46 +51,6 @@ _ACTIVE: set[int] = set()  # id() of the streams a pump is reading right now
 
 class PumpUnavailable(RuntimeError):
     """This kernel, or this thread, offers no shell queue a pump can read."""
-
-
-@dataclass(frozen=True)
-class ShellChannel:
-    """Where the current thread's shell messages arrive, and where replies go."""
-
-    stream: Any  # zmq ZMQStream whose socket feeds this thread's shell handler
-    reply: Any  # zmq socket or ZMQStream used for replies to those messages
-
-
-def find_shell_channel(kernel: Any) -> ShellChannel | None:
-    """The shell queue of the calling thread, or None where there is none to read."""
-    if kernel is None or getattr(kernel, "session", None) is None:
-        return None
-    try:
-        thread = getattr(kernel, "shell_channel_thread", None)
-        if thread is not None:  # ipykernel 7: per-(sub)shell inproc sockets
-            manager = thread.manager
-            if threading.current_thread() is thread.parent_thread:
-                subshell_id = None
-            else:
-                try:
-                    subshell_id = manager.subshell_id_from_thread_id(threading.get_ident())
-                except Exception:
-                    return None  # a thread the user started: no shell of its own
-            stream = manager.get_shell_channel_to_subshell_pair(subshell_id).to_stream
-            reply = manager.get_subshell_to_shell_channel_socket(subshell_id)
-        else:  # ipykernel 6: the shell socket is read by the main thread's loop
-            if threading.current_thread() is not threading.main_thread():
-                return None
-            stream = getattr(kernel, "shell_stream", None)
-            reply = stream
-    except Exception:
-        log.debug("no shell channel to pump", exc_info=True)
-        return None
-    if stream is None or getattr(stream, "socket", None) is None:
-        return None
-    if getattr(stream, "_recv_callback", None) is None:
-        return None
-    return ShellChannel(stream=stream, reply=reply)
 
 
 def can_pump(kernel: Any) -> bool:
@@ -151,8 +114,7 @@ class ShellPump:
         self._stream = channel.stream
         self._reply = channel.reply
         self._socket = channel.stream.socket
-        self._callback = channel.stream._recv_callback
-        self._copy = bool(getattr(channel.stream, "_recv_copy", False))
+        self._callback, self._copy = recv_callback(channel.stream)
         self._thread = threading.current_thread()
         self._held: list[list[Any]] = []
         self._comm_ids: set[str] = set()
@@ -302,11 +264,9 @@ class ShellPump:
                 return
             # The comm's own callback, not comm.handle_msg: that one also fires IPython's
             # pre/post_execute events, which must not run in the middle of a cell.
-            callback = getattr(comm, "_msg_callback", None)
+            callback = comm_callback(comm)
             if callback is not None:
                 callback(msg)
-            elif not hasattr(comm, "_msg_callback"):
-                comm.handle_msg(msg)
         elif msg_type == "comm_close":
             self._comm_manager().comm_close(self._reply, idents, msg)
 

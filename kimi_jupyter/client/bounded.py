@@ -125,32 +125,63 @@ def _add(buf: bytearray, piece: bytes, limit: int, keep_head: bool, what: str) -
     raise _too_large(limit, what)
 
 
-def read_capped(resp: Any, limit: int, *, keep_head: bool = False, what: str = "reply") -> bytearray:
+def _past(deadline: float | None, what: str) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise KimiTimeoutError(f"The server's {what} took too long to arrive; it was not read further.")
+
+
+def read_capped(resp: Any, limit: int, *, keep_head: bool = False, what: str = "reply",
+                sink: Any = None, deadline: float | None = None) -> bytearray:
     """The decoded body of ``resp`` (a streamed httpx response), at most ``limit`` bytes.
 
     Past the cap: raises `ResponseTooLargeError`, or with ``keep_head`` returns the first
-    ``limit`` bytes (for error bodies, only a short part of which is ever shown).
+    ``limit`` bytes (for error bodies, only a short part of which is ever shown). With
+    ``sink`` (a binary file) the body is written there as it arrives and nothing is kept;
+    ``deadline`` (``time.monotonic()``) bounds the whole read.
     """
     decoder = BodyDecoder(resp.headers, resp)
     buf = bytearray()
+    size = 0
     for raw in raw_chunks(resp):
+        _past(deadline, what)
         for piece in decoder.feed(raw):
-            if _add(buf, piece, limit, keep_head, what):
-                return buf
+            if sink is None:
+                if _add(buf, piece, limit, keep_head, what):
+                    return buf
+                continue
+            size += len(piece)
+            if size > limit:
+                raise _too_large(limit, what)
+            sink.write(piece)
     _add(buf, decoder.flush(), limit, keep_head, what)
+    if sink is not None and buf:
+        sink.write(buf)
+        return bytearray()
     return buf  # not copied into bytes: json.loads and decode take it as it is
 
 
-async def aread_capped(resp: Any, limit: int, *, keep_head: bool = False, what: str = "reply") -> bytearray:
+async def aread_capped(resp: Any, limit: int, *, keep_head: bool = False, what: str = "reply",
+                       sink: Any = None, deadline: float | None = None) -> bytearray:
     """The async twin of `read_capped`."""
     decoder = BodyDecoder(resp.headers, resp)
     buf = bytearray()
+    size = 0
     async for raw in araw_chunks(resp):
+        _past(deadline, what)
         for piece in decoder.feed(raw):
-            if _add(buf, piece, limit, keep_head, what):
-                return buf
+            if sink is None:
+                if _add(buf, piece, limit, keep_head, what):
+                    return buf
+                continue
+            size += len(piece)
+            if size > limit:
+                raise _too_large(limit, what)
+            sink.write(piece)
     _add(buf, decoder.flush(), limit, keep_head, what)
-    return buf  # not copied into bytes: json.loads and decode take it as it is
+    if sink is not None and buf:
+        sink.write(buf)
+        return bytearray()
+    return buf
 
 
 class StreamGuard:

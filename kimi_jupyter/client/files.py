@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import mimetypes
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -47,11 +46,10 @@ from ..errors import (
     KimiError,
     MalformedResponseError,
     RemoteFileNotFoundError,
-    error_from_response,
 )
 from ..settings import Settings
-from .request import auth_headers
-from .retry import backoff_delay, from_transport_error, should_retry
+from .connection import async_http, sync_http
+from .transport import AsyncKimiClient, KimiClient, quote
 
 __all__ = [
     "FILE_PURPOSES",
@@ -188,6 +186,10 @@ def _check_purpose(purpose: str) -> None:
 
 
 class _FilesBase:
+    """What both Files clients share; every call goes through the chat client's core
+    (`KimiClient.call`): bounds, deadlines, redirects refused, HTML detection, error
+    mapping and retries are written once, there."""
+
     def __init__(self, settings: Settings):
         self.settings = settings
         if not settings.preset.files_api:
@@ -196,103 +198,51 @@ class _FilesBase:
                 "do): media are sent inline and documents cannot be extracted there."
             )
 
-    @property
-    def _secret(self) -> str | None:
-        return self.settings.api_key.get() if self.settings.api_key else None
+    @staticmethod
+    def _path(*parts: str) -> str:
+        return "/".join(["/files", *(quote(p) for p in parts)])
 
-    def _url(self, *parts: str) -> str:
-        return "/".join([self.settings.api_base.rstrip("/"), "files", *parts])
+    def _error(self, file_id: str | None) -> Callable[[Any, bytes | bytearray], KimiError]:
+        """Maps an error reply: an unknown id, a refused size or count, else the usual error."""
 
-    def _headers(self) -> dict[str, str]:
-        headers = auth_headers(self.settings.require_key())
-        headers["Accept"] = "application/json"
-        return headers
+        def mapped(resp: Any, body: bytes | bytearray) -> KimiError:
+            status = resp.status_code
+            if status == 404 and file_id:
+                return RemoteFileNotFoundError(
+                    f"File {file_id} is not on the server (404): it was deleted or never uploaded with this key.",
+                    status=status,
+                )
+            error = self._core._error_of(resp, body)
+            low = error.message.lower()
+            if status in (400, 413) and any(w in low for w in ("exceed", "too many", "quota", "limit")):
+                return FileLimitError(
+                    f"The Files API refused the upload over a limit (100 MB a file, 1,000 files, 10 GB in "
+                    f"all). Delete files you no longer need (`%kimi files clear`). {error.message}",
+                    status=status,
+                )
+            return error
 
-    def _error(self, status: int, body: bytes, headers: Any, file_id: str | None) -> KimiError:
-        text = body.decode("utf-8", "replace")
-        if status == 404 and file_id:
-            return RemoteFileNotFoundError(
-                f"File {file_id} is not on the server (404): it was deleted or never uploaded with this key.",
-                status=status,
-            )
-        error = error_from_response(status, text, headers, base_url=self.settings.base_url,
-                                    model=self.settings.model, secret=self._secret)
-        low = error.message.lower()
-        if status in (400, 413) and any(w in low for w in ("exceed", "too many", "quota", "limit")):
-            return FileLimitError(
-                f"The Files API refused the upload over a limit (100 MB a file, 1,000 files, 10 GB in "
-                f"all). Delete files you no longer need (`%kimi files clear`). {error.message}",
-                status=status,
-            )
-        return error
+        return mapped
 
-    def _json(self, status: int, body: bytes, headers: Any, file_id: str | None = None) -> Any:
-        if status >= 400:
-            raise self._error(status, body, headers, file_id)
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise MalformedResponseError("The Files API's reply was not JSON.") from None
-
-    def _transport(self, exc: httpx.HTTPError, url: str) -> KimiError:
-        return from_transport_error(exc, url, self.settings.timeout_read, False, self._secret)
-
-    def _retry_wait(self, error: KimiError, attempt: int) -> float | None:
-        s = self.settings
-        if not should_retry(error, attempt, s.max_retries, s.retry_max_wait, False):
-            return None
-        return backoff_delay(attempt, s.retry_backoff, s.retry_max_wait, error.retry_after)
+    def _object(self, body: Any) -> FileObject:
+        return FileObject.from_json(body)
 
     @staticmethod
-    def _orphans(listing: Any, upload: _Upload, started: float) -> list[str]:
+    def _listed(body: Any) -> list[FileObject]:
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise MalformedResponseError("The Files API's list had no 'data' list.")
+        return [FileObject.from_json(item) for item in data]
+
+    @staticmethod
+    def _deleted(body: Any) -> bool:
+        return bool(body.get("deleted", True)) if isinstance(body, dict) else True
+
+    @staticmethod
+    def _orphans(files: list[FileObject], upload: _Upload, started: float) -> list[str]:
         """Ids of files that look like this upload and that the caller never got."""
-        data = listing.get("data") if isinstance(listing, dict) else None
-        ids = []
-        for item in data or ():
-            try:
-                file = FileObject.from_json(item)
-            except MalformedResponseError:
-                continue
-            if (file.filename == upload.filename and file.bytes == upload.size
-                    and (not file.created_at or file.created_at >= int(started) - 5)):
-                ids.append(file.id)
-        return ids
-
-
-def _timeout(settings: Settings) -> httpx.Timeout:
-    return httpx.Timeout(connect=settings.timeout_connect, read=settings.timeout_read,
-                         write=settings.timeout_read, pool=settings.timeout_connect)
-
-
-def _limited(chunks: Iterator[bytes], limit: int, deadline: float, what: str) -> bytes:
-    out = bytearray()
-    for chunk in chunks:
-        out += chunk
-        _check_bounds(len(out), limit, deadline, what)
-    return bytes(out)
-
-
-def _copy_limited(chunks: Iterator[bytes], sink: IO[bytes], limit: int, deadline: float, what: str) -> None:
-    size = 0
-    for chunk in chunks:
-        size += len(chunk)
-        _check_bounds(size, limit, deadline, what)
-        sink.write(chunk)
-
-
-async def _alimited(chunks: AsyncIterator[bytes], limit: int, deadline: float, what: str) -> bytes:
-    out = bytearray()
-    async for chunk in chunks:
-        out += chunk
-        _check_bounds(len(out), limit, deadline, what)
-    return bytes(out)
-
-
-def _check_bounds(size: int, limit: int, deadline: float, what: str) -> None:
-    if size > limit:
-        raise MalformedResponseError(f"{what} is larger than {limit} bytes; it was not read further.")
-    if time.monotonic() > deadline:
-        raise MalformedResponseError(f"{what} took too long to arrive; it was not read further.")
+        return [f.id for f in files if f.filename == upload.filename and f.bytes == upload.size
+                and (not f.created_at or f.created_at >= int(started) - 5)]
 
 
 class FilesClient(_FilesBase):
@@ -302,12 +252,11 @@ class FilesClient(_FilesBase):
                  sleep: Callable[[float], None] = time.sleep):
         super().__init__(settings)
         self._own = http is None
-        self._http = http or httpx.Client(timeout=_timeout(settings))
-        self._sleep = sleep
+        self._core = KimiClient(settings, http=http or sync_http(settings), sleep=sleep)
 
     def close(self) -> None:
         if self._own:
-            self._http.close()
+            self._core.close()
 
     def __enter__(self) -> FilesClient:
         return self
@@ -315,39 +264,11 @@ class FilesClient(_FilesBase):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, url: str, file_id: str | None = None, *,
-                 limit: int = MAX_JSON_BYTES, deadline: float = DEFAULT_DEADLINE, sink: IO[bytes] | None = None,
-                 **kw: Any) -> tuple[int, bytes, Any]:
-        """The reply's status, body and headers; with ``sink``, a successful body goes there
-        (bounded the same way) and the body returned is empty."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                with self._http.stream(method, url, headers=self._headers(), **kw) as resp:
-                    if sink is not None and resp.status_code < 400:
-                        sink.seek(0)
-                        sink.truncate()  # what an earlier attempt wrote
-                        _copy_limited(resp.iter_bytes(), sink, limit, time.monotonic() + deadline,
-                                      "The Files API's reply")
-                        return resp.status_code, b"", resp.headers
-                    body = _limited(resp.iter_bytes(), limit, time.monotonic() + deadline, "The Files API's reply")
-                    if resp.status_code < 400:
-                        return resp.status_code, body, resp.headers
-                    error = self._error(resp.status_code, body, resp.headers, file_id)
-            except httpx.HTTPError as exc:
-                error = self._transport(exc, url)
-            wait = self._retry_wait(error, attempt)
-            if wait is None:
-                raise error
-            self._sleep(wait)
-
     def upload(self, source: Source, purpose: str, *, filename: str | None = None,
                progress: Progress | None = None) -> FileObject:
         """Upload a path, bytes or binary file object; ``progress(sent, total)`` as it goes."""
         _check_purpose(purpose)
         upload = _open_upload(source, filename, progress)
-        url = self._url()
         started = time.time()
         try:
             attempt = 0
@@ -355,18 +276,16 @@ class FilesClient(_FilesBase):
                 attempt += 1
                 files = {"file": (upload.filename, upload.reader, upload.mime)}
                 try:
-                    status, body, headers = self._send_upload(url, files, purpose)
-                    if status < 400:
-                        return FileObject.from_json(self._json(status, body, headers))
-                    error = self._error(status, body, headers, None)
-                except httpx.HTTPError as exc:
-                    error = self._transport(exc, url)
-                    if upload.reader.sent >= upload.size:
-                        self._cleanup(upload, started)
-                wait = self._retry_wait(error, attempt)
-                if wait is None:
-                    raise error
-                self._sleep(wait)
+                    body, resp = self._core.once("POST", "/files", files=files, data={"purpose": purpose},
+                                                 limit=MAX_JSON_BYTES, error=self._error(None))
+                    return self._object(self._core._body_json(body, resp))
+                except KimiError as error:
+                    if upload.reader.sent >= upload.size and error.status is None:
+                        self._cleanup(upload, started)  # the body went out, the answer was lost
+                    wait = self._core._retry_plan(error, attempt, False)
+                    if wait is None:
+                        raise
+                self._core._sleep(wait)
         except (KeyboardInterrupt, SystemExit):
             if upload.reader.sent >= upload.size:
                 self._cleanup(upload, started)
@@ -374,45 +293,34 @@ class FilesClient(_FilesBase):
         finally:
             upload.close()
 
-    def _send_upload(self, url: str, files: dict[str, Any], purpose: str) -> tuple[int, bytes, Any]:
-        with self._http.stream("POST", url, headers=self._headers(), files=files,
-                               data={"purpose": purpose}) as resp:
-            body = _limited(resp.iter_bytes(), MAX_JSON_BYTES, time.monotonic() + DEFAULT_DEADLINE,
-                            "The Files API's reply")
-            return resp.status_code, body, resp.headers
-
     def _cleanup(self, upload: _Upload, started: float) -> None:
         """Delete what an upload whose answer was lost may have registered (best effort)."""
         try:
-            listing = self._json(*self._request("GET", self._url()))
-            for file_id in self._orphans(listing, upload, started):
+            for file_id in self._orphans(self.list(), upload, started):
                 self.delete(file_id)
-        except (KimiError, httpx.HTTPError):
+        except KimiError:
             pass
 
     def list(self) -> list[FileObject]:
         """Every file of the account, oldest first."""
-        body = self._json(*self._request("GET", self._url()))
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, list):
-            raise MalformedResponseError("The Files API's list had no 'data' list.")
-        return [FileObject.from_json(item) for item in data]
+        return self._listed(self._core.call("GET", "/files", limit=MAX_JSON_BYTES, error=self._error(None)))
 
     def retrieve(self, file_id: str) -> FileObject:
-        return FileObject.from_json(self._json(*self._request("GET", self._url(file_id), file_id), file_id))
+        return self._object(self._core.call("GET", self._path(file_id), limit=MAX_JSON_BYTES,
+                                            error=self._error(file_id)))
 
     def content(self, file_id: str, *, max_bytes: int = MAX_FILE_BYTES,
                 deadline: float = DEFAULT_DEADLINE) -> bytes:
         """The extracted text (``file-extract``) or the stored bytes, at most ``max_bytes``."""
-        _, body, _ = self._request("GET", self._url(file_id, "content"), file_id, limit=max_bytes,
-                                   deadline=deadline)
-        return body
+        return bytes(self._core.call("GET", self._path(file_id, "content"), parse=False, limit=max_bytes,
+                                     deadline=deadline, what="file content", error=self._error(file_id)))
 
     def download(self, file_id: str, sink: IO[bytes], *, max_bytes: int = MAX_FILE_BYTES,
                  deadline: float = DEFAULT_DEADLINE) -> int:
         """``content`` written to the binary file ``sink`` as it arrives; returns its size.
         Memory holds one chunk at a time, whatever the file's size (at most ``max_bytes``)."""
-        self._request("GET", self._url(file_id, "content"), file_id, limit=max_bytes, deadline=deadline, sink=sink)
+        self._core.call("GET", self._path(file_id, "content"), parse=False, limit=max_bytes, deadline=deadline,
+                        what="file content", sink=sink, error=self._error(file_id))
         return sink.tell()
 
     def text(self, file_id: str, *, max_bytes: int = MAX_FILE_BYTES) -> str:
@@ -420,23 +328,22 @@ class FilesClient(_FilesBase):
         return self.content(file_id, max_bytes=max_bytes).decode("utf-8", "replace")
 
     def delete(self, file_id: str) -> bool:
-        body = self._json(*self._request("DELETE", self._url(file_id), file_id), file_id)
-        return bool(body.get("deleted", True)) if isinstance(body, dict) else True
+        return self._deleted(self._core.call("DELETE", self._path(file_id), limit=MAX_JSON_BYTES,
+                                             error=self._error(file_id)))
 
 
 class AsyncFilesClient(_FilesBase):
-    """The async twin of `FilesClient` (same errors, bounds and cleanup)."""
+    """The async twin of `FilesClient` (same errors, bounds and cleanup), method for method."""
 
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None,
                  sleep: Callable[[float], Any] = asyncio.sleep):
         super().__init__(settings)
         self._own = http is None
-        self._http = http or httpx.AsyncClient(timeout=_timeout(settings))
-        self._sleep = sleep
+        self._core = AsyncKimiClient(settings, http=http or async_http(settings), sleep=sleep)
 
     async def aclose(self) -> None:
         if self._own:
-            await self._http.aclose()
+            await self._core.aclose()
 
     async def __aenter__(self) -> AsyncFilesClient:
         return self
@@ -444,31 +351,10 @@ class AsyncFilesClient(_FilesBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _request(self, method: str, url: str, file_id: str | None = None, *,
-                       limit: int = MAX_JSON_BYTES, deadline: float = DEFAULT_DEADLINE,
-                       **kw: Any) -> tuple[int, bytes, Any]:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with self._http.stream(method, url, headers=self._headers(), **kw) as resp:
-                    body = await _alimited(resp.aiter_bytes(), limit, time.monotonic() + deadline,
-                                           "The Files API's reply")
-                    if resp.status_code < 400:
-                        return resp.status_code, body, resp.headers
-                    error = self._error(resp.status_code, body, resp.headers, file_id)
-            except httpx.HTTPError as exc:
-                error = self._transport(exc, url)
-            wait = self._retry_wait(error, attempt)
-            if wait is None:
-                raise error
-            await self._sleep(wait)
-
     async def upload(self, source: Source, purpose: str, *, filename: str | None = None,
                      progress: Progress | None = None) -> FileObject:
         _check_purpose(purpose)
         upload = _open_upload(source, filename, progress)
-        url = self._url()
         started = time.time()
         try:
             attempt = 0
@@ -476,21 +362,16 @@ class AsyncFilesClient(_FilesBase):
                 attempt += 1
                 files = {"file": (upload.filename, upload.reader, upload.mime)}
                 try:
-                    async with self._http.stream("POST", url, headers=self._headers(), files=files,
-                                                 data={"purpose": purpose}) as resp:
-                        body = await _alimited(resp.aiter_bytes(), MAX_JSON_BYTES,
-                                               time.monotonic() + DEFAULT_DEADLINE, "The Files API's reply")
-                        if resp.status_code < 400:
-                            return FileObject.from_json(self._json(resp.status_code, body, resp.headers))
-                        error = self._error(resp.status_code, body, resp.headers, None)
-                except httpx.HTTPError as exc:
-                    error = self._transport(exc, url)
-                    if upload.reader.sent >= upload.size:
+                    body, resp = await self._core.once("POST", "/files", files=files, data={"purpose": purpose},
+                                                       limit=MAX_JSON_BYTES, error=self._error(None))
+                    return self._object(self._core._body_json(body, resp))
+                except KimiError as error:
+                    if upload.reader.sent >= upload.size and error.status is None:
                         await self._cleanup(upload, started)
-                wait = self._retry_wait(error, attempt)
-                if wait is None:
-                    raise error
-                await self._sleep(wait)
+                    wait = self._core._retry_plan(error, attempt, False)
+                    if wait is None:
+                        raise
+                await self._core._sleep(wait)
         except (KeyboardInterrupt, asyncio.CancelledError):
             if upload.reader.sent >= upload.size:
                 await asyncio.shield(self._cleanup(upload, started))
@@ -500,34 +381,35 @@ class AsyncFilesClient(_FilesBase):
 
     async def _cleanup(self, upload: _Upload, started: float) -> None:
         try:
-            listing = self._json(*await self._request("GET", self._url()))
-            for file_id in self._orphans(listing, upload, started):
+            for file_id in self._orphans(await self.list(), upload, started):
                 await self.delete(file_id)
-        except (KimiError, httpx.HTTPError):
+        except KimiError:
             pass
 
     async def list(self) -> list[FileObject]:
-        body = self._json(*await self._request("GET", self._url()))
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, list):
-            raise MalformedResponseError("The Files API's list had no 'data' list.")
-        return [FileObject.from_json(item) for item in data]
+        return self._listed(await self._core.call("GET", "/files", limit=MAX_JSON_BYTES, error=self._error(None)))
 
     async def retrieve(self, file_id: str) -> FileObject:
-        return FileObject.from_json(self._json(*await self._request("GET", self._url(file_id), file_id), file_id))
+        return self._object(await self._core.call("GET", self._path(file_id), limit=MAX_JSON_BYTES,
+                                                  error=self._error(file_id)))
 
     async def content(self, file_id: str, *, max_bytes: int = MAX_FILE_BYTES,
                       deadline: float = DEFAULT_DEADLINE) -> bytes:
-        _, body, _ = await self._request("GET", self._url(file_id, "content"), file_id, limit=max_bytes,
-                                         deadline=deadline)
-        return body
+        return bytes(await self._core.call("GET", self._path(file_id, "content"), parse=False, limit=max_bytes,
+                                           deadline=deadline, what="file content", error=self._error(file_id)))
+
+    async def download(self, file_id: str, sink: IO[bytes], *, max_bytes: int = MAX_FILE_BYTES,
+                       deadline: float = DEFAULT_DEADLINE) -> int:
+        await self._core.call("GET", self._path(file_id, "content"), parse=False, limit=max_bytes,
+                              deadline=deadline, what="file content", sink=sink, error=self._error(file_id))
+        return sink.tell()
 
     async def text(self, file_id: str, *, max_bytes: int = MAX_FILE_BYTES) -> str:
         return (await self.content(file_id, max_bytes=max_bytes)).decode("utf-8", "replace")
 
     async def delete(self, file_id: str) -> bool:
-        body = self._json(*await self._request("DELETE", self._url(file_id), file_id), file_id)
-        return bool(body.get("deleted", True)) if isinstance(body, dict) else True
+        return self._deleted(await self._core.call("DELETE", self._path(file_id), limit=MAX_JSON_BYTES,
+                                                   error=self._error(file_id)))
 
 
 def safe_filename(name: str) -> str:

@@ -25,12 +25,13 @@ __all__ = ["backoff_delay", "from_transport_error", "should_retry"]
 
 def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None,
                   rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based)."""
-    if retry_after is not None:
-        return min(retry_after, cap)
+    """Seconds to wait before retry number ``attempt`` (1-based): the backoff, or the
+    server's ``retry_after`` when that is longer (a ``Retry-After: 0`` storm still backs
+    off), never more than ``cap``."""
     rng = rng or random
     exp = min(cap, base * (2 ** (attempt - 1)))
-    return round(exp * (0.5 + rng.random() / 2), 3)  # "equal jitter": between half and all
+    wait = round(exp * (0.5 + rng.random() / 2), 3)  # "equal jitter": between half and all
+    return min(max(wait, retry_after or 0.0), cap)
 
 
 def should_retry(error: KimiError, attempt: int, max_retries: int, cap: float, saw_content: bool) -> bool:

@@ -9,9 +9,9 @@ the same rules as a plain generator.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-__all__ = ["DONE", "LineSplitter", "SSEDecoder", "split_lines", "iter_lines", "aiter_lines", "iter_sse"]
+__all__ = ["DONE", "LineSplitter", "SSEDecoder", "iter_sse"]
 
 DONE = "[DONE]"
 
@@ -114,33 +114,6 @@ class LineSplitter:
         if tail[-1:] == "\r":  # a held CR ended its line after all
             return [tail[:-1]]
         return [tail] if tail else []
-
-
-_LineSplitter = LineSplitter
-
-
-def split_lines(text: str) -> list[str]:
-    """``text`` cut into SSE lines (CRLF, LF or CR); a last line without an ending counts."""
-    splitter = _LineSplitter()
-    return splitter.feed(text) + splitter.close()
-
-
-def iter_lines(texts: Iterable[str]) -> Iterator[str]:
-    """The SSE lines of a stream of decoded text (``httpx.Response.iter_text()``)."""
-    splitter = _LineSplitter()
-    for text in texts:
-        yield from splitter.feed(text)
-    yield from splitter.close()
-
-
-async def aiter_lines(texts: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The async twin of `iter_lines` (``httpx.Response.aiter_text()``)."""
-    splitter = _LineSplitter()
-    async for text in texts:
-        for line in splitter.feed(text):
-            yield line
-    for line in splitter.close():
-        yield line
 
 
 class SSEDecoder:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any
 
 import httpx
@@ -28,22 +28,23 @@ from ..errors import (
     KimiError,
     MalformedResponseError,
     ModelNotFoundError,
+    OverloadedError,
     RateLimitError,
     RedirectError,
     error_from_response,
 )
-from ..events import Event, Failed, Notice, Retrying
+from ..events import Cause, Event, Failed, Notice, Retrying
 from ..ratelimit import rate_limits
 from ..response import Response
 from ..settings import Settings
 from .bounded import StreamGuard, araw_chunks, aread_capped, html_error, raw_chunks, read_capped
 from .chunks import TurnState
-from .pool import capped_reads, tuned_async_client, tuned_sync_client
+from .connection import async_http, drain_sync, head_deadline, send_async, send_sync, sync_http
 from .reader import StreamReader
 from .request import AsyncSentBody, SentBody, auth_headers, build_payload, encode_body, json_headers
 from .retry import backoff_delay, from_transport_error, should_retry
 
-__all__ = ["KimiClient", "AsyncKimiClient", "EventStream", "AsyncEventStream"]
+__all__ = ["KimiClient", "AsyncKimiClient", "EventStream", "AsyncEventStream", "quote"]
 
 
 _CLOSED_STREAM = httpx.ByteStream(b"")
@@ -58,19 +59,20 @@ def _unlink(resp: httpx.Response | None) -> None:
         resp.stream = _CLOSED_STREAM
 
 
-def _timeout(settings: Settings) -> httpx.Timeout:
-    return httpx.Timeout(connect=settings.timeout_connect, read=settings.timeout_read,
-                         write=settings.timeout_read, pool=settings.timeout_connect)
-
-
 SIMULATED = Notice("Simulated reply: this answer comes from the bundled Kimi simulator, not from Kimi.", "info")
+
+
+def cause_of(error: KimiError, billed: bool = False) -> Cause:
+    """The structured cause of a failure (what policy decides on: never the message)."""
+    return Cause(type(error).__name__, error.status, error.retry_after, billed,
+                 isinstance(error, (RateLimitError, OverloadedError)))
 
 
 def _failed(error: KimiError, partial: bool, retries: int = 0) -> Failed:
     message = str(error)
     if retries and error.retryable and not partial:  # shown live; the saved output must say they were bounded
         message += f" (gave up after {retries} {'retry' if retries == 1 else 'retries'})"
-    return Failed(message, type(error).__name__, partial=partial)
+    return Failed(message, type(error).__name__, partial=partial, cause=cause_of(error, partial))
 
 
 def _error_chunk(chunk: dict[str, Any]) -> dict[str, Any] | None:
@@ -153,6 +155,29 @@ class _Base:
         body = encode_body(payload)
         return self.settings.chat_url, body, json_headers(key, body), [*shown, *notices], prefill
 
+    def _start(self, messages: list[dict[str, Any]], stream: bool,
+               kw: dict[str, Any]) -> tuple[tuple[str, bytes, dict[str, str], str | None] | None, list[Event], float]:
+        """``(url, body, headers, prefill)`` (None when nothing can be sent), the events that
+        come before the request, and the seconds to wait before sending it."""
+        try:
+            url, body, headers, notices, prefill = self._prepare(messages, stream, **kw)
+        except KimiError as error:
+            return None, [_failed(error, False)], 0.0
+        events: list[Event] = list(notices)
+        wait, waiting = self._wait_for_limits()
+        if waiting is not None:
+            events.append(waiting)
+        return (url, body, headers, prefill), events, wait
+
+    def _give_up(self, failure: KimiError, state: TurnState, attempt: int, listed: list[str] | None) -> list[Event]:
+        """The closing events of a turn that will not be retried (``listed``: the server's
+        models, for a model it does not know)."""
+        if isinstance(failure, ModelNotFoundError):
+            failure = self._suggest_models(failure, listed)
+        closing = state.finish(cut=True) if state.saw_content else []
+        closing.append(_failed(failure, state.saw_content, attempt - 1))
+        return closing
+
     def _http_error(self, status: int, body: str, headers: Any) -> KimiError:
         return error_from_response(status, body, headers, base_url=self.settings.base_url,
                                    model=self.settings.model, secret=self._secret)
@@ -192,7 +217,10 @@ class _Base:
                             "info")
 
     def _handle_data(self, data: str, state: TurnState) -> list[Event]:
-        """The events of one SSE data payload (a list: this runs once per token)."""
+        """The events of one SSE data payload (a list: this runs once per token). An empty
+        payload (``data:`` lines with nothing on them, a keep-alive) is no event at all."""
+        if not data.strip():
+            return []
         try:
             chunk = json.loads(data)
         except ValueError:
@@ -283,6 +311,20 @@ class _Base:
             return last["content"] or None
         return None
 
+    def _exchange(self, method: str, path: str, kw: dict[str, Any]) -> tuple[httpx.Request, dict[str, Any]]:
+        """The request of a core call and its read options. ``kw``: ``json``, ``files``,
+        ``data`` (the body, as httpx takes them), ``limit`` (bytes, default
+        ``max_response_bytes``), ``sink`` (a binary file the body goes to), ``deadline``
+        (seconds for the whole body), ``what`` (named in errors), ``error`` (maps an error
+        reply: ``(response, body) -> KimiError``)."""
+        options = {"limit": kw.pop("limit", None) or self.settings.max_response_bytes, "sink": kw.pop("sink", None),
+                   "what": kw.pop("what", "reply"), "error": kw.pop("error", None) or self._error_of}
+        seconds = kw.pop("deadline", None)
+        options["deadline"] = None if seconds is None else time.monotonic() + seconds
+        headers = auth_headers(self.settings.require_key())
+        url = self.settings.api_base.rstrip("/") + path
+        return self._http.build_request(method, url, headers=headers, **kw), options
+
     def _learn(self, body: Any) -> list[dict[str, Any]]:
         from ..models import registry
 
@@ -308,7 +350,7 @@ class KimiClient(_Base):
     def __init__(self, settings: Settings, *, http: httpx.Client | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         super().__init__(settings)
-        self._http = http or tuned_sync_client(timeout=_timeout(settings))
+        self._http = http or sync_http(settings)
         self._sleep = sleep
 
     def close(self) -> None:
@@ -333,38 +375,34 @@ class KimiClient(_Base):
         """Every event of the turn, each fed to ``response`` before it is yielded: the
         request, its retries, and the body (a `StreamReader` per streamed attempt)."""
         feed = response.feed
-        try:
-            url, body, headers, notices, prefill = self._prepare(messages, stream, **kw)
-        except KimiError as error:
-            failed = _failed(error, False)
-            feed(failed)
-            yield failed
+        prepared, events, wait = self._start(messages, stream, kw)
+        for event in events:
+            feed(event)
+            yield event
+        if prepared is None:
             return
-        for notice in notices:
-            feed(notice)
-            yield notice
-        wait, waiting = self._wait_for_limits()
-        if waiting is not None:
-            feed(waiting)
-            yield waiting
+        if wait:
             self._sleep(wait)
+        url, body, headers, prefill = prepared
         attempt = 0
         while True:
             attempt += 1
             state = TurnState(self.settings.price(), self.settings.price_note(), prefill)
             sent = SentBody(body)  # its bytes are released when this attempt ends
             resp = None
+            handed = False
             try:
-                with self._http.stream("POST", url, content=sent, headers=headers, follow_redirects=False) as resp:
-                    self._check_status(resp)
-                    if resp.status_code >= 400:
-                        raise self._error_of(resp, read_capped(resp, self._error_limit(), keep_head=True))
-                    answer = None if stream else read_capped(resp, self.settings.max_response_bytes)
-                    for event in self._opened(resp, stream, state, answer):
-                        feed(event)
-                        yield event
-                    if stream:
-                        yield from self._stream_body(resp, state, response, url)
+                resp = send_sync(self._http, self._http.build_request("POST", url, content=sent, headers=headers),
+                                 head_deadline(self.settings), self._host(url))
+                self._check_status(resp)
+                if resp.status_code >= 400:
+                    raise self._error_of(resp, read_capped(resp, self._error_limit(), keep_head=True))
+                answer = None if stream else read_capped(resp, self.settings.max_response_bytes)
+                for event in self._opened(resp, stream, state, answer):
+                    feed(event)
+                    yield event
+                if stream:
+                    handed = yield from self._stream_body(resp, state, response, url)
                 return
             except KimiError as error:
                 failure = error
@@ -372,25 +410,25 @@ class KimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             finally:
                 sent.release()
+                if resp is not None and not handed:
+                    resp.close()
                 _unlink(resp)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
-                if isinstance(failure, ModelNotFoundError):
-                    failure = self._suggest_models(failure, self._listed_or_none())
-                closing = state.finish(cut=True) if state.saw_content else []
-                closing.append(_failed(failure, state.saw_content, attempt - 1))
-                for event in closing:
+                listed = self._listed_or_none() if isinstance(failure, ModelNotFoundError) else None
+                for event in self._give_up(failure, state, attempt, listed):
                     feed(event)
                     yield event
                 return
-            retrying = Retrying(attempt, wait, str(failure))
+            retrying = Retrying(attempt, wait, str(failure), cause_of(failure))
             feed(retrying)
             yield retrying
             self._sleep(wait)
 
     def _stream_body(self, resp: httpx.Response, state: TurnState, response: Response,
-                     url: str) -> Iterator[Event]:
-        """The SSE body: events fed to ``response`` and yielded, ending with `Done`."""
+                     url: str) -> Generator[Event, None, bool]:
+        """The SSE body: events fed to ``response`` and yielded, ending with `Done`; returns
+        True when ``resp`` was handed to `drain_sync` (which closes it)."""
         reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
         read = reader.read
         guard = self._guard(resp, url)
@@ -403,26 +441,28 @@ class KimiClient(_Base):
                 if events is None:
                     break
                 if events:
-                    content = True
+                    content = content or type(events[0]) is not Notice  # a skipped chunk is no answer
                     yield from events
             else:
                 tick(content)
                 continue
-            _drain_sync(resp, chunks)
-            break
-        else:
-            for line in guard.close():
-                if reader.read(line) is None:
-                    break
+            yield from reader.close()
+            yield from reader.finish()
+            drain_sync(resp, chunks)
+            return True
+        for line in guard.close():
+            if reader.read(line) is None:
+                break
         yield from reader.close()
         yield from reader.finish()
+        return False
 
     def list_models(self) -> list[str]:
         return _model_ids(self.model_entries())
 
     def model_entries(self) -> list[dict[str, Any]]:
         """The server's ``/models`` entries; the model registry learns from them."""
-        return self._learn(self._get("/models"))
+        return self._learn(self.call("GET", "/models"))
 
     def _listed_or_none(self) -> list[str] | None:
         try:
@@ -432,30 +472,50 @@ class KimiClient(_Base):
 
     def balance(self) -> Any:
         """The account balance body of ``GET /users/me/balance`` (Moonshot's platforms)."""
-        return self._get("/users/me/balance")
+        return self.call("GET", "/users/me/balance")
 
     def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
-        body = self._post("/tokenizers/estimate-token-count", {"model": self.settings.model, "messages": messages})
-        return int((body.get("data") or {}).get("total_tokens") or 0)
+        return _total_tokens(self.call("POST", "/tokenizers/estimate-token-count",
+                                       json={"model": self.settings.model, "messages": messages}))
 
-    def _get(self, path: str) -> Any:
-        return self._call("GET", path, None)
+    # -- the core: every call that is not a chat stream --------------------------------------
+    def call(self, method: str, path: str, *, parse: bool = True, **kw: Any) -> Any:
+        """``method path`` (``path`` under the API base, ids already `quoted <quote>`), retried
+        as chat requests are; the decoded JSON reply, or with ``parse=False`` the body bytes
+        (with ``sink=`` written there instead). See `_Base.exchange` for the options."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                body, resp = self.once(method, path, **kw)
+                return self._body_json(body, resp) if parse else body
+            except KimiError as error:
+                wait = self._retry_plan(error, attempt, False)
+                if wait is None:
+                    raise
+            self._sleep(wait)
 
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
-        return self._call("POST", path, body)
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
-        key = self.settings.require_key()
-        url = self.settings.api_base + path
+    def once(self, method: str, path: str, **kw: Any) -> tuple[bytearray, httpx.Response]:
+        """One attempt of `call`: the body and the (closed) response, or a `KimiError`."""
+        request, options = self._exchange(method, path, kw)
+        resp = None
         try:
-            with self._http.stream(method, url, json=body, headers=auth_headers(key),
-                                   follow_redirects=False) as resp:
-                self._check_status(resp)
-                if resp.status_code >= 400:
-                    raise self._error_of(resp, read_capped(resp, self._error_limit(), keep_head=True))
-                return self._body_json(read_capped(resp, self.settings.max_response_bytes), resp)
+            resp = send_sync(self._http, request, head_deadline(self.settings), self._host(request.url))
+            self._check_status(resp)
+            if resp.status_code >= 400:
+                raise options["error"](resp, read_capped(resp, self._error_limit(), keep_head=True))
+            if options["sink"] is not None:
+                options["sink"].seek(0)
+                options["sink"].truncate()  # what an earlier attempt wrote
+            return read_capped(resp, options["limit"], what=options["what"], sink=options["sink"],
+                               deadline=options["deadline"]), resp
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc, url, False) from None
+            raise self._transport_error(exc, str(request.url), False) from None
+        finally:
+            if resp is not None:
+                resp.close()
+                _unlink(resp)
+
 
 class AsyncKimiClient(_Base):
     """The async twin: same events, same retries, on httpx.AsyncClient."""
@@ -463,7 +523,7 @@ class AsyncKimiClient(_Base):
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None,
                  sleep: Callable[[float], Any] = asyncio.sleep):
         super().__init__(settings)
-        self._http = http or tuned_async_client(timeout=_timeout(settings))
+        self._http = http or async_http(settings)
         self._sleep = sleep
 
     async def aclose(self) -> None:
@@ -487,21 +547,15 @@ class AsyncKimiClient(_Base):
                       response: Response) -> AsyncIterator[Event]:
         """As `KimiClient._events`: every event, each fed to ``response`` before it is yielded."""
         feed = response.feed
-        try:
-            url, body, headers, notices, prefill = self._prepare(messages, stream, **kw)
-        except KimiError as error:
-            failed = _failed(error, False)
-            feed(failed)
-            yield failed
+        prepared, events, wait = self._start(messages, stream, kw)
+        for event in events:
+            feed(event)
+            yield event
+        if prepared is None:
             return
-        for notice in notices:
-            feed(notice)
-            yield notice
-        wait, waiting = self._wait_for_limits()
-        if waiting is not None:
-            feed(waiting)
-            yield waiting
+        if wait:
             await self._sleep(wait)
+        url, body, headers, prefill = prepared
         attempt = 0
         while True:
             attempt += 1
@@ -509,42 +563,43 @@ class AsyncKimiClient(_Base):
             sent = AsyncSentBody(body)  # its bytes are released when this attempt ends
             resp = None
             try:
-                async with self._http.stream("POST", url, content=sent, headers=headers,
-                                             follow_redirects=False) as resp:
-                    self._check_status(resp)
-                    if resp.status_code >= 400:
-                        raise self._error_of(resp, await aread_capped(resp, self._error_limit(), keep_head=True))
-                    answer = None if stream else await aread_capped(resp, self.settings.max_response_bytes)
-                    for event in self._opened(resp, stream, state, answer):
-                        feed(event)
-                        yield event
-                    if stream:
-                        reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
-                        guard = self._guard(resp, url)
-                        finished = False
-                        chunks = araw_chunks(resp)
-                        async for lines in guard.abatches(chunks):
-                            content = False
-                            for line in lines:
-                                events = reader.read(line)
-                                if events is None:
-                                    finished = True
-                                    break
-                                if events:
-                                    content = True
-                                    for event in events:
-                                        yield event
-                            if finished:
+                resp = await send_async(self._http, self._http.build_request("POST", url, content=sent,
+                                                                            headers=headers),
+                                        head_deadline(self.settings), self._host(url))
+                self._check_status(resp)
+                if resp.status_code >= 400:
+                    raise self._error_of(resp, await aread_capped(resp, self._error_limit(), keep_head=True))
+                answer = None if stream else await aread_capped(resp, self.settings.max_response_bytes)
+                for event in self._opened(resp, stream, state, answer):
+                    feed(event)
+                    yield event
+                if stream:
+                    reader = StreamReader(state, response, self._handle_data, self._raise_error_chunk)
+                    guard = self._guard(resp, url)
+                    finished = False
+                    chunks = araw_chunks(resp)
+                    async for lines in guard.abatches(chunks):
+                        content = False
+                        for line in lines:
+                            events = reader.read(line)
+                            if events is None:
+                                finished = True
                                 break
-                            guard.tick(content)
-                        if not finished:
-                            for line in guard.close():
-                                if reader.read(line) is None:
-                                    break
-                        else:
-                            await _drain(chunks)
-                        for event in reader.close() + reader.finish():
-                            yield event
+                            if events:
+                                content = content or type(events[0]) is not Notice
+                                for event in events:
+                                    yield event
+                        if finished:
+                            break
+                        guard.tick(content)
+                    if not finished:
+                        for line in guard.close():
+                            if reader.read(line) is None:
+                                break
+                    else:
+                        await _drain(chunks)
+                    for event in reader.close() + reader.finish():
+                        yield event
                 return
             except KimiError as error:
                 failure = error
@@ -552,18 +607,17 @@ class AsyncKimiClient(_Base):
                 failure = self._transport_error(exc, url, state.saw_content)
             finally:
                 sent.release()
+                if resp is not None:
+                    await resp.aclose()
                 _unlink(resp)
             wait = self._retry_plan(failure, attempt, state.saw_content)
             if wait is None:
-                if isinstance(failure, ModelNotFoundError):
-                    failure = self._suggest_models(failure, await self._listed_or_none())
-                closing = state.finish(cut=True) if state.saw_content else []
-                closing.append(_failed(failure, state.saw_content, attempt - 1))
-                for event in closing:
+                listed = await self._listed_or_none() if isinstance(failure, ModelNotFoundError) else None
+                for event in self._give_up(failure, state, attempt, listed):
                     feed(event)
                     yield event
                 return
-            retrying = Retrying(attempt, wait, str(failure))
+            retrying = Retrying(attempt, wait, str(failure), cause_of(failure))
             feed(retrying)
             yield retrying
             await self._sleep(wait)
@@ -573,23 +627,57 @@ class AsyncKimiClient(_Base):
 
     async def model_entries(self) -> list[dict[str, Any]]:
         """The server's ``/models`` entries; the model registry learns from them."""
-        key = self.settings.require_key()
-        url = self.settings.api_base + "/models"
-        try:
-            async with self._http.stream("GET", url, headers=auth_headers(key), follow_redirects=False) as resp:
-                self._check_status(resp)
-                if resp.status_code >= 400:
-                    raise self._error_of(resp, await aread_capped(resp, self._error_limit(), keep_head=True))
-                body = await aread_capped(resp, self.settings.max_response_bytes)
-                return self._learn(self._body_json(body, resp))
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, url, False) from None
+        return self._learn(await self.call("GET", "/models"))
 
     async def _listed_or_none(self) -> list[str] | None:
         try:
             return _model_ids(await self.model_entries())
         except KimiError:
             return None
+
+    async def balance(self) -> Any:
+        """The async twin of `KimiClient.balance`."""
+        return await self.call("GET", "/users/me/balance")
+
+    async def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
+        return _total_tokens(await self.call("POST", "/tokenizers/estimate-token-count",
+                                             json={"model": self.settings.model, "messages": messages}))
+
+    # -- the core: every call that is not a chat stream --------------------------------------
+    async def call(self, method: str, path: str, *, parse: bool = True, **kw: Any) -> Any:
+        """The async twin of `KimiClient.call`."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                body, resp = await self.once(method, path, **kw)
+                return self._body_json(body, resp) if parse else body
+            except KimiError as error:
+                wait = self._retry_plan(error, attempt, False)
+                if wait is None:
+                    raise
+            await self._sleep(wait)
+
+    async def once(self, method: str, path: str, **kw: Any) -> tuple[bytearray, httpx.Response]:
+        """The async twin of `KimiClient.once`."""
+        request, options = self._exchange(method, path, kw)
+        resp = None
+        try:
+            resp = await send_async(self._http, request, head_deadline(self.settings), self._host(request.url))
+            self._check_status(resp)
+            if resp.status_code >= 400:
+                raise options["error"](resp, await aread_capped(resp, self._error_limit(), keep_head=True))
+            if options["sink"] is not None:
+                options["sink"].seek(0)
+                options["sink"].truncate()  # what an earlier attempt wrote
+            return await aread_capped(resp, options["limit"], what=options["what"], sink=options["sink"],
+                                      deadline=options["deadline"]), resp
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, str(request.url), False) from None
+        finally:
+            if resp is not None:
+                await resp.aclose()
+                _unlink(resp)
 
 
 async def _drain(chunks: Any, limit: int = 64 * 1024, seconds: float = 0.25) -> bool:
@@ -610,23 +698,17 @@ async def _drain(chunks: Any, limit: int = 64 * 1024, seconds: float = 0.25) -> 
         return False
 
 
-def _drain_sync(resp: httpx.Response, chunks: Iterator[bytes], limit: int = 64 * 1024,
-                seconds: float = 0.25) -> bool:
-    """`_drain` for the sync client: each read capped to ``seconds`` (`pool.capped_reads`),
-    the whole at most about twice that. Without a cappable connection nothing is read."""
-    deadline = time.monotonic() + seconds
-    with capped_reads(resp, seconds) as capped:
-        if not capped:
-            return False
-        read = 0
-        try:
-            for raw in chunks:
-                read += len(raw)
-                if read > limit or time.monotonic() > deadline:
-                    return False
-        except (httpx.HTTPError, KimiError):
-            return False
-    return True
+def _total_tokens(body: Any) -> int:
+    data = body.get("data") if isinstance(body, dict) else None
+    return int((data or {}).get("total_tokens") or 0) if isinstance(data, dict) else 0
+
+
+def quote(part: str) -> str:
+    """An id (from the server, a state file, a user) as one path segment: it cannot add
+    segments, a query or a fragment to the URL it goes into."""
+    from urllib.parse import quote as _quote
+
+    return _quote(str(part), safe="")
 
 
 def _model_ids(body: Any) -> list[str]:

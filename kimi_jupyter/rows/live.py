@@ -7,7 +7,10 @@ engine adds is only what a single turn cannot know:
 * bounded, adaptive concurrency (`limiter`), capped by the requests the server's
   ``x-ratelimit-*`` headers say are left; 429s inside a turn (its retries) or a row that
   failed with a rate-limit/overload error halve the concurrency; such a row goes back into
-  the queue (a 429 is never billed, so nothing is paid twice) up to ``ROW_ATTEMPTS`` times;
+  the queue (a 429 is never billed, so nothing is paid twice) until it has cost
+  ``ROW_ATTEMPTS`` requests; a server that asks for a longer wait than ``retry_max_wait``
+  stops the run with a message. All of this reads the failure's structured `Cause`, never
+  its message;
 * a per-run budget: a row starts only while the run's cost plus what the rows in flight are
   expected to cost stays under it; the session budget is the Turn's own guard;
 * errors that doom every row (wrong key, quota, unknown model, session budget) stop the run
@@ -26,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import Retrying
+from ..events import Cause, Failed, Retrying
 from .data import RowSource, RunSummary
 from .limiter import AdaptiveLimiter
 from .schema import RowSchema
@@ -37,8 +40,7 @@ __all__ = ["LiveRun", "FATAL_KINDS", "ROW_ATTEMPTS", "row_error"]
 
 FATAL_KINDS = {"AuthenticationError", "QuotaExceededError", "MissingKeyError", "ConfigError", "ModelNotFoundError",
                "PermissionDeniedError", "BudgetExceeded"}
-THROTTLE_KINDS = {"RateLimitError", "OverloadedError"}
-ROW_ATTEMPTS = 6
+ROW_ATTEMPTS = 8  # requests one row may cost across throttled attempts (its turns' own retries count)
 RETRY_NAME = "_kimi_schema_retry"  # the follow-up text of a schema retry, in the row's namespace
 SHARED_ANSWER_CHARS = 64  # answers this short are kept once per distinct text...
 SHARED_ANSWERS = 1024  # ...for the first this many distinct ones
@@ -57,6 +59,7 @@ class LiveRun:
     use_cache: bool = True
     price: Any = None
     api_base: str | None = None  # whose announced rate limits cap the concurrency
+    max_wait: float = 60.0  # a server that asks for a longer wait stops the run (the settings' retry_max_wait)
     stop: threading.Event = field(default_factory=threading.Event)
     summary: RunSummary = field(default_factory=RunSummary)
     answers: list[Any] = field(default_factory=list)
@@ -177,7 +180,7 @@ class LiveRun:
         finally:
             self._reserved -= reserved
         if response.retries:
-            retries = [e for e in response.events if isinstance(e, Retrying) and _is_throttle(e.reason)]
+            retries = [e for e in response.events if isinstance(e, Retrying) and e.cause and e.cause.throttle]
             if retries:
                 limiter.throttled(max(e.wait for e in retries))
         usage = response.usage
@@ -190,10 +193,21 @@ class LiveRun:
                 s.cost += usage.cost or 0.0
         if response.error is not None:
             kind = response.error_kind or ""
-            if kind in THROTTLE_KINDS and attempt < ROW_ATTEMPTS:
-                limiter.throttled(_wait_of(response.error))
-                self._retry.append((pos, fields, attempt + 1))
-                return
+            cause = _cause(response)
+            if cause is not None and cause.throttle:
+                wait = cause.retry_after
+                if wait is not None and wait > self.max_wait:  # the server asks for more than we wait
+                    s.stopped = s.stopped or (f"the server asks to wait {wait:g} s before more requests, longer "
+                                              f"than the {self.max_wait:g} s a run waits "
+                                              "(Kimi.retry_max_wait); finished rows are kept")
+                    self._retry.appendleft((pos, fields, attempt))
+                    return
+                # ``attempt`` is 1 + the requests the row has cost (a turn's own retries count).
+                attempt += 1 + response.retries
+                if attempt <= ROW_ATTEMPTS:
+                    limiter.throttled(wait if wait else 1.0)
+                    self._retry.append((pos, fields, attempt))
+                    return
             self.errors[pos] = row_error(kind, response.error)
             s.failed += 1
             if kind in FATAL_KINDS:
@@ -258,13 +272,9 @@ def row_error(kind: str, message: str) -> str:
     return message
 
 
-def _is_throttle(reason: str) -> bool:
-    text = reason.lower()
-    return "429" in text or "rate limit" in text or "overloaded" in text or "try again after" in text
-
-
-def _wait_of(message: str) -> float:
-    import re
-
-    found = re.search(r"after (\d+(?:\.\d+)?) seconds", message)
-    return float(found.group(1)) if found else 1.0
+def _cause(response: Any) -> Cause | None:
+    """The structured cause of a failed turn (the client sets it on its `Failed`)."""
+    for event in reversed(response.events):
+        if isinstance(event, Failed):
+            return event.cause
+    return None

@@ -144,7 +144,8 @@ def _live_run(plan: Plan, concurrency: int | None, budget: float | None, use_cac
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
         raise RowsError(f"budget must be a number from 0 up (in the provider's currency), not {budget!r}.")
     return LiveRun(plan.source, plan.template, plan.row_options, plan.schema, concurrency=limit, budget=budget,
-                   use_cache=use_cache, price=plan.settings.price(), api_base=_api_base(plan.settings))
+                   use_cache=use_cache, price=plan.settings.price(), api_base=_api_base(plan.settings),
+                   max_wait=plan.settings.retry_max_wait)
 
 
 def _api_base(settings: Any) -> str | None:

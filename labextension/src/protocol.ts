@@ -146,11 +146,21 @@ export interface IUsageEvent {
   cache_write?: number;
 }
 
+/** Why a request failed, as data (kimi_jupyter.events.Cause). */
+export interface IFailureCause {
+  kind: string;
+  status: number | null;
+  retry_after: number | null;
+  billed: boolean;
+  throttle: boolean;
+}
+
 export interface IRetryingEvent {
   type: 'Retrying';
   attempt: number;
   wait: number;
   reason: string;
+  cause?: IFailureCause;
 }
 
 export interface INoticeEvent {
@@ -171,6 +181,7 @@ export interface IFailedEvent {
   kind?: string;
   partial?: boolean;
   extra?: Record<string, unknown>;
+  cause?: IFailureCause;
 }
 
 export type KimiEvent =
