@@ -311,6 +311,7 @@ def _collect(api: Any, run: dict[str, Any], directory: Any, settings: Any) -> No
                                         "read (it may have been billed); run map() again to send only such rows")
                 else:
                     errors[str(pos)] = _status_error(batch)
+        cache.flush()  # the entries are on disk before the run state says "collected"
         batch["collected"] = True
         save_run(directory, run)
     run["collected"] = True
