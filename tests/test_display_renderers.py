@@ -371,3 +371,14 @@ def test_live_view_points_to_the_approval_box_and_shows_the_code_once() -> None:
     assert "os.remove" not in markdown and "print(49)" not in markdown
     view.handle(ApprovalResolved("c1", approved=True))
     view.finish(Response())
+
+
+def test_highlighted_code_spells_quotes_one_way_whatever_the_pygments_release() -> None:
+    """Pygments 2.20 wrote &quot;/&#39; where 2.21 writes plain quotes; saved outputs keep one form."""
+    from kimi_jupyter.untrusted import markdown_to_html
+
+    html_out = markdown_to_html('```python\nx = "a\'b" if y < 1 & 2 else \'&quot;\'\n```')
+    assert "<span" in html_out  # highlighted
+    assert "&quot;" not in html_out.replace("&amp;quot;", "") and "&#39;" not in html_out
+    assert "&quot;a'b&quot;" not in html_out and "\"a'b\"" in html_out
+    assert "&lt;" in html_out and "&amp;" in html_out and "&amp;quot;" in html_out  # still escaped

@@ -35,7 +35,7 @@ from ..untrusted import GrowingMarkdown, markdown_text
 from .coalesce import Coalescer, paced_interval
 from .fmt import approx_tokens, preview, reasoning_title, seconds, usage_line
 from .markdown import MarkdownRenderer
-from .static import final_bundle
+from .static import final_bundle, final_metadata
 
 __all__ = ["LIVE_INTERVAL", "LiveView", "live_view_markdown"]
 
@@ -98,7 +98,7 @@ class LiveView(MarkdownRenderer):
         *,
         interval: float = LIVE_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
-        display: Callable[[dict[str, str]], Any] | None = None,
+        display: Callable[..., Any] | None = None,  # (bundle, metadata=...) -> a display handle
     ) -> None:
         super().__init__(interval=interval, clock=clock, display=display)
         self._started = False
@@ -118,10 +118,12 @@ class LiveView(MarkdownRenderer):
 
     def finish(self, response: Response) -> None:
         bundle = final_bundle(response, self._meta)
+        metadata = final_metadata(response)  # where the output came from (saved with it)
+        extra = {"metadata": metadata} if metadata else {}
         if self._handle is None:  # nothing was shown yet: the final bundle is the only output
-            self._handle = self._display(bundle)
+            self._handle = self._display(bundle, **extra)
         else:
-            self._handle.update(bundle, raw=True)
+            self._handle.update(bundle, raw=True, **extra)
 
     @property
     def shown(self) -> bool:
