@@ -362,6 +362,10 @@ def _write_entry(path: str, data: bytes, folders: set[str], serial: list[int]) -
             break
         except FileExistsError:  # a leftover or planted name: take the next one
             continue
+        except FileNotFoundError:  # the folder was removed since (a clear, rmtree): make it again
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, flags, 0o600)
+            break
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -37,6 +37,19 @@ def test_queued_entries_are_hits_at_once_and_all_on_disk_after_a_flush(tmp_path:
     assert cache.info() == (300, sum(p.stat().st_size for p in on_disk(tmp_path / "c")))
 
 
+def test_a_folder_removed_between_writes_is_made_again(tmp_path: Path) -> None:
+    import shutil
+
+    writer = CacheWriter()
+    cache = ResponseCache(tmp_path / "c", writer=writer)
+    cache.store("ab" * 32, [TextDelta("x"), Done("stop")], [])
+    writer.flush()
+    shutil.rmtree(tmp_path / "c")  # what a user (or a benchmark) does between runs
+    cache.store("ab" * 32, [TextDelta("y"), Done("stop")], [])
+    writer.flush()
+    assert writer.problem is None and len(on_disk(tmp_path / "c")) == 1
+
+
 def test_the_entry_is_encoded_when_stored_not_when_written(tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path, writer=CacheWriter())
     conversation = [{"role": "assistant", "content": "before"}]
