@@ -156,6 +156,8 @@ class KimiMagics(Magics):
     @magic_arguments.argument("--web", action="store_true", help="with --agent: allow Kimi's builtin web search")
     @magic_arguments.argument("--max-tokens", type=_positive_int, help="limit on generated tokens")
     @magic_arguments.argument("--system", type=_text, help="system prompt for this conversation")
+    @magic_arguments.argument("--no-rules", dest="rules", action="store_const", const=False, default=None,
+                              help="don't send the project rules (AGENTS.md, .kimi/rules.md) with this cell")
     @magic_arguments.argument("--cells", type=_positive_int, metavar="N",
                               help="attach the last N cells' source and outputs")
     @magic_arguments.argument("--plot", action="store_true", help="attach the plot(s) the previous cell displayed")
@@ -202,7 +204,7 @@ class KimiMagics(Magics):
             return self._fail("--schema applies with -f json (or --each); nothing was sent.", args.keep_going)
         try:
             settings = self.session.settings(model=args.model, thinking=args.thinking, effort=args.effort,
-                                             max_tokens=args.max_tokens, system=args.system,
+                                             max_tokens=args.max_tokens, system=args.system, rules=args.rules,
                                              keep_going=True if args.keep_going else None)
             schema = self._schema(args.schema) if args.schema else None
             web_notices: list[Any] = []
@@ -381,6 +383,24 @@ class KimiMagics(Magics):
         except (KimiError, RecordingError) as error:
             raise CellFailed(str(error)) from None
 
+    def _mcp(self, rest: str) -> None:
+        """``%kimi mcp [restart|stop]``: the MCP servers, their state and tools (agent/mcp.py)."""
+        from .agent import mcp
+
+        if rest not in ("", "list", "restart", "stop"):
+            _say("Use: %kimi mcp | %kimi mcp restart | %kimi mcp stop")
+            return
+        if rest == "stop":
+            mcp.stop_all()
+            print("Stopped every MCP server; the next agent turn (or %kimi mcp) starts them again.")
+            return
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
+        print(mcp.report(settings, restart=rest == "restart"))
+
     def _fix(self, rest: str) -> None:  # the logic is in kimi_jupyter/fix.py
         from .fix import fix_magic
 
@@ -480,6 +500,10 @@ class KimiMagics(Magics):
         lines = [f"{name:<{width}}  {value}    [{source}]" for name, value, source in rows]
         print("Effective settings (highest wins: argument > %config > environment > .env > default)\n")
         print("\n".join(lines))
+        from .rules import describe  # which rule files the next turn sends
+
+        state = describe() if self.session.settings().rules else "off (Kimi.rules = False)"
+        print(f"\nProject rules: {state}")
 
     def _balance(self, _: str) -> None:
         """``%kimi balance``: the account balance from ``/users/me/balance`` (Moonshot's platforms)."""
@@ -536,6 +560,9 @@ def line_commands() -> Any:
 
     line.add("record", "record every turn to FILE (JSON lines); KIMI_REPLAY=only replays them without a key",
              parser=record_parser())
+    line.add("mcp", "MCP servers (.kimi/mcp.json, ~/.kimi/mcp.json, Kimi.mcp_config): their state and tools; "
+                    "restart starts them again, stop stops them").add_argument(
+        "action", nargs="?", choices=["list", "restart", "stop"], default="list")
     return line
 
 
@@ -561,6 +588,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    if "kimi_jupyter.agent.mcp" in sys.modules:  # the MCP servers stop with the extension
+        sys.modules["kimi_jupyter.agent.mcp"].stop_all()
     for magics in list(ipython.magics_manager.registry.values()):
         if isinstance(magics, KimiMagics):
             magics.plots.uninstall()

@@ -30,7 +30,7 @@ from .models import CACHE_TTLS, EFFORTS, ModelInfo, ModelOverrides, registry
 from .providers import PROVIDERS, Prices, Provider, get_provider, infer_provider
 from .secrets import validate_key
 
-__all__ = ["Secret", "Settings", "resolve_settings", "read_dotenv", "public_url", "ENV_VARS", "SETTING_HELP"]
+__all__ = ["McpConfig", "Secret", "Settings", "resolve_settings", "read_dotenv", "public_url", "ENV_VARS", "SETTING_HELP"]
 
 # One line per setting: shown by `%config Kimi`, `%kimi config` and the README.
 SETTING_HELP: dict[str, str] = {
@@ -73,9 +73,45 @@ SETTING_HELP: dict[str, str] = {
     "upload_threshold": "images and videos larger than this many bytes are uploaded once through the Files API "
                         "(moonshot, moonshot-intl) and sent as ms://<id>",
     "prices": "price override: {'input': .., 'output': .., 'input_cached': .., 'currency': 'USD'} per 1M tokens",
+    "mcp_config": "MCP servers for the agent, in the mcpServers shape: {'name': {'command': .., 'args': [..], "
+                  "'env': {..}} or {'url': .., 'headers': {..}}} (added to .kimi/mcp.json and ~/.kimi/mcp.json; "
+                  "see %kimi mcp)",
+    "mcp_timeout": "seconds an MCP server may take to answer one tool call (and to start, at least 30)",
+    "rules": "send the project rules (AGENTS.md, .kimi/rules.md in the notebook's folder and its parents up "
+             "to the repository root) as system instructions",
+    "tracing": "emit OpenTelemetry spans (GenAI semantic conventions) for turns, requests and tool calls "
+               "(needs opentelemetry-api; configure your exporter as usual)",
+    "trace_content": "with tracing: also put prompts, answers and tool arguments/results on the spans",
     "model_overrides": "model registry overrides: {'model-id': {'context_window': .., 'prices': {provider: {..}}, "
                        "'modalities': [..], 'thinking': 'switch|always|never', 'retired': ..}} (see %kimi models)",
 }
+
+
+class McpConfig:
+    """The ``mcp_config`` setting: MCP servers as ``{"mcpServers": {name: {...}}}`` or the
+    ``{name: {...}}`` inside it. Hashable (settings key the client pool); its repr names the
+    servers only, since ``env`` and ``headers`` often carry tokens."""
+
+    __slots__ = ("_hash", "servers")
+
+    def __init__(self, data: Mapping[str, Any]):
+        servers = data.get("mcpServers", data) if isinstance(data, Mapping) else None
+        if not isinstance(servers, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, Mapping) for k, v in servers.items()):
+            raise ValueError("use {'name': {'command': ..., 'args': [...]}} or {'name': {'url': ...}}")
+        import json
+
+        self.servers: dict[str, dict[str, Any]] = {k: dict(v) for k, v in servers.items()}
+        self._hash = hash(json.dumps(self.servers, sort_keys=True, default=repr))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, McpConfig) and other.servers == self.servers
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"McpConfig(servers: {', '.join(self.servers) or 'none'})"
 
 
 class Secret:
@@ -161,6 +197,11 @@ class Settings:
     max_response_bytes: int = 64 * 1024 * 1024
     rows_concurrency: int = 8
     upload_threshold: int = 10 * 1024 * 1024
+    mcp_config: McpConfig | None = None
+    mcp_timeout: float = 60.0
+    rules: bool = True
+    tracing: bool = False
+    trace_content: bool = False
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -341,6 +382,8 @@ def _coerce(name: str, value: Any) -> Any:
         return None
     if name in ("effort", "prompt_cache_ttl") and isinstance(value, str):
         return value.strip().lower()
+    if name == "mcp_config" and isinstance(value, Mapping):
+        return McpConfig(value)
     return value
 
 
@@ -452,6 +495,8 @@ def _check(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
             problem = f"use one of {', '.join(EFFORTS)} (or None for the server's default)"
         elif f.name == "prompt_cache_ttl" and value not in CACHE_TTLS:
             problem = f"use one of {', '.join(CACHE_TTLS)} (or None to send no prompt_cache_options)"
+        elif f.name == "mcp_config" and not isinstance(value, McpConfig):
+            problem = "use {'name': {'command': ..., 'args': [...]}} or {'name': {'url': ...}}"
         elif f.name == "display" and value not in _DISPLAYS:
             problem = f"use one of {', '.join(_DISPLAYS)}"
         elif f.name == "replay" and value not in _REPLAYS:

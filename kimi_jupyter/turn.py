@@ -195,16 +195,31 @@ class Turn:
         self._tape: Tape | None = None  # the recording (kimi_jupyter.recording), when one is named
         self._tape_key = ""
         self._committed = False
+        self.trace: Any = None  # tracing.TurnTrace while spans are exported (Kimi.tracing)
 
     # -- building -----------------------------------------------------------------------
+    def _system(self) -> str | None:
+        """The system prompt: the ``system`` setting, then the project rules (`kimi_jupyter.rules`)."""
+        s = self.settings
+        if not s.rules or self.request.silent:
+            return s.system
+        from .rules import rules_text
+        from .secrets import secrets_of
+
+        rules = rules_text(secrets=secrets_of(s))
+        if not rules:
+            return s.system
+        return f"{s.system}\n\n{rules}" if s.system else rules
+
     def _base_messages(self) -> tuple[list[dict[str, Any]], int]:
         s = self.settings
+        system = self._system()
         if self.request.history:
             cell, follow_up = self.request.cell, self.request.cell_follow_up
             history, tokens, size = self.chat.conversation.sized_request(
-                s.history_budget, s.system, before=None if follow_up else cell, through=cell if follow_up else None)
+                s.history_budget, system, before=None if follow_up else cell, through=cell if follow_up else None)
         else:
-            history = [{"role": "system", "content": s.system}] if s.system else []
+            history = [{"role": "system", "content": system}] if system else []
             tokens = sum(estimate_message_tokens(m) for m in history)
             size = json_bound(history)
         # The size bound of the history part of the list (the first `len(history)` messages):
@@ -271,6 +286,12 @@ class Turn:
             self._before.insert(0, Notice(where, "warning"))
         if self.request.strategy is not None:
             self.total = Response(model=self.settings.model)
+        if self.settings.tracing:  # OpenTelemetry spans (kimi_jupyter.tracing)
+            from .tracing import turn_trace
+
+            self.trace, problem = turn_trace(self)
+            if problem:
+                self._before.append(Notice(problem, "warning"))
         return None
 
     def _guard(self) -> str | None:
@@ -385,6 +406,8 @@ class Turn:
     def begin(self, step: Response) -> Callable[[Event], None]:
         """A new request's stream is open; returns what to call with each of its events."""
         self.requests += 1
+        if self.trace is not None:
+            self.trace.request_started()
         if self.total is None:  # a plain turn: the stream's snapshot is the turn's
             self.total = step
             for event in self._before:
@@ -415,6 +438,14 @@ class Turn:
 
         return step_event
 
+    def say_first(self, event: Event) -> None:
+        """A notice of the turn's own set-up: shown before the first request's events when
+        no request has begun yet (the agent's tools are gathered before it), else now."""
+        if self.requests == 0 or self.total is None:
+            self._before.append(event)
+        else:
+            self.emit(event)
+
     def emit(self, event: Event) -> None:
         """An event of the turn's own (tool steps, limits, notices) or of a later request."""
         if isinstance(event, Notice):
@@ -430,6 +461,8 @@ class Turn:
     def step_done(self, step: Response) -> bool:
         """The request ended; True when another one follows."""
         self.final = step
+        if self.trace is not None:
+            self.trace.request_ended(step)
         strategy = self.request.strategy
         if strategy is None or step.error is not None or not step.tool_calls:
             return False
@@ -468,6 +501,8 @@ class Turn:
         if not self._committed:
             self._committed = True
             try:
+                if self.trace is not None:
+                    self.trace.end(response)
                 if self.request.strategy is not None:
                     self.request.strategy.close()
             finally:
