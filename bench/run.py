@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .common import Log, Result, describe_machine, machine
+from .common import Log, Result, describe_machine, machine, unavailable
 
 BENCHMARKS = ("load", "stream", "kernel", "context", "render", "wire", "media", "engine", "firstcell",
-              "rows")
+              "rows", "peers")
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -68,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="skip the jupyter-ai-magics peer")
     parser.add_argument("--no-install", action="store_true", help="use the peer venv only if it already exists")
     parser.add_argument("--install-timeout", type=float, default=300.0, help="seconds allowed for the peer install")
+    parser.add_argument("--peer-python", default=os.environ.get("KIMI_BENCH_PYTHON") or sys.executable,
+                        help="interpreter of the peers' kernels (needs openai; jupyter-ai-magics optional)")
     parser.add_argument("-q", "--silent", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
 
@@ -75,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.silent:
             print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    from . import context, engine, firstcell, kernel, loadtime, media, render, rows, streaming, wire
+    from . import context, engine, firstcell, kernel, loadtime, media, peers, render, rows, streaming, wire
 
     runners: dict[str, Callable[[bool, Log], list[Result]]] = {
         "load": lambda quick, log: loadtime.run(quick, log, peers=not args.no_peers, install=not args.no_install,
@@ -89,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "engine": engine.run,
         "firstcell": firstcell.run,
         "rows": rows.run,
+        "peers": lambda quick, log: ([unavailable("peers (openai SDK, jupyter-ai-magics)", "skipped (--no-peers)")]
+                                     if args.no_peers else peers.run(quick, log, python=args.peer_python)),
     }
     info = machine()
     mode = "quick" if args.quick else "full"

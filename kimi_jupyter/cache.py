@@ -13,10 +13,18 @@ block the cell), checks the schema and every field's type, and treats anything e
 miss, setting `ResponseCache.problem` to a one-line notice. A replayed entry never shows a
 tool step or an approval as if it happened now: `replay_events` turns the recorded run's
 tool and approval events into notices that say they were recorded, not run in this replay.
+
+Writes leave the caller at once: `ResponseCache.store` encodes the entry (a snapshot) and
+hands it to one writer thread per process (`CacheWriter`), which writes what is queued in
+batches (a temporary file each, then an atomic rename), so no row of a ``map()`` and no
+cell waits for the disk. An entry queued but not yet written is already a hit for `load`.
+`flush_writes()` waits until everything queued is on disk: ``map()`` calls it when a run
+ends, also when it is stopped or interrupted, and the interpreter calls it at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import hashlib
@@ -24,7 +32,7 @@ import json
 import os
 import shutil
 import stat
-import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +52,8 @@ from .events import (
     event_to_json,
 )
 
-__all__ = ["ResponseCache", "CachedTurn", "request_key", "replay_events", "parse_entry", "MAX_ENTRY_BYTES"]
+__all__ = ["ResponseCache", "CachedTurn", "CacheWriter", "request_key", "replay_events", "parse_entry",
+           "flush_writes", "MAX_ENTRY_BYTES"]
 
 FORMAT = 1
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
@@ -255,8 +264,11 @@ def replay_events(events: list[Event]) -> list[Event]:
 
 
 class ResponseCache:
-    def __init__(self, directory: str | os.PathLike[str]):
-        self._root = os.fspath(directory)
+    def __init__(self, directory: str | os.PathLike[str], writer: CacheWriter | None = None):
+        # Absolute, so an entry queued now is written where it was meant to go even if the
+        # working directory changes before the writer gets to it.
+        self._root = os.path.abspath(os.fspath(directory))
+        self._writer = writer
         self.problem: str | None = None  # a one-line notice after a damaged entry
 
     @property
@@ -271,11 +283,13 @@ class ResponseCache:
 
     def load(self, key: str) -> CachedTurn | None:
         """The entry for ``key`` ready to replay, or None (a miss). A damaged or planted
-        entry is a miss too, and sets `problem`."""
-        self.problem = None
+        entry is a miss too, and sets `problem` (so does an earlier write that failed)."""
+        self.problem = self.writer.take_problem()
         path = self._file(key)
         try:
-            raw = _read_regular(path)
+            raw = self.writer.pending(path)
+            if raw is None:
+                raw = _read_regular(path)
         except FileNotFoundError:
             return None
         except (OSError, DamagedEntry) as error:
@@ -298,40 +312,158 @@ class ResponseCache:
                         "the request was sent instead.")
         return None
 
+    @property
+    def writer(self) -> CacheWriter:
+        return self._writer or _default_writer()
+
     def store(self, key: str, events: list[Event], conversation: list[dict[str, Any]]) -> None:
-        path = self._file(key)
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
+        """Queue the entry for the writer thread (encoded now: later changes to ``events`` or
+        ``conversation`` do not reach it); returns without touching the disk."""
         payload = {"format": FORMAT, "events": [event_to_json(e) for e in _joined(events)],
                    "conversation": conversation}
         try:
             data = orjson.dumps(payload)
         except (TypeError, orjson.JSONEncodeError):  # an integer over 64 bits, a non-string key
             data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        # A fresh temporary file (O_EXCL: never a planted FIFO or link), then an atomic
-        # rename, so no half-written entry is ever left behind.
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        self.writer.put(self._file(key), data)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued entry is on disk (True), or ``timeout`` seconds passed."""
+        return self.writer.flush(timeout)
 
     def info(self) -> tuple[int, int]:
-        """(entries, bytes) on disk."""
+        """(entries, bytes) on disk (after the queued writes)."""
+        self.flush()
         if not self.directory.is_dir():
             return 0, 0
         files = [p for p in self.directory.glob("*/*.json") if p.is_file()]
         return len(files), sum(p.stat().st_size for p in files)
 
     def clear(self) -> int:
-        entries, _ = self.info()
+        entries, _ = self.info()  # flushed first: no queued entry comes back after the clear
         if self.directory.is_dir():
             shutil.rmtree(self.directory)
         return entries
+
+
+def _write_entry(path: str, data: bytes, folders: set[str], serial: list[int]) -> None:
+    """A fresh temporary file next to ``path`` (O_EXCL: never a planted FIFO or link), then an
+    atomic rename, so no half-written entry is ever left behind."""
+    folder = os.path.dirname(path)
+    if folder not in folders:
+        os.makedirs(folder, exist_ok=True)
+        folders.add(folder)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        serial[0] += 1
+        tmp = f"{folder}{os.sep}.{os.path.basename(path)[:16]}-{os.getpid()}-{serial[0]}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o600)
+            break
+        except FileExistsError:  # a leftover or planted name: take the next one
+            continue
+        except FileNotFoundError:  # the folder was removed since (a clear, rmtree): make it again
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, flags, 0o600)
+            break
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class CacheWriter:
+    """Writes cache entries from one daemon thread, in batches, off the caller's thread.
+
+    `put` queues an entry (replacing one queued for the same path) and returns; the thread
+    takes everything queued at once and writes it. `pending` answers reads of entries not
+    written yet. At most ``max_bytes`` wait in the queue: past that, `put` waits for the
+    disk (memory stays bounded when the disk is slower than the answers). A write that
+    fails (a full disk, a read-only folder) is skipped, and its one-line reason kept in
+    `problem`: the cache is an optimisation, never the reason a turn fails.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.problem: str | None = None
+        self.written = 0
+        self._lock = threading.Condition()
+        self._queued: dict[str, bytes] = {}
+        self._writing: dict[str, bytes] = {}
+        self._queued_bytes = 0
+        self._thread: threading.Thread | None = None
+        self._folders: set[str] = set()
+        self._serial = [0]
+
+    def put(self, path: str, data: bytes) -> None:
+        with self._lock:
+            old = self._queued.get(path)
+            self._queued[path] = data
+            self._queued_bytes += len(data) - (len(old) if old is not None else 0)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="kimi-cache-writer", daemon=True)
+                self._thread.start()
+            self._lock.notify_all()
+            while self._queued_bytes > self.max_bytes and self._thread.is_alive():
+                self._lock.wait(0.5)
+
+    def take_problem(self) -> str | None:
+        """The last write failure's one line, once."""
+        problem, self.problem = self.problem, None
+        return problem
+
+    def pending(self, path: str) -> bytes | None:
+        """The bytes queued (or being written) for ``path``, else None."""
+        with self._lock:
+            data = self._queued.get(path)
+            return data if data is not None else self._writing.get(path)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued or being written; False if ``timeout`` ran out."""
+        with self._lock:
+            return self._lock.wait_for(lambda: not self._queued and not self._writing, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: bool(self._queued))
+                batch = self._writing = self._queued
+                self._queued, self._queued_bytes = {}, 0
+                self._lock.notify_all()  # a put() held back by max_bytes may go on
+            for path, data in batch.items():
+                try:
+                    _write_entry(path, data, self._folders, self._serial)
+                    self.written += 1
+                except OSError as error:
+                    self._folders.discard(os.path.dirname(path))
+                    self.problem = (f"Could not write a response-cache entry ({error.strerror or error}); "
+                                    "the answer was kept in memory only.")
+            with self._lock:
+                self._writing = {}
+                self._lock.notify_all()
+
+
+_WRITER: CacheWriter | None = None
+_WRITER_LOCK = threading.Lock()
+
+
+def _default_writer() -> CacheWriter:
+    global _WRITER
+    if _WRITER is None:
+        with _WRITER_LOCK:
+            if _WRITER is None:
+                _WRITER = CacheWriter()
+                atexit.register(_WRITER.flush, 30.0)
+    return _WRITER
+
+
+def flush_writes(timeout: float | None = None) -> bool:
+    """Wait until every cache entry queued in this process is on disk (see `CacheWriter`)."""
+    return _WRITER.flush(timeout) if _WRITER is not None else True
 
 
 def _read_regular(path: str) -> bytes | None:

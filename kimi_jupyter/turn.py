@@ -671,6 +671,8 @@ def run_turn(session: Session, request: TurnRequest, renderer: Renderer) -> Resp
         turn.failed(error)
     finally:
         response = turn.close()
+        if turn._cache is not None:  # a cell ends with its entry on disk (async rows do not wait)
+            turn._cache.flush()
     if interrupted:
         raise KeyboardInterrupt
     return response

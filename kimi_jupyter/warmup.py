@@ -2,7 +2,7 @@
 
 ``%load_ext kimi_jupyter`` stays cheap (it imports only IPython, traitlets and our light
 modules), so the first ``%%kimi`` cell used to pay for the rest: the HTTP stack (httpx,
-httpcore, h11), ipywidgets for the live view and the turn engine, about two thirds of that
+httpcore, h11) and the turn engine, about two thirds of that
 cell's time when the answer itself is short. In a kernel, :func:`start` imports them in a
 daemon thread as soon as the extension is loaded, while the user is still typing the prompt;
 the first cell then finds them loaded. Nothing else is done there: no client is created, no
@@ -29,9 +29,10 @@ MODULES = (
     "kimi_jupyter.turn",
     "httpx",
     "kimi_jupyter.client",
-    "ipywidgets",
     "kimi_jupyter.display",
 )
+# ipywidgets is not among them: the live view is a display updated in place, and only an
+# approval prompt or an edit proposal (rare, and after a tool step) builds widgets.
 
 
 def _import_all() -> None:

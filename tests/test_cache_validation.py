@@ -113,6 +113,7 @@ def test_storing_never_opens_a_planted_temporary_file(tmp_path):
                      daemon=True).start()
     assert done.wait(5), "storing blocked on a FIFO"
     assert cache.load(KEY).events == [TextDelta("hi"), Done("stop")]
+    cache.flush()  # the writer thread has put the entry on disk
     assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, path.with_suffix(".tmp").name])
 
 

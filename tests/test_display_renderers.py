@@ -6,7 +6,6 @@ import io
 import itertools
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 
@@ -223,92 +222,102 @@ def test_markdown_renderer_shows_retries_and_neutralises_html() -> None:
     assert "retrying" not in live  # the retry note goes once content flows again
 
 
-# --- live widget view (no kernel: the display calls are captured) --------------
+# --- live view (no kernel: the display calls are captured) ---------------------
 
 
-class Published:
-    def __init__(self) -> None:
-        self.displayed: list[tuple[dict[str, Any], str]] = []
-        self.updated: list[tuple[dict[str, Any], str]] = []
+def live_view(clock: FakeClock) -> tuple[LiveView, list[FakeHandle]]:
+    handles: list[FakeHandle] = []
+    view = LiveView(clock=clock, display=lambda b: handles.append(FakeHandle(b)) or handles[-1])
+    return view, handles
 
 
-def live_view(clock: FakeClock) -> tuple[LiveView, Published]:
-    published = Published()
-    view = LiveView(
-        clock=clock,
-        display=lambda b, i: published.displayed.append((b, i)),
-        update=lambda b, i: published.updated.append((b, i)),
-    )
-    return view, published
+def live(handles: list[FakeHandle]) -> str:
+    (handle,) = handles  # one output per turn, whatever happens
+    return handle.bundles[-1]["text/markdown"]
 
 
 def test_live_view_builds_folds_and_is_replaced_by_the_static_bundle() -> None:
     clock = FakeClock()
-    view, published = live_view(clock)
+    view, handles = live_view(clock)
     view.start(META)
-    ((first, display_id),) = published.displayed
-    assert "application/vnd.jupyter.widget-view+json" in first
-    assert "live view" in first["text/plain"]
-
-    view.handle(ReasoningDelta("x" * 400))
-    assert view.reasoning.selected_index == 0  # open while thinking
-    assert view.reasoning.titles == ("Thinking…",)
-    assert view.box.children == (view.header, view.reasoning)
-    assert "thinking (~100 tokens) · 0 s" in view.header.value
+    assert handles == [] and not view.shown  # nothing to show yet: no output
+    view.handle(ReasoningDelta("x" * 396))
+    assert handles == []  # the first repaint waits an interval
+    clock.now += 0.25
+    view.handle(ReasoningDelta("y" * 4))
+    markdown = live(handles)
+    assert "<details open><summary>Thinking…</summary>" in markdown  # open while thinking
+    assert "thinking (~100 tokens) · 0 s" in markdown
+    assert "application/vnd.jupyter.widget-view+json" not in handles[0].bundles[0]
 
     clock.now += 2.0
     view.handle(TextDelta("Here:\n```python\nprint('a<b')\n```\n"))
-    assert view.reasoning.selected_index is None  # folded once the answer starts
-    assert view.reasoning.titles[0] == "Reasoning · ~100 tokens · 2 s"
-    (output,) = view.answer.outputs
-    assert output["data"]["text/markdown"].startswith("Here:\n\n```python")
-    assert "Copy python #1" in view.code.value and "navigator.clipboard" in view.code.value
-    assert "print(&#x27;a&lt;b&#x27;)" in view.code.value
+    markdown = live(handles)
+    assert "<details><summary>Reasoning · ~100 tokens · 2 s</summary>" in markdown  # folded
+    assert "Here:\n\n```python\nprint('a<b')\n```" in markdown  # the frontend renders the fence
 
     clock.now += 0.5
-    view.handle(ToolCallStarted("c1", "run_python", '{"code": "2+2"}'))
-    assert "run_python</b> · running" in view.steps.value
+    view.handle(ToolCallStarted("c1", "run_python", '{"code": "2+2"}'))  # urgent: repaints now
+    assert "**run\\_python** · running" in live(handles)
     view.handle(Retrying(1, 3.0, "rate limited"))
-    assert "retrying in 3 s (rate limited)" in view.note.value
-    assert view.box.children[:2] == (view.header, view.note)
+    assert "**retrying in 3 s (rate limited)**" in live(handles)
+    clock.now += 0.5
     view.handle(Usage(prompt=10, completion=20, total=30))
+    assert live(handles).endswith("*usage: prompt 10, completion 20, total 30 tokens, context 0.0% of 262,144*")
 
     response = Response().feed_all([ReasoningDelta("x" * 400), TextDelta("Here:"), Done("stop")])
-    widgets = [view.box, view.header, view.answer, view.reasoning, view.trace]
     view.finish(response)
-    assert published.updated == [(final_bundle(response, META), display_id)]
-    assert all(widget.comm is None for widget in widgets)  # closed: nothing left to save
+    assert handles[0].bundles[-1] == final_bundle(response, META)
 
 
-def test_live_view_sends_few_widget_changes_for_a_fast_stream() -> None:
+def test_a_short_answer_is_one_output_shown_once() -> None:
+    """An answer that ends within the first interval: one display, its final bundle; no
+    live repaint, no widget."""
     clock = FakeClock()
-    view, _ = live_view(clock)
-    view.start(META)
-    changes: list[str] = []
-    for widget in (view.header, view.trace, view.answer, view.code, view.reasoning, view.box):
-        widget.observe(
-            lambda change: changes.append(change["name"]), names=["value", "outputs", "titles", "children"]
-        )
+    view, handles = live_view(clock)
+    events: list[Event] = [TextDelta("Hello"), TextDelta(" there."), Usage(prompt=3, completion=2, total=5),
+                           Done("stop")]
+    response = run(view, events, clock, step=0.01)  # start, the events, finish
+    (handle,) = handles
+    assert handle.bundles == [final_bundle(response, META)]
+
+
+def test_live_view_sends_few_repaints_for_a_fast_stream() -> None:
+    clock = FakeClock()
+    view, handles = live_view(clock)
     events: list[Event] = [ReasoningDelta("r ")] * 500 + [TextDelta("w ")] * 5000
-    for event in events:
-        clock.now += 1.0 / len(events)
-        view.handle(event)
-    assert view.repaints <= 12
-    assert len(changes) <= 12 + 2 + 6  # one per repaint, the header once a second, a few transitions
-    view.finish(Response().feed_all(events))
+    response = run(view, events, clock, step=1.0 / len(events))  # one second, then finish
+    assert view.repaints <= 6  # at most 5 a second (the first waited an interval)
+    (handle,) = handles
+    assert len(handle.bundles) == view.repaints + 1  # the repaints, then the final bundle
+    assert handle.bundles[-1] == final_bundle(response, META)
 
 
 def test_live_view_failed_turn_shows_one_clear_line() -> None:
     clock = FakeClock()
-    view, published = live_view(clock)
+    view, handles = live_view(clock)
     view.start(META)
     view.handle(TextDelta("partial"))
     clock.now += 1
     view.handle(Failed("quota exhausted: top up your account"))
-    assert "failed: quota exhausted" in view.note.value
+    assert "failed: quota exhausted" in live(handles)
     response = Response().feed_all([TextDelta("partial"), Failed("quota exhausted: top up your account")])
     view.finish(response)
-    assert "partial" in published.updated[0][0]["text/plain"]
+    assert "partial" in handles[0].bundles[-1]["text/plain"]
+
+
+def test_live_view_neutralises_model_html() -> None:
+    clock = FakeClock()
+    view, handles = live_view(clock)
+    view.start(META)
+    view.handle(ReasoningDelta("<img src=x onerror=alert(1)>"))
+    view.handle(ToolCallStarted("c", "run<script>", "<script>x</script>"))  # urgent: repaints now
+    view.handle(ToolCallFinished("c", "<b>bold</b>", None, 0.1))
+    clock.now += 1
+    view.handle(TextDelta("<script>alert(1)</script>"))
+    markdown = live(handles)
+    assert "<script" not in markdown and "<img" not in markdown and "<b>bold" not in markdown
+    view.finish(Response())
 
 
 # --- choosing ----------------------------------------------------------------
@@ -350,33 +359,17 @@ def test_importing_the_display_package_does_not_import_ipywidgets() -> None:
 
 def test_live_view_points_to_the_approval_box_and_shows_the_code_once() -> None:
     clock = FakeClock()
-    view, _ = live_view(clock)
+    view, handles = live_view(clock)
     view.start(META)
     view.handle(TextDelta("I will run this."))
     code = "import os\n" + "\n".join(f"print({i})" for i in range(50)) + "\nos.remove('<file>')"
     view.handle(ApprovalRequested("c1", "run_python", code))  # urgent: painted before the prompt blocks
-    assert "awaiting approval" in view.header.value
+    markdown = live(handles)
+    assert "awaiting approval" in markdown
     # The approval box below the view shows the whole code with its buttons: not twice.
-    assert "see the code and answer below" in view.steps.value
-    assert "os.remove" not in view.steps.value and "print(49)" not in view.steps.value
+    assert "see the code and answer below" in markdown
+    assert "os.remove" not in markdown and "print(49)" not in markdown
     view.handle(ApprovalResolved("c1", approved=True))
-    view.finish(Response())
-
-
-def test_live_view_text_is_single_spaced() -> None:
-    """ipywidgets' HTML widget has a 28 px line height; the trace and the steps set their own."""
-    from kimi_jupyter.events import ToolCallFinished, ToolCallStarted
-
-    clock = FakeClock()
-    view, _ = live_view(clock)
-    view.start(META)
-    view.handle(ReasoningDelta("line one\nline two"))
-    view.handle(ToolCallStarted("c1", "list_variables", "{}"))
-    view.handle(ToolCallFinished("c1", "df: DataFrame\nx: int", None, 0.1))
-    clock.now += 1
-    view.handle(TextDelta("done"))
-    assert "line-height:1.45" in view.trace.value and "line one\nline two" in view.trace.value
-    assert "line-height:1.45" in view.steps.value
     view.finish(Response())
 
 

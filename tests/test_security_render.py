@@ -291,21 +291,18 @@ def test_markdown_handle_and_saved_bundle_obey_the_policy(sim, kernel):
 
 
 def test_live_widget_view_publishes_safe_markdown(sim, kernel):
+    """The live view (one display updated in place) repaints with safe Markdown only."""
     _, client = kernel
     sim.queue(Reply(text=HOSTILE, chunk_chars=40, chunk_delay=0.01))
     reply, messages = run(client, "%%kimi --display widget\nshow me a chart")
     assert reply["status"] == "ok"
-    outputs = [
-        output
-        for m in messages
-        if m["msg_type"] in ("comm_open", "comm_msg")
-        for output in (m["content"].get("data", {}).get("state", {}).get("outputs") or [])
-    ]
-    markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+    shown = [m["content"]["data"] for m in messages if m["msg_type"] in ("display_data", "update_display_data")]
+    live, final = shown[:-1], shown[-1]
+    markdown = [data["text/markdown"] for data in live]
     assert markdown and any("image: x" in text for text in markdown)
+    assert all(set(data) == {"text/markdown", "text/plain"} for data in live)  # no HTML, no widget
     for text in markdown:
         _check_bundle({"text/markdown": text})
-    final = [m["content"]["data"] for m in messages if m["msg_type"] == "update_display_data"][-1]
     _check_bundle(final)
 
 

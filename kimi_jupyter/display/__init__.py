@@ -1,9 +1,9 @@
-"""Renderers of a turn's events: live widgets, a Markdown handle, plain text, a saved bundle.
+"""Renderers of a turn's events: the live view, a Markdown handle, plain text, a saved bundle.
 
 ``choose_renderer()`` picks one for where the code runs; every renderer takes
 ``start(meta)``, ``handle(event)`` for each event and ``finish(response)``. ``final_bundle()``
-is the static, deterministic form a turn leaves in a saved notebook. Importing this package
-does not import ipywidgets (the live view imports it when one is built).
+is the static, deterministic form a turn leaves in a saved notebook. Nothing here imports
+ipywidgets (only approval buttons and edit proposals, in ``agent``, are widgets).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from ..untrusted import markdown_to_html, safe_markdown
-from .base import MODES, NullRenderer, Renderer, TurnMeta, in_kernel, widgets_available
+from .base import MODES, NullRenderer, Renderer, TurnMeta, in_kernel
 from .coalesce import Coalescer
 from .live import LiveView
 from .markdown import MarkdownRenderer
@@ -41,10 +41,10 @@ __all__ = [
 def choose_renderer(mode: str = "auto", shell: Any = None, *, stream: TextIO | None = None) -> Renderer:
     """A fresh renderer for one turn.
 
-    ``auto``: the live widget view in a Jupyter kernel where ipywidgets is installed, the
-    Markdown handle in a kernel without it, plain text elsewhere (terminal IPython, scripts).
-    ``widget`` falls back to ``markdown`` when ipywidgets is missing. ``stream`` is where
-    the text renderer writes (default ``sys.stdout``).
+    ``auto``: the live view (one display updated in place, see ``display.live``) in a
+    Jupyter kernel, plain text elsewhere (terminal IPython, scripts). ``widget`` is the same
+    live view (kept as a name: it needs no ipywidgets); ``markdown`` a plainer display
+    handle. ``stream`` is where the text renderer writes (default ``sys.stdout``).
     """
     mode = (mode or "auto").strip().lower()
     if mode not in MODES:
@@ -52,14 +52,10 @@ def choose_renderer(mode: str = "auto", shell: Any = None, *, stream: TextIO | N
     if mode == "none":
         return NullRenderer()
     if mode == "auto":
-        mode = ("widget" if widgets_available() else "markdown") if in_kernel(shell) else "text"
-    if mode == "widget" and widgets_available():
-        from .live import LiveView
-
+        mode = "widget" if in_kernel(shell) else "text"
+    if mode == "widget":
         return LiveView()
-    if mode in ("widget", "markdown"):
-        from .markdown import MarkdownRenderer
-
+    if mode == "markdown":
         return MarkdownRenderer()
     from .plain import PlainRenderer
 

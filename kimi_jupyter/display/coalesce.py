@@ -36,6 +36,8 @@ class Coalescer:
         on_flush: Callable[[Coalescer], None],
         interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        quiet_start: bool = False,
     ) -> None:
         self.on_flush = on_flush
         self.interval = interval
@@ -45,7 +47,9 @@ class Coalescer:
         self.flushes = 0
         self.finished = False
         self.started = clock()
-        self._last_flush: float | None = None
+        # quiet_start: the first repaint waits an interval too (a short answer that ends
+        # within it is never painted half-way), except for urgent events.
+        self._last_flush: float | None = self.started if quiet_start else None
         self._dirty = False
         self._reasoning_since: float | None = None
         self._reasoning_done = 0.0

@@ -53,10 +53,10 @@ def live_markdown(
     return "\n\n".join(parts)
 
 
-def _default_display(bundle: dict[str, str]) -> Any:
+def _default_display(bundle: dict[str, Any], **metadata: Any) -> Any:
     from IPython.display import display
 
-    return display(bundle, raw=True, display_id=True)
+    return display(bundle, raw=True, display_id=True, **metadata)
 
 
 class MarkdownRenderer:
@@ -67,7 +67,7 @@ class MarkdownRenderer:
         *,
         interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
-        display: Callable[[dict[str, str]], Any] | None = None,
+        display: Callable[..., Any] | None = None,  # (bundle, metadata=...) -> a display handle
     ) -> None:
         self._interval = interval
         self._clock = clock

@@ -325,6 +325,10 @@ def _collect(api: Any, run: dict[str, Any], directory: Any, settings: Any) -> No
                                         "read (it may have been billed); run map() again to send only such rows")
                 else:
                     errors[str(pos)] = _status_error(batch)
+        cache.flush()  # the entries are on disk before the run state says "collected"
+        problem = cache.writer.take_problem()
+        if problem:  # not marked collected: a later resume() reads the output file again
+            raise OSError(problem)
         batch["collected"] = True
         save_run(directory, run)
     run["collected"] = True

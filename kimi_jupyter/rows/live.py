@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cache import flush_writes
 from ..events import Cause, Failed, Retrying
 from .data import RowSource, RunSummary
 from .limiter import AdaptiveLimiter
@@ -117,6 +118,9 @@ class LiveRun:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            # The rows' cache entries were written off the loop; the run ends with them on
+            # disk, also when it was stopped or interrupted.
+            flush_writes()
             self.summary.seconds = time.monotonic() - start
             self._mark_not_run()
         return self.summary
