@@ -328,10 +328,11 @@ class KimiMagics(Magics):
         from .transcript import transcript_for
 
         words = rest.split()
-        sidebar = "--sidebar" in words
-        words = [w for w in words if w != "--sidebar"]
+        sidebar, force = "--sidebar" in words, "--force" in words
+        words = [w for w in words if w not in ("--sidebar", "--force")]
         if len(words) != 1:
-            _say("Use: %kimi export PATH.md|PATH.ipynb [--sidebar]  (--sidebar: the chat sidebar's conversation)")
+            _say("Use: %kimi export PATH.md|PATH.ipynb [--sidebar] [--force]  (--sidebar: the chat sidebar's "
+                 "conversation; --force: replace an existing file)")
             return
         if sidebar:
             from .sidebar.chat import chat
@@ -341,7 +342,7 @@ class KimiMagics(Magics):
             owner, what = self.session.notebook, "notebook cells"
         transcript = transcript_for(owner)
         try:
-            target = write_export(_text(words[0]), transcript, secrets_to_hide(), what)
+            target = write_export(_text(words[0]), transcript, secrets_to_hide(), what, force=force)
         except (ValueError, OSError) as error:
             _say(f"%kimi export: {error}")
             return
@@ -452,7 +453,7 @@ kimi_jupyter: Kimi K2.5 in this notebook.
 
 %kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
 %kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
-%kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
+%kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat); --force replaces a file
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""

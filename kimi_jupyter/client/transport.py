@@ -38,6 +38,7 @@ from ..response import Response
 from ..settings import Settings
 from .bounded import StreamGuard, araw_chunks, aread_capped, html_error, raw_chunks, read_capped
 from .chunks import TurnState
+from .egress import seal, seal_json
 from .pool import capped_reads, tuned_async_client, tuned_sync_client
 from .reader import StreamReader
 from .request import AsyncSentBody, SentBody, auth_headers, build_payload, encode_body, json_headers
@@ -150,7 +151,7 @@ class _Base:
         key = self.settings.require_key()
         payload, notices = build_payload(self.settings, messages, stream=stream, **kw)
         prefill = self._sent_prefill(payload)
-        body = encode_body(payload)
+        body = seal(encode_body(payload), self._secret)  # the one egress: the key never leaves in a body
         return self.settings.chat_url, body, json_headers(key, body), [*shown, *notices], prefill
 
     def _http_error(self, status: int, body: str, headers: Any) -> KimiError:
@@ -444,7 +445,9 @@ class KimiClient(_Base):
         key = self.settings.require_key()
         url = self.settings.api_base + path
         try:
-            with self._http.stream(method, url, json=body, headers=auth_headers(key),
+            content = None if body is None else seal_json(body, self._secret)  # the one egress
+            headers = auth_headers(key) if content is None else {**auth_headers(key), "Content-Type": "application/json"}
+            with self._http.stream(method, url, content=content, headers=headers,
                                    follow_redirects=False) as resp:
                 self._check_status(resp)
                 if resp.status_code >= 400:

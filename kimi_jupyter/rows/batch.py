@@ -75,6 +75,10 @@ def _run_batch(plan: Any, spool: _Spool, *, into: str | None, use_cache: bool, p
                         f"provider {settings.provider!r} has none. Use engine='live'. Nothing was sent.")
     settings.require_key()
     _check_window(completion_window)
+    from ..client.egress import seal
+    from ..secrets import secrets_of
+
+    secrets = secrets_of(settings)
     cache = ResponseCache(settings.cache_dir)
     source = plan.source
     run_id = new_run_id()
@@ -95,8 +99,8 @@ def _run_batch(plan: Any, spool: _Spool, *, into: str | None, use_cache: bool, p
             continue
         body, _ = build_payload(request.settings, messages, stream=False, response_format=request.response_format)
         tokens += sum(estimate_message_tokens(m) for m in messages)
-        spool.add(pos, json.dumps({"custom_id": f"row-{pos}", "method": "POST", "url": "/v1/chat/completions",
-                                   "body": body}, ensure_ascii=False).encode("utf-8"))
+        spool.add(pos, seal(json.dumps({"custom_id": f"row-{pos}", "method": "POST", "url": "/v1/chat/completions",
+                                        "body": body}, ensure_ascii=False).encode("utf-8"), secrets))  # one egress
     price = settings.price()
     cost = price.cost(tokens, 0) if price else None
     session = get_session()

@@ -55,7 +55,7 @@ class BatchApi:
         return self.files.upload(content, "batch", filename=filename).id
 
     def create(self, file_id: str, window: str, metadata: dict[str, str]) -> dict[str, Any]:
-        return self._object(self._send("POST", "/batches", json={
+        return self._object(self._send("POST", "/batches", body={
             "input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": window,
             "metadata": metadata}))
 
@@ -78,7 +78,13 @@ class BatchApi:
             raise MalformedResponseError("The Batch API's reply is not a batch object.")
         return body
 
-    def _send(self, method: str, path: str, **kw: Any) -> Any:
+    def _send(self, method: str, path: str, body: Any = None) -> Any:
+        from ..client.egress import seal_json
+        from ..secrets import secrets_of
+
+        kw: dict[str, Any] = {}
+        if body is not None:  # the one egress
+            kw = {"content": seal_json(body, secrets_of(self.settings)), "headers": {"Content-Type": "application/json"}}
         raw = self._read(method, path, _MAX_JSON, **kw)
         try:
             return json.loads(raw)
