@@ -61,6 +61,7 @@ SETTING_HELP: dict[str, str] = {
     "cache_dir": "folder of the response cache (relative to the working directory)",
     "keep_going": "a %%kimi cell whose turn fails ends as ok (prints the message) instead of failing, so Run All goes on",
     "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
+    "budget_tokens": "most tokens (prompt and answer) the whole session may use; needs no price",
     "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
     "max_line_bytes": "longest single line of a streamed answer, in bytes (a longer line ends the answer)",
     "max_response_bytes": "largest answer body, streamed or not, counted after decompression, in bytes",
@@ -146,6 +147,7 @@ class Settings:
     cache: bool = False
     cache_dir: str = ".kimi-cache"
     budget: float | None = None
+    budget_tokens: int | None = None
     preflight_tokens: int = 20_000
     keep_going: bool = False
     max_line_bytes: int = 16 * 1024 * 1024
@@ -384,7 +386,7 @@ def resolve_settings(
     return Settings(sources=sources, **coerced)
 
 
-_AT_LEAST_ZERO = {"max_retries", "retry_backoff", "retry_max_wait", "max_turn_cost", "budget"}
+_AT_LEAST_ZERO = {"max_retries", "retry_backoff", "retry_max_wait", "max_turn_cost", "budget", "budget_tokens"}
 _DISPLAYS = ("auto", "widget", "markdown", "text", "none")
 
 

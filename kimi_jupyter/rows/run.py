@@ -67,8 +67,10 @@ def map_rows(template: str, data: Any, *, schema: Mapping[str, Any] | None = Non
     if engine == "batch":
         from .batch import run_batch
 
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
+            raise RowsError(f"budget must be a number from 0 up (in the provider's currency), not {budget!r}.")
         return run_batch(plan, into=into, use_cache=use_cache, progress=progress,
-                         completion_window=completion_window, wait=wait, poll_interval=poll_interval)
+                         completion_window=completion_window, wait=wait, poll_interval=poll_interval, budget=budget)
     run = _live_run(plan, concurrency, budget, use_cache)
     view = choose_progress(progress, "kimi rows")
     _drive_in_thread(run, view)
