@@ -503,7 +503,12 @@ class Turn:
             self.renderer.finish(response)
         finally:
             if self.request.history:
-                self.chat.conversation.extend(hit.conversation)
+                # Only the answer to this exact request enters the memory: never messages the
+                # entry carries (a planted entry could hold a system message).
+                conversation = self.chat.conversation
+                conversation.extend(self.request.context)
+                conversation.add_user(self.request.content)
+                conversation.add_assistant(response, calls=[])
             self.session.ledger.add("replayed", Usage.not_reported())
             if not self.request.silent:
                 self.chat.last = response

@@ -489,6 +489,9 @@ def _load(run_id: str | None, options: dict[str, Any]) -> tuple[dict[str, Any], 
         return runs[0], directory
     run = load_run(directory, run_id)
     if run is None:
+        if isinstance(run_id, str) and (directory / f"{run_id}.json").exists():
+            raise RowsError(f"The state file of run {run_id!r} in {directory} is damaged or was not written by "
+                            "kimi-jupyter; it was not used. kimi_jupyter.batches() lists the readable runs.")
         raise RowsError(f"No run {run_id!r} in {directory}: kimi_jupyter.batches() lists the runs.")
     return run, directory
 
