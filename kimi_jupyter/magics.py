@@ -310,12 +310,25 @@ class KimiMagics(Magics):
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
             "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
             "files": self._files, "fix": self._fix, "export": self._export,
+            "trust-endpoint": self._trust_endpoint,
         }.get(command)
         if handler is None:
             _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
                  "| cache | files | fix | export")
             return None
         return handler(rest.strip())
+
+    def _trust_endpoint(self, _: str) -> None:
+        """``%kimi trust-endpoint``: send the key to the base URL another source set (settings.py)."""
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
+        if not settings.untrusted_endpoint():
+            print(f"Nothing to confirm: the key goes to {settings.trust_endpoint()} as configured.")
+            return
+        print(f"Trusted for this kernel: your API key will be sent to {settings.trust_endpoint()}.")
 
     def _fix(self, rest: str) -> None:  # the logic is in kimi_jupyter/fix.py
         from .fix import fix_magic
@@ -453,6 +466,7 @@ kimi_jupyter: Kimi K2.5 in this notebook.
 
 %kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
 %kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
+%kimi trust-endpoint      send the key to a base URL set elsewhere than the key (a .env, a cell)
 %kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat); --force replaces a file
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)

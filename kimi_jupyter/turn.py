@@ -238,6 +238,9 @@ class Turn:
         ``give_up`` that wait ends in a refusal)."""
         from .ledger import WAIT
 
+        untrusted = self.settings.untrusted_endpoint()  # fresh settings: their sources decide
+        if untrusted:
+            return self._end_now(Failed(untrusted, "UntrustedEndpointError"))
         refusal = self._guard()
         if refusal is WAIT and give_up:
             refusal = ("Refused: requests still in flight hold the rest of the budget after waiting "

@@ -132,6 +132,7 @@ class SessionUploads:
             known = self._by_hash.get(key)
         if known is not None:
             return known
+        settings.require_key()  # these settings' own sources: a base URL not yet trusted sends nothing
         client = self.files_client(settings)
         file = client.upload(source, purpose, filename=name, progress=progress)
         self.uploads_sent += 1

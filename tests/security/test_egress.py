@@ -141,9 +141,10 @@ def test_a_document_read_locally_reaches_the_model_masked(module_sim, kernel):
     """A provider without the Files API: the text is extracted here and sent in the chat body."""
     module_sim.reset()
     module_sim.queue(Reply(text="Summary."))
-    run(kernel, f"%config Kimi.base_url = '{module_sim.url_for('vllm')}'\n%config Kimi.provider = 'vllm'")
+    run(kernel, f"%config Kimi.base_url = '{module_sim.url_for('vllm')}'\n%config Kimi.provider = 'vllm'\n"
+                "%kimi trust-endpoint")
     _, msgs = run(kernel, "%%kimi --display text --new\nSummarise {report}")
-    run(kernel, f"%config Kimi.base_url = '{module_sim.base_url}'\n%config Kimi.provider = 'moonshot'")
+    run(kernel, "get_ipython().config.Kimi.pop('base_url')\nget_ipython().config.Kimi.pop('provider')")
     shown = text_of(msgs)
     assert "Summary." in shown, shown
     body = sent(module_sim)
