@@ -163,6 +163,8 @@ class KimiMagics(Magics):
     @magic_arguments.argument("--each", metavar="DATA", help="run the cell once per row of this frame or list")
     @magic_arguments.argument("--into", metavar="COLUMN", help="with --each: the column for the answers")
     @magic_arguments.argument("--batch", action="store_true", help="with --each: use Moonshot's Batch API")
+    @magic_arguments.argument("--force", action="store_true",
+                              help="with --each --into: replace a column the template reads")
     @magic_arguments.argument("--schema", metavar="NAME", help="with --each: a {field: type} dict; one column each")
     @_cell_magic
     def kimi(self, line: str, cell: str) -> None:

@@ -57,12 +57,16 @@ class RowSchema:
     def parse(self, text: str) -> tuple[dict[str, Any] | None, str | None]:
         """``(fields, None)`` or ``(None, error)`` for one answer."""
         body = text.strip()
+        if len(body) > MAX_ANSWER_CHARS:
+            return None, f"the answer is {len(body):,} characters, over the {MAX_ANSWER_CHARS:,} read as JSON"
         if body.startswith("```"):
             body = body.split("\n", 1)[1] if "\n" in body else ""
             body = body.rsplit("```", 1)[0]
+        if _too_deep(body, MAX_DEPTH):
+            return None, f"the answer nests deeper than {MAX_DEPTH} levels: {_snippet(text)}"
         try:
             value = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None, f"the answer is not JSON: {_snippet(text)}"
         if not isinstance(value, dict):
             return None, f"the answer is not a JSON object: {_snippet(text)}"
@@ -70,6 +74,35 @@ class RowSchema:
         for name in self.fields:
             out[name] = _coerce(value.get(name), self.types.get(name, ""))
         return out, None
+
+
+MAX_ANSWER_CHARS = 2_000_000  # a structured answer larger than this is a bad row, not parsed
+MAX_DEPTH = 64  # nesting deeper than this is a bad row (the parser would recurse that deep)
+
+
+def _too_deep(body: str, limit: int) -> bool:
+    """Whether ``body``'s brackets nest deeper than ``limit`` (outside JSON strings)."""
+    if body.count("[") + body.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for char in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def _coerce(value: Any, json_type: str) -> Any:
