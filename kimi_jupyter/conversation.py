@@ -2,7 +2,9 @@
 
 Kimi with thinking on rejects an assistant message that carries ``tool_calls`` without its
 ``reasoning_content`` (a 400), so reasoning is kept byte for byte on those messages. Plain
-answers drop their reasoning when stored (it is not needed and costs tokens).
+answers drop their reasoning when stored (it is not needed and costs tokens), except for
+models that take ``thinking.keep = "all"`` (K3: earlier reasoning is required in multi-turn
+conversations), whose answers keep it (``keep_reasoning``).
 
 Trimming is by an estimated token budget, not a message count: old images and videos are
 replaced by a placeholder first (they are the expensive part), then whole old exchanges
@@ -15,6 +17,15 @@ shares the stored message dicts instead of deep-copying them (only a message who
 is aged out is copied, shallowly); and after each turn the stored history itself is
 compacted to the budget (`compact`), so images that requests no longer carry are not kept
 in memory as full data URLs.
+
+The conversation follows the cells. An exchange (the messages one turn adds) may carry a
+key: the notebook frontend's id of the ``%%kimi`` cell that made it. Running that cell
+again replaces its exchange *in place* (`place`): the new exchange takes the old one's
+position, the exchanges of other cells stay where they are, and the re-run is sent only
+the history before that position (`sized_request(before=key)`), as when the cell first ran
+- what re-running a notebook cell means everywhere else in Jupyter. Exchanges without a key
+(``ask()``, ``%kimi fix``, a frontend that sends no cell id) are appended. A cell deleted
+in the notebook takes its exchange with it (`forget`).
 """
 
 from __future__ import annotations
@@ -92,6 +103,8 @@ class Conversation:
         self._messages: list[dict[str, Any]] = []
         self._tokens: list[int] = []  # estimate per message, computed once when added
         self._bytes: list[int] = []  # JSON size bound per message (sizes.json_bound), likewise
+        self._keys: list[str | None] = []  # the cell whose exchange each message belongs to (`place`)
+        self._labels: dict[str, str] = {}  # a cell's label in `history_text`, e.g. "In [4]"
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -109,11 +122,76 @@ class Conversation:
         self._messages.clear()
         self._tokens.clear()
         self._bytes.clear()
+        self._keys.clear()
+        self._labels.clear()
 
     def append(self, message: dict[str, Any]) -> None:
         self._messages.append(message)
         self._tokens.append(estimate_message_tokens(message))
         self._bytes.append(json_bound(message))
+        self._keys.append(None)
+
+    # -- exchanges keyed by cell --------------------------------------------------------
+    def _first(self, key: str | None, end: int | None = None) -> int | None:
+        """Where the exchange of cell ``key`` starts (among the first ``end`` messages)."""
+        if key is None:
+            return None
+        keys = self._keys if end is None else self._keys[:end]
+        return keys.index(key) if key in keys else None
+
+    def _after_last(self, key: str | None) -> int | None:
+        """Just past the exchange of cell ``key`` (None: it has none)."""
+        if key is None or key not in self._keys:
+            return None
+        return len(self._keys) - self._keys[::-1].index(key)
+
+    def place(self, start: int, key: str | None, label: str | None = None,
+              join: bool = False) -> list[dict[str, Any]]:
+        """The messages from ``start`` on are one exchange, of cell ``key``; returns them.
+
+        With a key that already has an exchange, the new messages replace it where it
+        stands (``join``: they are added to it, as a follow-up in the same cell is); an
+        exchange that added nothing (a failed turn) leaves the old one as it was. Without a
+        key (or for a new one), the exchange stays at the end. ``label`` names the cell in
+        `history_text` (e.g. ``In [4]``).
+        """
+        added = self._messages[start:]
+        if key is None or not added:
+            return added
+        if label:
+            self._labels[key] = label
+        first = self._first(key, start)
+        end = self._after_last(key) if join else None
+        self._keys[start:] = [key] * len(added)
+        if first is None:
+            return added
+        new = list(range(start, len(self._messages)))
+        if join and end is not None and end <= start:
+            order = list(range(end)) + new + list(range(end, start))
+        else:
+            others = [i for i in range(start) if self._keys[i] != key]
+            order = [i for i in others if i < first] + new + [i for i in others if i > first]
+        self._messages = [self._messages[i] for i in order]
+        self._tokens = [self._tokens[i] for i in order]
+        self._bytes = [self._bytes[i] for i in order]
+        self._keys = [self._keys[i] for i in order]
+        return added
+
+    def forget(self, keys: Iterable[str]) -> int:
+        """Drop the exchanges of cells ``keys`` (cells deleted in the notebook); returns how
+        many messages went."""
+        gone = set(keys) & set(self._keys)
+        if not gone:
+            return 0
+        keep = [i for i, key in enumerate(self._keys) if key not in gone]
+        dropped = len(self._keys) - len(keep)
+        self._messages = [self._messages[i] for i in keep]
+        self._tokens = [self._tokens[i] for i in keep]
+        self._bytes = [self._bytes[i] for i in keep]
+        self._keys = [self._keys[i] for i in keep]
+        for key in gone:
+            self._labels.pop(key, None)
+        return dropped
 
     def extend(self, messages: Iterable[dict[str, Any]]) -> None:
         for message in messages:
@@ -122,9 +200,10 @@ class Conversation:
     def add_user(self, content: str | list[dict[str, Any]]) -> None:
         self.append({"role": "user", "content": _user_content(content)})
 
-    def add_assistant(self, response: Response, calls: list[Any] | None = None) -> None:
+    def add_assistant(self, response: Response, calls: list[Any] | None = None,
+                      keep_reasoning: bool = False) -> None:
         """Store the assistant's turn; ``calls`` are the tool calls it made (if any)."""
-        self.append(assistant_message(response, calls))
+        self.append(assistant_message(response, calls, keep_reasoning))
 
     def add_tool_result(self, call_id: str, name: str, content: str | list[dict[str, Any]]) -> None:
         self.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})
@@ -143,22 +222,32 @@ class Conversation:
         messages, tokens, _size = self.sized_request(budget_tokens, system)
         return messages, tokens
 
-    def sized_request(self, budget_tokens: int,
-                      system: str | None = None) -> tuple[list[dict[str, Any]], int, int]:
+    def sized_request(self, budget_tokens: int, system: str | None = None, before: str | None = None,
+                      through: str | None = None) -> tuple[list[dict[str, Any]], int, int]:
         """`request` plus a bound of the messages' JSON size (`sizes.json_bound`), from the
-        numbers kept per message: sizing a long history costs nothing per turn."""
+        numbers kept per message: sizing a long history costs nothing per turn.
+
+        ``before``: a cell key; when that cell has an exchange, only the history before it
+        (what the cell is re-run with, see `place`). ``through``: the history up to the end
+        of that cell's exchange (what a follow-up in the same cell is sent)."""
         head = [{"role": "system", "content": system}] if system else []
         head_tokens = sum(estimate_message_tokens(m) for m in head)
-        messages, tokens, sizes = self._trimmed(max(0, budget_tokens - head_tokens))
+        end = self._after_last(through) if through is not None else self._first(before)
+        messages, tokens, sizes = self._trimmed(max(0, budget_tokens - head_tokens), end=end)
         return head + messages, head_tokens + sum(tokens), json_bound(head) + sum(sizes) + len(sizes)
 
     def compact(self, budget_tokens: int) -> None:
         """Trim the stored history itself to ``budget_tokens`` (after a turn is committed)."""
         if self.tokens > budget_tokens:
+            before = len(self._messages)
             self._messages, self._tokens, self._bytes = self._trimmed(budget_tokens)
+            self._keys = self._keys[before - len(self._messages):]  # trimming cuts from the front only
+            kept = set(self._keys)
+            self._labels = {k: v for k, v in self._labels.items() if k in kept}
 
-    def _trimmed(self, budget: int) -> tuple[list[dict[str, Any]], list[int], list[int]]:
-        messages, tokens, sizes = list(self._messages), list(self._tokens), list(self._bytes)
+    def _trimmed(self, budget: int, end: int | None = None) -> tuple[list[dict[str, Any]], list[int], list[int]]:
+        """The first ``end`` messages (all: None) trimmed to ``budget``, with their numbers."""
+        messages, tokens, sizes = self._messages[:end], self._tokens[:end], self._bytes[:end]  # copies
         cost = sum(tokens)
         if cost <= budget:
             return messages, tokens, sizes
@@ -189,6 +278,7 @@ class Conversation:
         if not self._messages:
             return "(the conversation is empty)"
         lines = []
+        labelled: set[str] = set()
         for number, message in enumerate(self._messages, 1):
             role = message.get("role", "?")
             content = message.get("content")
@@ -212,12 +302,18 @@ class Conversation:
                 text = (text + " " if text else "") + f"[calls: {calls}]"
             if role == "tool":
                 role = f"tool:{message.get('name', '')}"
+            key = self._keys[number - 1]
+            if key is not None and role == "user" and key not in labelled:  # a cell's exchange starts
+                labelled.add(key)
+                role += f" ({self._labels.get(key, 'cell')})"
             lines.append(f"{number:>3}. {role}: {text}")
         return "\n".join(lines)
 
 
-def assistant_message(response: Response, calls: list[Any] | None = None) -> dict[str, Any]:
-    """The assistant message of ``response``; ``calls`` default to the tool calls it made."""
+def assistant_message(response: Response, calls: list[Any] | None = None,
+                      keep_reasoning: bool = False) -> dict[str, Any]:
+    """The assistant message of ``response``; ``calls`` default to the tool calls it made.
+    ``keep_reasoning``: a plain answer keeps its reasoning too (``thinking.keep = "all"``)."""
     calls = response.tool_calls if calls is None else calls
     message: dict[str, Any] = {"role": "assistant", "content": response.text or ""}
     if calls:
@@ -226,5 +322,7 @@ def assistant_message(response: Response, calls: list[Any] | None = None) -> dic
             for c in calls
         ]
         # Required by Kimi when thinking is on; harmless otherwise. Byte for byte.
+        message["reasoning_content"] = response.reasoning
+    elif keep_reasoning and response.reasoning:
         message["reasoning_content"] = response.reasoning
     return message

@@ -102,6 +102,13 @@ def _text(value: str) -> str:
     return value
 
 
+def _with_text(content: Any, text: str) -> Any:
+    """``content`` (a string or content parts) with ``text`` added at the end."""
+    if isinstance(content, list):
+        return [*content, {"type": "text", "text": text}]
+    return f"{content}{text}"
+
+
 def _usage(parser: Any) -> str:
     text = parser.format_usage().replace("::", "").strip()
     return " ".join(text.split()).replace("%kimi", "%%kimi", 1)
@@ -136,6 +143,8 @@ class KimiMagics(Magics):
                               help="ask for the reasoning trace (default for kimi-k2.5)")
     @magic_arguments.argument("--no-think", dest="thinking", action="store_const", const=False,
                               help="answer without reasoning (faster, cheaper)")
+    @magic_arguments.argument("--effort", choices=["low", "high", "max"],
+                              help="thinking effort (models with effort levels, e.g. kimi-k3)")
     @magic_arguments.argument("-f", "--format", default="markdown", choices=["markdown", "code", "text", "json"],
                               help="markdown (default); code: put the generated code in a new cell below; "
                                    "text: plain text; json: JSON mode, shows the parsed value")
@@ -147,6 +156,8 @@ class KimiMagics(Magics):
     @magic_arguments.argument("--web", action="store_true", help="with --agent: allow Kimi's builtin web search")
     @magic_arguments.argument("--max-tokens", type=_positive_int, help="limit on generated tokens")
     @magic_arguments.argument("--system", type=_text, help="system prompt for this conversation")
+    @magic_arguments.argument("--no-rules", dest="rules", action="store_const", const=False, default=None,
+                              help="don't send the project rules (AGENTS.md, .kimi/rules.md) with this cell")
     @magic_arguments.argument("--cells", type=_positive_int, metavar="N",
                               help="attach the last N cells' source and outputs")
     @magic_arguments.argument("--plot", action="store_true", help="attach the plot(s) the previous cell displayed")
@@ -165,7 +176,10 @@ class KimiMagics(Magics):
     @magic_arguments.argument("--batch", action="store_true", help="with --each: use Moonshot's Batch API")
     @magic_arguments.argument("--force", action="store_true",
                               help="with --each --into: replace a column the template reads")
-    @magic_arguments.argument("--schema", metavar="NAME", help="with --each: a {field: type} dict; one column each")
+    @magic_arguments.argument("--schema", metavar="NAME",
+                              help="a JSON schema or {field: type} dict in the notebook: with -f json the answer is "
+                                   "checked against it (asked once more if it does not match); with --each one "
+                                   "column per field")
     @_cell_magic
     def kimi(self, line: str, cell: str) -> None:
         """Send the cell to Kimi and stream the answer here.
@@ -188,10 +202,13 @@ class KimiMagics(Magics):
             return run_each(self.shell, args, cell.rstrip())
         if (args.yes or args.web) and not args.agent:
             return self._fail("--yes and --web only apply with --agent; nothing was sent.", args.keep_going)
+        if args.schema and args.format != "json":
+            return self._fail("--schema applies with -f json (or --each); nothing was sent.", args.keep_going)
         try:
-            settings = self.session.settings(model=args.model, thinking=args.thinking,
-                                             max_tokens=args.max_tokens, system=args.system,
+            settings = self.session.settings(model=args.model, thinking=args.thinking, effort=args.effort,
+                                             max_tokens=args.max_tokens, system=args.system, rules=args.rules,
                                              keep_going=True if args.keep_going else None)
+            schema = self._schema(args.schema) if args.schema else None
             web_notices: list[Any] = []
             if args.web:  # thinking off while $web_search is offered
                 from .web import web_settings
@@ -214,14 +231,19 @@ class KimiMagics(Magics):
         from .partial import prefill_options
         from .turn import TurnRequest, run_turn
 
+        if schema is not None:  # the schema goes with the prompt and as response_format
+            content = _with_text(content, "\n\n" + schema.instruction())
         request = TurnRequest(
             content=content,
             settings=settings,
-            response_format={"type": "json_object"} if args.format == "json" else None,
+            response_format=schema.response_format(settings.model_info) if schema is not None else (
+                {"type": "json_object"} if args.format == "json" else None),
             source="magic",
-            mode={"agent": True, "web": args.web} if args.agent else {},
+            mode={**({"agent": True, "web": args.web} if args.agent else {}),
+                  **({"schema": schema.json_schema} if schema is not None else {})},
             cache=True if args.cache else None,
             strategy=strategy,
+            **self._cell_key(),  # a re-run of this cell replaces its exchange
             # documents (system messages), notices and partial mode's prefill
             **request_extras(self._media, web_notices, prefill_options(args.format, args.prefill, settings)),
         )
@@ -229,13 +251,50 @@ class KimiMagics(Magics):
                                    (args.display or settings.display), shell=self.shell)
         try:
             response = run_turn(self.session, request, renderer)
+            if schema is not None:  # one more ask with the validation error, in the same conversation
+                from .api import schema_result, schema_retry
+
+                retry = schema_retry(schema, request, response)
+                if retry is not None:
+                    response = schema_result(schema, run_turn(self.session, retry, choose_renderer(
+                        args.display or settings.display, shell=self.shell)))
         finally:
             if self.session.last is not None:
                 self.shell.user_ns["_kimi"] = self.session.last
         if response.error is not None:
             return self._fail(response.error, settings.keep_going, shown=True)
-        self._after(response, args.format)
+        self._after(response, args.format, schema)
         return None
+
+    def _cell_key(self) -> dict[str, Any]:
+        """``TurnRequest.cell`` and ``cell_label``: the frontend's id of this cell (cell_id.py)."""
+        from .cell_id import current_cell_id
+
+        cell = current_cell_id(self.shell)
+        count = getattr(self.shell, "execution_count", None)
+        return {"cell": cell, "cell_label": f"In [{count}]" if cell and isinstance(count, int) else None}
+
+    def forget_deleted_cells(self, *_: Any) -> None:
+        """Before any cell runs: the exchanges of %%kimi cells deleted in the notebook since
+        (JupyterLab's ``deletedCells``) leave the conversation and its transcript."""
+        from .cell_id import deleted_cell_ids
+
+        deleted = deleted_cell_ids(self.shell)
+        if deleted:
+            from .transcript import transcript_for
+
+            session = self.session
+            session.conversation.forget(deleted)
+            transcript_for(session.notebook).forget(set(deleted))
+
+    def _schema(self, name: str) -> Any:
+        """The `structured.Schema` of the notebook variable ``name`` (raises a one-line error)."""
+        from .structured import Schema, SchemaError
+
+        name = _text(name)
+        if name not in self.shell.user_ns:
+            raise SchemaError(f"--schema {name}: there is no such variable in the notebook. Nothing was sent.")
+        return Schema(self.shell.user_ns[name], name=name)
 
     def _fail(self, message: str, keep_going: bool | None = None, shown: bool = False) -> None:
         """End the cell: in error (so Run All stops), or, with --keep-going, as ok."""
@@ -284,7 +343,7 @@ class KimiMagics(Magics):
                        image_max_size=settings.image_max_size, before=before, after=after, history=self.plots,
                        secrets=secrets, media=self._media)
 
-    def _after(self, response: Any, fmt: str) -> None:
+    def _after(self, response: Any, fmt: str, schema: Any = None) -> None:
         if fmt == "code":
             code = response.code
             if code:
@@ -294,31 +353,56 @@ class KimiMagics(Magics):
         elif fmt == "json":
             from IPython.display import display
 
-            try:
-                value = response.json()
-            except ValueError:
-                _say("The answer was not valid JSON; its text is kept in _kimi.text.")
+            from .structured import loads_bounded
+
+            value, problem = loads_bounded(response.text) if schema is None else schema.check(response.text)
+            if value is None:
+                _say(f"The answer was not valid JSON ({problem}); its text is kept in _kimi.text.")
                 return
+            if problem is not None:
+                _say(f"The answer does not match the schema after one retry ({problem}); it is shown as it came.")
             display({"application/json": value, "text/plain": json.dumps(value, indent=2, ensure_ascii=False)},
                     raw=True)
 
     # -- %kimi ---------------------------------------------------------------------------
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
-        """%kimi help | reset | history | usage | config | models | cache [info|clear] | files [list|clear] | fix
-        | export PATH"""
+        """%kimi COMMAND: `%kimi help` lists the commands (from `line_commands()`)."""
         command, _, rest = line.strip().partition(" ")
-        handler = {
-            "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
-            "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
-            "files": self._files, "fix": self._fix, "export": self._export,
-            "trust-endpoint": self._trust_endpoint,
-        }.get(command)
-        if handler is None:
-            _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
-                 "| cache | files | fix | export")
+        commands = line_commands()
+        if (command or "help") not in commands.parsers:
+            _say(f"Unknown %kimi command {command!r}. Use: %kimi {' | '.join(commands.names)}")
             return None
-        return handler(rest.strip())
+        name = (command or "help").replace("-", "_")
+        return getattr(self, f"_{name}")(rest.strip())  # the command `x-y` runs `_x_y`
+
+    def _record(self, rest: str) -> None:
+        """``%kimi record FILE | --stop``: name the recording (kimi_jupyter/recording.py)."""
+        from .recording import RecordingError, record_command
+
+        try:
+            mode = self.session.settings().replay
+            print(record_command(self.session, mode, rest, self.shell))
+        except (KimiError, RecordingError) as error:
+            raise CellFailed(str(error)) from None
+
+    def _mcp(self, rest: str) -> None:
+        """``%kimi mcp [restart|stop]``: the MCP servers, their state and tools (agent/mcp.py)."""
+        from .agent import mcp
+
+        if rest not in ("", "list", "restart", "stop"):
+            _say("Use: %kimi mcp | %kimi mcp restart | %kimi mcp stop")
+            return
+        if rest == "stop":
+            mcp.stop_all()
+            print("Stopped every MCP server; the next agent turn (or %kimi mcp) starts them again.")
+            return
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
+        print(mcp.report(settings, restart=rest == "restart"))
 
     def _trust_endpoint(self, _: str) -> None:
         """``%kimi trust-endpoint``: send the key to the base URL another source set (settings.py)."""
@@ -365,7 +449,7 @@ class KimiMagics(Magics):
         print(f"Exported {count} turn{'' if count == 1 else 's'} of the {what} to {target}.")
 
     def _help(self, _: str) -> None:
-        print(HELP)
+        print(help_text())
 
     def _reset(self, _: str) -> None:
         self.session.reset()
@@ -432,6 +516,22 @@ class KimiMagics(Magics):
         lines = [f"{name:<{width}}  {value}    [{source}]" for name, value, source in rows]
         print("Effective settings (highest wins: argument > %config > environment > .env > default)\n")
         print("\n".join(lines))
+        from .rules import describe  # which rule files the next turn sends
+
+        state = describe() if self.session.settings().rules else "off (Kimi.rules = False)"
+        print(f"\nProject rules: {state}")
+
+    def _balance(self, _: str) -> None:
+        """``%kimi balance``: the account balance from ``/users/me/balance`` (Moonshot's platforms)."""
+        from .account import balance_text
+
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
+        text, ok = balance_text(self.session.client(settings), settings)
+        (print if ok else _say)(text)
 
     def _models(self, _: str) -> None:
         try:
@@ -449,42 +549,72 @@ class KimiMagics(Magics):
                             settings.model_overrides))
 
 
-HELP = """\
-kimi_jupyter: Kimi K2.5 in this notebook.
+def line_commands() -> Any:
+    """The ``%kimi COMMAND`` parser (`magic_help.LineCommands`): a command ``x`` runs
+    ``KimiMagics._x`` with the rest of the line, and ``%kimi help`` lists it with its help and
+    arguments (help texts shown as written; the arguments' ``help=`` as argparse shows them)."""
+    from .magic_help import LineCommands
 
-%%kimi [options]          the cell is the prompt; the answer streams below it
-  -m MODEL                model for this cell            --think / --no-think
-  -f markdown|code|text|json  code: the generated code goes into a new cell below
-  --new                   start a fresh conversation     --max-tokens N
-  --system TEXT           system prompt                  --cells N  attach the last N cells
-  --plot                  attach the previous cell's plot(s)
-  --agent                 Kimi may call run_python / get_variable / list_variables here;
-                          code runs only after you approve it (--yes: without asking; --web: web search)
-  --cache                 replay an unchanged request from the on-disk cache (no request, no bill)
-  --prefill TEXT          start the answer with TEXT (partial mode; -f code/json prefill a fence / {)
-  {name}                  insert a variable (DataFrame summary, figure/image, video path, text,
-                          document path: pdf/docx/xlsx/pptx/txt/md as a system message)
-  {In[3]} {Out[3]}        insert an earlier cell's source / output;  {{ }} literal braces
+    line = LineCommands()
+    line.add("help", "this help")
+    line.add("reset", "forget the conversation: the next %%kimi cell starts fresh")
+    line.add("history", "the conversation as it stands: one exchange per %%kimi cell (a re-run replaces it)")
+    line.add("usage", "tokens and cost of this session (and the server's rate limits, web searches)")
+    line.add("config", "every setting's effective value and where it came from")
+    line.add("models", "the models the server lists: context window, price, inputs")
+    line.add("balance", "the account's balance (Moonshot's platforms)")
+    line.add("cache", "the on-disk response cache: its size, or clear it").add_argument(
+        "action", nargs="?", choices=["info", "clear"], default="info")
+    line.add("files", "files this session uploaded to the provider's Files API: list them, or delete them").add_argument(
+        "action", nargs="?", choices=["list", "clear"], default="list")
+    line.add("fix", "after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)").add_argument(
+        "--cell-id", metavar="ID", help="the cell to fix (the Fix with Kimi button sends it)")
+    export = line.add("export", "write the conversation to PATH.md or PATH.ipynb")
+    export.add_argument("path", metavar="PATH")
+    export.add_argument("--sidebar", action="store_true", help="the chat sidebar's conversation instead of the cells'")
+    export.add_argument("--force", action="store_true", help="replace an existing file")
+    from .recording import record_parser
 
-%kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
-%kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
-%kimi trust-endpoint      send the key to a base URL set elsewhere than the key (a .env, a cell)
-%kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat); --force replaces a file
-_kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
-%config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
-Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""
+    line.add("record", "record every turn to FILE (JSON lines); KIMI_REPLAY=only replays them without a key",
+             parser=record_parser())
+    line.add("trust-endpoint", "send the key to a base URL set elsewhere than the key (a .env file, a cell): "
+                               "confirms it for this kernel")
+    line.add("mcp", "MCP servers (.kimi/mcp.json, ~/.kimi/mcp.json, Kimi.mcp_config): their state and tools; "
+                    "restart starts them again, stop stops them").add_argument(
+        "action", nargs="?", choices=["list", "restart", "stop"], default="list")
+    return line
+
+
+def help_text() -> str:
+    """``%kimi help``: generated from the ``%%kimi`` and ``%kimi`` parsers (`magic_help`)."""
+    from .magic_help import help_text as generate
+
+    return generate(KimiMagics.kimi.parser, line_commands(), "kimi_jupyter: Kimi in this notebook.")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HELP":  # the text `%kimi help` prints
+        return help_text()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
     magics = KimiMagics(ipython)
     ipython.register_magics(magics)
+    ipython.events.register("pre_run_cell", magics.forget_deleted_cells)  # the conversation follows the cells
     if magics.configurable not in ipython.configurables:
         ipython.configurables.append(magics.configurable)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    if "kimi_jupyter.agent.mcp" in sys.modules:  # the MCP servers stop with the extension
+        sys.modules["kimi_jupyter.agent.mcp"].stop_all()
     for magics in list(ipython.magics_manager.registry.values()):
         if isinstance(magics, KimiMagics):
             magics.plots.uninstall()
+            try:
+                ipython.events.unregister("pre_run_cell", magics.forget_deleted_cells)
+            except ValueError:  # not registered (loaded before this hook existed)
+                pass
             if magics.configurable in ipython.configurables:
                 ipython.configurables.remove(magics.configurable)

@@ -2,7 +2,7 @@
 
 Resolution order, highest first: explicit arguments (``ask(model=...)``, magic options) >
 ``%config Kimi.<name>`` > environment (``MOONSHOT_API_KEY``/``KIMI_API_KEY``,
-``KIMI_BASE_URL``, ``KIMI_MODEL``, ``KIMI_PROVIDER``, ``KIMI_ENDPOINT``) > a ``.env`` file in
+``KIMI_BASE_URL``, ``KIMI_MODEL``, ``KIMI_PROVIDER``, ``KIMI_ENDPOINT``, ``KIMI_REPLAY``) > a ``.env`` file in
 the working directory > the provider preset's defaults > built-in defaults.
 
 ``.env`` is read with python-dotenv (quotes, ``export``, inline ``# comments`` as in a
@@ -26,11 +26,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, MissingKeyError, UntrustedEndpointError
-from .models import ModelInfo, ModelOverrides, registry
+from .models import CACHE_TTLS, EFFORTS, ModelInfo, ModelOverrides, registry
 from .providers import PROVIDERS, Prices, Provider, get_provider, infer_provider
 from .secrets import validate_key
 
-__all__ = ["Secret", "Settings", "resolve_settings", "read_dotenv", "public_url", "ENV_VARS", "SETTING_HELP"]
+__all__ = ["McpConfig", "Secret", "Settings", "resolve_settings", "read_dotenv", "public_url", "ENV_VARS", "SETTING_HELP"]
 
 # One line per setting: shown by `%config Kimi`, `%kimi config` and the README.
 SETTING_HELP: dict[str, str] = {
@@ -41,6 +41,9 @@ SETTING_HELP: dict[str, str] = {
     "endpoint": "endpoint path for providers that put it in the URL (cloudsway)",
     "thinking": "ask for the reasoning trace (True), switch it off (False), or server default (None)",
     "max_tokens": "limit on generated tokens, reasoning included (None: server default)",
+    "effort": "thinking effort: low, high or max (models with effort levels, e.g. kimi-k3; None: server default)",
+    "prompt_cache_ttl": "prompt cache TTL sent as prompt_cache_options: '5m' or '1h' (None: not sent, "
+                        "the server's default of 5m applies; Moonshot only)",
     "system": "system prompt sent before the conversation",
     "stream": "stream the answer (True) or wait for the whole reply (False)",
     "timeout_connect": "seconds to wait for a connection",
@@ -59,6 +62,8 @@ SETTING_HELP: dict[str, str] = {
     "agent_timeout": "wall-clock seconds one agent turn may take",
     "cache": "replay identical requests from the on-disk cache instead of sending (and billing) them again",
     "cache_dir": "folder of the response cache (relative to the working directory)",
+    "replay": "with %kimi record FILE: off (send and record every turn), auto (replay recorded turns, record new "
+              "ones) or only (replay only: nothing is sent, no key is needed; an unrecorded turn fails)",
     "keep_going": "a %%kimi cell whose turn fails ends as ok (prints the message) instead of failing, so Run All goes on",
     "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
     "budget_tokens": "most tokens (prompt and answer) the whole session may use; needs no price",
@@ -69,9 +74,45 @@ SETTING_HELP: dict[str, str] = {
     "upload_threshold": "images and videos larger than this many bytes are uploaded once through the Files API "
                         "(moonshot, moonshot-intl) and sent as ms://<id>",
     "prices": "price override: {'input': .., 'output': .., 'input_cached': .., 'currency': 'USD'} per 1M tokens",
+    "mcp_config": "MCP servers for the agent, in the mcpServers shape: {'name': {'command': .., 'args': [..], "
+                  "'env': {..}} or {'url': .., 'headers': {..}}} (added to .kimi/mcp.json and ~/.kimi/mcp.json; "
+                  "see %kimi mcp)",
+    "mcp_timeout": "seconds an MCP server may take to answer one tool call (and to start, at least 30)",
+    "rules": "send the project rules (AGENTS.md, .kimi/rules.md in the notebook's folder and its parents up "
+             "to the repository root) as system instructions",
+    "tracing": "emit OpenTelemetry spans (GenAI semantic conventions) for turns, requests and tool calls "
+               "(needs opentelemetry-api; configure your exporter as usual)",
+    "trace_content": "with tracing: also put prompts, answers and tool arguments/results on the spans",
     "model_overrides": "model registry overrides: {'model-id': {'context_window': .., 'prices': {provider: {..}}, "
                        "'modalities': [..], 'thinking': 'switch|always|never', 'retired': ..}} (see %kimi models)",
 }
+
+
+class McpConfig:
+    """The ``mcp_config`` setting: MCP servers as ``{"mcpServers": {name: {...}}}`` or the
+    ``{name: {...}}`` inside it. Hashable (settings key the client pool); its repr names the
+    servers only, since ``env`` and ``headers`` often carry tokens."""
+
+    __slots__ = ("_hash", "servers")
+
+    def __init__(self, data: Mapping[str, Any]):
+        servers = data.get("mcpServers", data) if isinstance(data, Mapping) else None
+        if not isinstance(servers, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, Mapping) for k, v in servers.items()):
+            raise ValueError("use {'name': {'command': ..., 'args': [...]}} or {'name': {'url': ...}}")
+        import json
+
+        self.servers: dict[str, dict[str, Any]] = {k: dict(v) for k, v in servers.items()}
+        self._hash = hash(json.dumps(self.servers, sort_keys=True, default=repr))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, McpConfig) and other.servers == self.servers
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"McpConfig(servers: {', '.join(self.servers) or 'none'})"
 
 
 class Secret:
@@ -114,6 +155,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "model": ("KIMI_MODEL",),
     "provider": ("KIMI_PROVIDER",),
     "endpoint": ("KIMI_ENDPOINT",),
+    "replay": ("KIMI_REPLAY",),
 }
 
 
@@ -126,6 +168,8 @@ class Settings:
     endpoint: str | None = None
     thinking: bool | None = True
     max_tokens: int | None = None
+    effort: str | None = None
+    prompt_cache_ttl: str | None = None
     system: str | None = None
     stream: bool = True
     timeout_connect: float = 10.0
@@ -146,6 +190,7 @@ class Settings:
     model_overrides: ModelOverrides | None = None
     cache: bool = False
     cache_dir: str = ".kimi-cache"
+    replay: str = "off"  # off | auto | only (kimi_jupyter.recording)
     budget: float | None = None
     budget_tokens: int | None = None
     preflight_tokens: int = 20_000
@@ -154,6 +199,11 @@ class Settings:
     max_response_bytes: int = 64 * 1024 * 1024
     rows_concurrency: int = 8
     upload_threshold: int = 10 * 1024 * 1024
+    mcp_config: McpConfig | None = None
+    mcp_timeout: float = 60.0
+    rules: bool = True
+    tracing: bool = False
+    trace_content: bool = False
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -180,7 +230,8 @@ class Settings:
 
     def price(self) -> Prices | None:
         """The price of this model on this provider: ``prices``, else the model registry."""
-        return self.prices or registry().price(self.model, self.provider, self.model_overrides)
+        return self.prices or registry().price(self.model, self.provider, self.model_overrides,
+                                               self.prompt_cache_ttl)
 
     def price_note(self) -> str | None:
         """What usage lines say instead of a cost: set when a billing provider's price is unknown."""
@@ -373,10 +424,18 @@ def _coerce(name: str, value: Any) -> Any:
         return (int(value), int(value))
     if name == "image_max_size" and isinstance(value, (list, tuple)):
         return (int(value[0]), int(value[1]))
+    if name == "replay" and isinstance(value, str):
+        return value.strip().lower()
     if name == "prices" and isinstance(value, Mapping):
         return Prices(**dict(value))
     if name == "model_overrides" and isinstance(value, Mapping):
         return ModelOverrides(value)
+    if name == "prompt_cache_ttl" and isinstance(value, str) and value.strip().lower() in ("off", "none", ""):
+        return None
+    if name in ("effort", "prompt_cache_ttl") and isinstance(value, str):
+        return value.strip().lower()
+    if name == "mcp_config" and isinstance(value, Mapping):
+        return McpConfig(value)
     return value
 
 
@@ -433,11 +492,23 @@ def resolve_settings(
         except (TypeError, ValueError, IndexError):
             raise ConfigError(_invalid(name, value, sources, "it has the wrong form")) from None
     _check(coerced, sources)
-    return Settings(sources=sources, **coerced)
+    settings = Settings(sources=sources, **coerced)
+    if sources.get("model", "").startswith("provider default"):
+        # The default stays while the server lists it; once its /models answer no longer
+        # does, the first successor it lists is used (and %kimi config says why).
+        try:
+            successor = registry().served_successor(settings.model, settings.api_base)
+        except ConfigError:
+            successor = None
+        if successor:
+            sources["model"] = f"provider default ({preset.name}): {settings.model} is not served there"
+            settings = dataclasses.replace(settings, model=successor)
+    return settings
 
 
 _AT_LEAST_ZERO = {"max_retries", "retry_backoff", "retry_max_wait", "max_turn_cost", "budget", "budget_tokens"}
 _DISPLAYS = ("auto", "widget", "markdown", "text", "none")
+_REPLAYS = ("off", "auto", "only")  # kimi_jupyter.recording.MODES
 
 
 def _invalid(name: str, value: Any, sources: Mapping[str, str], what: str) -> str:
@@ -472,8 +543,16 @@ def _check(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
             raise ConfigError(_key_problem(validate_key(value.get()) or "", sources))
         elif f.name == "base_url" and value and not value.lower().startswith(("http://", "https://")):
             problem = "use an http:// or https:// URL such as https://api.moonshot.cn/v1"
+        elif f.name == "effort" and value not in EFFORTS:
+            problem = f"use one of {', '.join(EFFORTS)} (or None for the server's default)"
+        elif f.name == "prompt_cache_ttl" and value not in CACHE_TTLS:
+            problem = f"use one of {', '.join(CACHE_TTLS)} (or None to send no prompt_cache_options)"
+        elif f.name == "mcp_config" and not isinstance(value, McpConfig):
+            problem = "use {'name': {'command': ..., 'args': [...]}} or {'name': {'url': ...}}"
         elif f.name == "display" and value not in _DISPLAYS:
             problem = f"use one of {', '.join(_DISPLAYS)}"
+        elif f.name == "replay" and value not in _REPLAYS:
+            problem = f"use one of {', '.join(_REPLAYS)}"
         elif f.name == "image_max_size" and not (len(value) == 2 and all(isinstance(v, int) and v >= 1 for v in value)):
             problem = "use two positive whole numbers (width, height)"
         if problem:

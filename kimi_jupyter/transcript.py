@@ -28,6 +28,7 @@ class TurnRecord:
     prompt: str
     response: dict[str, Any]
     proposals: list[dict[str, Any]] = field(default_factory=list)
+    cell: str | None = None  # the notebook cell that made it (`TurnRequest.cell`)
 
 
 @dataclass
@@ -35,8 +36,20 @@ class Transcript:
     turns: list[TurnRecord] = field(default_factory=list)
 
     def add(self, record: TurnRecord) -> None:
+        """Append ``record``; a re-run cell's turn replaces that cell's earlier one in place,
+        as its exchange does in the conversation (`Conversation.place`)."""
+        if record.cell is not None:
+            for i, turn in enumerate(self.turns):
+                if turn.cell == record.cell:
+                    self.turns[i] = record
+                    self.turns[i + 1:] = [t for t in self.turns[i + 1:] if t.cell != record.cell]
+                    return
         self.turns.append(record)
         del self.turns[:-MAX_TURNS]
+
+    def forget(self, cells: set[str]) -> None:
+        """Drop the turns of cells deleted in the notebook."""
+        self.turns[:] = [t for t in self.turns if t.cell is None or t.cell not in cells]
 
 
 _TRANSCRIPTS: weakref.WeakKeyDictionary[Any, Transcript] = weakref.WeakKeyDictionary()
@@ -99,6 +112,7 @@ class _Recording:
                     prompt=prompt_text(getattr(self.request, "content", "")),
                     response=response.summary(timings=False),
                     proposals=proposals,
+                    cell=getattr(self.request, "cell", None),
                 ))
             except TypeError:  # an owner that cannot be weakly referenced: nothing to export
                 pass

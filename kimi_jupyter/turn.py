@@ -2,7 +2,8 @@
 the rows engine) runs a turn through here, so they cannot drift apart.
 
 A `Turn` is the I/O-free core. It builds the message list once (the chat's trimmed history
-plus the new user message), looks up the response cache (a replay sends and bills nothing),
+plus the new user message), looks up the recording named by ``%kimi record`` and the
+response cache (a replay sends and bills nothing; see kimi_jupyter/recording.py),
 guards what it will send (the request size; the session budget, reserved under a lock so
 that concurrent turns cannot overshoot it; the per-turn cost limit; the pre-flight
 estimate), decides what to send next, folds the events that come back
@@ -28,6 +29,7 @@ from .cache import ResponseCache, request_key
 from .client.size import check_request_size
 from .conversation import assistant_message, estimate_message_tokens
 from .events import INTERRUPTED_KIND, Done, Event, Failed, Notice, TextDelta, Usage, format_cost
+from .recording import Tape, provenance, tape_for
 from .response import Response
 from .secrets import key_notice_once
 from .sizes import json_bound
@@ -57,12 +59,25 @@ class TurnMeta:
     provider: str | None = None
     context_window: int | None = None
     title: str | None = None
+    effort: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (saved bundles, the sidebar); ``effort`` only when one was sent, so
+        saved outputs of turns without it stay as they were."""
+        import dataclasses
+
+        data = dataclasses.asdict(self)
+        if data["effort"] is None:
+            del data["effort"]
+        return data
 
     def headline(self, state: str | None = None) -> str:
         """'kimi-k2.5 · thinking on · answering' (no timings: the saved bundle uses it too)."""
         parts = [self.title] if self.title else []
         parts.append(self.model + (f" ({self.provider})" if self.provider else ""))
         parts.append("thinking on" if self.thinking else "thinking off")
+        if self.effort and self.thinking:
+            parts.append(f"effort {self.effort}")
         if state:
             parts.append(state)
         return " · ".join(parts)
@@ -130,6 +145,13 @@ class TurnRequest:
     wire: dict[str, Any] = field(default_factory=dict)
     # A run's own budget (map(budget=)), held in the session's one ledger with the session's.
     run_budget: Any = None
+    # The notebook cell this turn answers (the frontend's cell id), and its label ("In [4]"):
+    # its exchange replaces that cell's earlier one in place (`Conversation.place`). None: appended.
+    cell: str | None = None
+    cell_label: str | None = None
+    # A follow-up in the same cell (the schema retry): sent the history through the cell's
+    # exchange, and added to it instead of replacing it.
+    cell_follow_up: bool = False
 
     @property
     def silent(self) -> bool:
@@ -140,8 +162,11 @@ class TurnRequest:
 
     def meta(self) -> TurnMeta:
         s = self.settings
-        return TurnMeta(model=s.model, thinking=bool(s.thinking), provider=s.provider,
-                        context_window=s.context_window)  # the model registry's window
+        info = s.model_info
+        effort = s.effort if info is not None and s.effort in info.efforts else None
+        return TurnMeta(model=s.model, thinking=bool(s.thinking) or bool(info and info.always_thinks),
+                        provider=s.provider, context_window=s.context_window,  # the model registry's window
+                        effort=effort)
 
 
 class Turn:
@@ -170,15 +195,34 @@ class Turn:
         self._max_tokens: int | None = None  # lowered so the budget is not passed (ledger.py)
         self._cache: ResponseCache | None = None
         self._key = ""
+        self._tape: Tape | None = None  # the recording (kimi_jupyter.recording), when one is named
+        self._tape_key = ""
         self._committed = False
+        self.trace: Any = None  # tracing.TurnTrace while spans are exported (Kimi.tracing)
 
     # -- building -----------------------------------------------------------------------
+    def _system(self) -> str | None:
+        """The system prompt: the ``system`` setting, then the project rules (`kimi_jupyter.rules`)."""
+        s = self.settings
+        if not s.rules or self.request.silent:
+            return s.system
+        from .rules import rules_text
+        from .secrets import secrets_of
+
+        rules = rules_text(secrets=secrets_of(s))
+        if not rules:
+            return s.system
+        return f"{s.system}\n\n{rules}" if s.system else rules
+
     def _base_messages(self) -> tuple[list[dict[str, Any]], int]:
         s = self.settings
+        system = self._system()
         if self.request.history:
-            history, tokens, size = self.chat.conversation.sized_request(s.history_budget, s.system)
+            cell, follow_up = self.request.cell, self.request.cell_follow_up
+            history, tokens, size = self.chat.conversation.sized_request(
+                s.history_budget, system, before=None if follow_up else cell, through=cell if follow_up else None)
         else:
-            history = [{"role": "system", "content": s.system}] if s.system else []
+            history = [{"role": "system", "content": system}] if system else []
             tokens = sum(estimate_message_tokens(m) for m in history)
             size = json_bound(history)
         # The size bound of the history part of the list (the first `len(history)` messages):
@@ -217,6 +261,15 @@ class Turn:
         """
         if not isinstance(self.renderer, NullRenderer):  # a silent turn needs no headline
             self.renderer.start(self.request.meta())
+        self._tape = tape_for(self.session, self.settings, self.request.source)
+        if self._tape is not None:  # %kimi record / Kimi.replay: the recording first
+            self._tape_key = self.cache_key(own_tools=True)
+            found = self._tape.lookup(self, self._tape_key)
+            if isinstance(found, str):  # replay only, and this turn is not recorded
+                return self._end_now(Failed(found, "NotRecordedError"))
+            if found is not None:
+                return self._replay(found.turn, notice=None, origin="replayed")
+            self._recorded = []
         use_cache = self.settings.cache if self.request.cache is None else self.request.cache
         if use_cache:
             self._cache = ResponseCache(self.settings.cache_dir)
@@ -254,6 +307,12 @@ class Turn:
             self._before.insert(0, Notice(where, "warning"))
         if self.request.strategy is not None:
             self.total = Response(model=self.settings.model)
+        if self.settings.tracing:  # OpenTelemetry spans (kimi_jupyter.tracing)
+            from .tracing import turn_trace
+
+            self.trace, problem = turn_trace(self)
+            if problem:
+                self._before.append(Notice(problem, "warning"))
         return None
 
     def _guard(self) -> Any:
@@ -297,13 +356,28 @@ class Turn:
                 self._before.append(Notice(decision.notice or "", "warning"))
             spent = self.session.budget.spent
             if s.budget is not None and spent >= 0.8 * s.budget:
+                balance = self._balance()
                 self._before.append(Notice(f"{spent / s.budget:.0%} of the session budget "
-                                           f"({format_cost(s.budget, currency)}) is spent.", "warning"))
+                                           f"({format_cost(s.budget, currency)}) is spent."
+                                           + (f" {balance}." if balance else ""), "warning"))
         if tokens >= s.preflight_tokens:
             priced = f", about {format_cost(prompt_cost, currency)} before the answer" if prompt_cost is not None else ""
             self._before.append(Notice(f"Pre-flight: this prompt is about {tokens:,} tokens ({estimated_by}){priced}.",
                                        "info"))
         return None
+
+    def _balance(self) -> str | None:
+        """The account balance, where the provider has ``/users/me/balance`` (account.py)."""
+        from .account import BALANCE_PROVIDERS, balance_values, describe
+
+        currency = BALANCE_PROVIDERS.get(self.settings.provider)
+        if currency is None:
+            return None
+        try:
+            values = balance_values(self.session.client(self.settings).balance())
+        except Exception:  # the notice goes out without it
+            return None
+        return describe(values, currency) if values else None
 
     def _near_a_limit(self, tokens: int) -> bool:
         """Whether the local estimate is close enough to a limit to ask the server."""
@@ -328,12 +402,19 @@ class Turn:
         guess = int(measured / max(1, total.requests - total.unreported)) if measured else EXPECTED_COMPLETION
         return min(guess, self.settings.max_tokens) if self.settings.max_tokens else guess
 
-    def cache_key(self) -> str:
-        """The response-cache key of this turn's request (everything that shapes the answer)."""
+    def cache_key(self, own_tools: bool = False) -> str:
+        """The response-cache key of this turn's request (everything that shapes the answer).
+
+        ``own_tools``: the request's own tools instead of the strategy's (the recording's
+        key: an agent offers notebook tools only where a notebook frontend answers, and
+        the mode says it is an agent turn, so a turn recorded in JupyterLab replays under
+        nbclient; asking the strategy would also open the frontend link for a replay)."""
         s = self.settings
+        tools = self.request.tools if own_tools else self.tools()
         return request_key({
             "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
-            "messages": self.base, "tools": self.tools(), "response_format": self.request.response_format,
+            **({"effort": s.effort} if s.effort else {}),
+            "messages": self.base, "tools": tools, "response_format": self.request.response_format,
             "mode": self.request.mode, **({"prefill": self.request.wire["prefill"]} if self.request.wire.get("prefill") else {}),
         })
 
@@ -341,6 +422,8 @@ class Turn:
     def begin(self, step: Response) -> Callable[[Event], None]:
         """A new request's stream is open; returns what to call with each of its events."""
         self.requests += 1
+        if self.trace is not None:
+            self.trace.request_started()
         if self.total is None:  # a plain turn: the stream's snapshot is the turn's
             self.total = step
             for event in self._before:
@@ -371,6 +454,14 @@ class Turn:
 
         return step_event
 
+    def say_first(self, event: Event) -> None:
+        """A notice of the turn's own set-up: shown before the first request's events when
+        no request has begun yet (the agent's tools are gathered before it), else now."""
+        if self.requests == 0 or self.total is None:
+            self._before.append(event)
+        else:
+            self.emit(event)
+
     def emit(self, event: Event) -> None:
         """An event of the turn's own (tool steps, limits, notices) or of a later request."""
         if isinstance(event, Notice):
@@ -386,6 +477,8 @@ class Turn:
     def step_done(self, step: Response) -> bool:
         """The request ended; True when another one follows."""
         self.final = step
+        if self.trace is not None:
+            self.trace.request_ended(step)
         strategy = self.request.strategy
         if strategy is None or step.error is not None or not step.tool_calls:
             return False
@@ -424,10 +517,14 @@ class Turn:
         if not self._committed:
             self._committed = True
             try:
+                if self.trace is not None:
+                    self.trace.end(response)
                 if self.request.strategy is not None:
                     self.request.strategy.close()
             finally:
                 try:
+                    response.provenance = provenance(self._tape, self.settings.model, "live", response,
+                                                     self._tape_key)
                     self.renderer.finish(response)
                 finally:
                     self._commit(response)
@@ -442,12 +539,17 @@ class Turn:
             self.chat.last = response
         conversation = self.chat.conversation
         before = len(conversation)
+        added: list[dict[str, Any]] = []
         if self.request.history:
             self._remember(response)
+            added = conversation.place(before, self.request.cell, self.request.cell_label,
+                                       join=self.request.cell_follow_up)
             conversation.compact(self.settings.history_budget)
-        if self._cache is not None and self._recorded is not None and response.error is None and response.done:
-            added = conversation.messages[before:] if len(conversation) >= before else []
-            self._cache.store(self._key, self._recorded, added)
+        if self._recorded is not None and response.error is None and response.done:
+            if self._cache is not None:
+                self._cache.store(self._key, self._recorded, added)
+            if self._tape is not None:
+                self._tape.record(self, self._tape_key, response, self._recorded, added)
 
     def _remember(self, response: Response) -> None:
         conversation = self.chat.conversation
@@ -463,7 +565,8 @@ class Turn:
             conversation.extend(self.request.context)  # documents stay in memory
             conversation.add_user(self.request.content)
             # A cut turn keeps its partial text; tool calls that never ran are not stored.
-            conversation.add_assistant(response, calls=[] if response.error else None)
+            conversation.add_assistant(response, calls=[] if response.error else None,
+                                       keep_reasoning=self._keep_reasoning)
             return
         if not response.text and not steps:
             return
@@ -471,11 +574,17 @@ class Turn:
         conversation.add_user(self.request.content)
         conversation.extend(steps)
         if self.final is not None and self.final.text and self.final.error is None:
-            conversation.append(assistant_message(self.final, calls=[]))
+            conversation.append(assistant_message(self.final, calls=[], keep_reasoning=self._keep_reasoning))
         else:
             # Stopped at a limit, failed or interrupted: close the exchange plainly.
             tail = response.text[-2000:]
             conversation.append({"role": "assistant", "content": tail or "(stopped before answering)"})
+
+    @property
+    def _keep_reasoning(self) -> bool:
+        """Whether answers keep their reasoning in the history (``thinking.keep = "all"``)."""
+        info = self.settings.model_info
+        return bool(info and info.keep_reasoning)
 
     def _end_now(self, event: Event) -> Response:
         self.total = Response(model=self.settings.model)
@@ -491,30 +600,39 @@ class Turn:
                 self.chat.last = self.total
         return self.total
 
-    def _replay(self, hit: Any) -> Response:
+    def _replay(self, hit: Any, notice: Notice | None = REPLAYED, origin: str = "cache") -> Response:
+        """Show a cached entry (with the `REPLAYED` notice) or a recorded one (exactly as it
+        was shown when recorded, so the output is the same); nothing is sent or billed."""
         self.session.budget.settle(self._ticket)
         self._ticket = None
         response = Response(model=self.settings.model)
         feed = response.feed
         shown = None if type(self.renderer) is NullRenderer else self.renderer.handle
-        for event in (REPLAYED, *hit.events):
+        for event in ((notice, *hit.events) if notice is not None else hit.events):
             feed(event)
             if shown is not None:
                 shown(event)
         self._committed = True
         try:
+            response.provenance = provenance(self._tape, self.settings.model, origin, response, self._tape_key)
             self.renderer.finish(response)
         finally:
             if self.request.history:
                 # Only the answer to this exact request enters the memory: never messages the
                 # entry carries (a planted entry could hold a system message).
                 conversation = self.chat.conversation
+                before = len(conversation)
                 conversation.extend(self.request.context)
                 conversation.add_user(self.request.content)
                 conversation.add_assistant(response, calls=[])
+                conversation.place(before, self.request.cell, self.request.cell_label,
+                                   join=self.request.cell_follow_up)
             self.session.ledger.add("replayed", Usage.not_reported())
             if not self.request.silent:
                 self.chat.last = response
+            if origin == "cache" and self._tape is not None:  # the recording misses no turn; it
+                # keeps what was shown (the cache's notice too), so a replay shows the same
+                self._tape.record(self, self._tape_key, response, list(response.events), hit.conversation)
         return response
 
 

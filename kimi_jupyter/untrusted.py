@@ -87,7 +87,19 @@ def _highlight(code: str, language: str, _attrs: Any) -> str:
     except ClassNotFound:
         return ""
     formatter = HtmlFormatter(nowrap=True, noclasses=True, nobackground=True)
-    return highlight(code, lexer, formatter)
+    return _same_quotes(highlight(code, lexer, formatter))
+
+
+def _same_quotes(spans: str) -> str:
+    """One spelling of quotes in highlighted code, whatever the Pygments release.
+
+    Pygments 2.20 escapes quotes in text (``&quot;``, ``&#39;``) and 2.21 writes them plain;
+    saved notebook outputs must not depend on which one a fresh install resolves. With
+    ``nowrap`` and ``noclasses`` the only attributes Pygments writes are ``style`` values
+    without quotes, and a ``&`` from the code itself is already ``&amp;``, so these two
+    entities can only be quotes of the code's text, where HTML needs no escaping.
+    """
+    return spans.replace("&quot;", '"').replace("&#39;", "'")
 
 
 def _parser() -> MarkdownIt:

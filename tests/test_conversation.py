@@ -65,3 +65,93 @@ def test_history_text_shows_placeholders():
     conv.add_assistant(response("ok", "r", [ToolCallRequested("c1", "run_python", "{}")]))
     text = conv.history_text()
     assert "[image]" in text and "base64" not in text and "[calls: run_python]" in text
+
+
+# -- exchanges keyed by cell (a re-run cell replaces its exchange in place) --------------------
+def exchange(conv, key, prompt, answer, label=None):
+    start = len(conv)
+    conv.add_user(prompt)
+    conv.add_assistant(response(answer))
+    return conv.place(start, key, label)
+
+
+def texts(conv):
+    return [m["content"] for m in conv.messages]
+
+
+def test_a_keyed_exchange_replaces_the_cells_earlier_one_where_it_stood():
+    conv = Conversation()
+    exchange(conv, "a", "A?", "a1")
+    exchange(conv, "b", "B?", "b1")
+    exchange(conv, None, "free", "f1")
+    added = exchange(conv, "a", "A2?", "a2", "In [7]")
+    assert [m["content"] for m in added] == ["A2?", "a2"]
+    assert texts(conv) == ["A2?", "a2", "B?", "b1", "free", "f1"]
+    assert conv.tokens == sum(estimate_message_tokens(m) for m in conv.messages)  # the numbers moved too
+    assert "user (In [7]): A2?" in conv.history_text()
+    exchange(conv, "b", "B2?", "b2")
+    assert texts(conv) == ["A2?", "a2", "B2?", "b2", "free", "f1"]
+
+
+def test_a_re_run_is_sent_the_history_before_its_cell():
+    conv = Conversation()
+    exchange(conv, "a", "A?", "a1")
+    exchange(conv, "b", "B?", "b1")
+    before_b, _, _ = conv.sized_request(10_000, before="b")
+    assert [m["content"] for m in before_b] == ["A?", "a1"]
+    before_a, _, _ = conv.sized_request(10_000, "Be brief.", before="a")
+    assert before_a == [{"role": "system", "content": "Be brief."}]
+    everything, _, _ = conv.sized_request(10_000, before="new-cell")
+    assert len(everything) == 4
+
+
+def test_an_exchange_that_added_nothing_leaves_the_cells_earlier_one():
+    conv = Conversation()
+    exchange(conv, "a", "A?", "a1")
+    assert conv.place(len(conv), "a") == []
+    assert texts(conv) == ["A?", "a1"]
+
+
+def test_compaction_keeps_the_keys_with_their_messages():
+    conv = Conversation()
+    exchange(conv, "a", "A" * 4000, "a1")
+    exchange(conv, "b", "B?", "b1")
+    conv.compact(200)  # A's exchange is dropped
+    assert texts(conv) == ["B?", "b1"]
+    exchange(conv, "b", "B2?", "b2")
+    assert texts(conv) == ["B2?", "b2"]
+    exchange(conv, "a", "A again", "a2")  # A's exchange is gone: appended
+    assert texts(conv) == ["B2?", "b2", "A again", "a2"]
+    conv.clear()
+    exchange(conv, "b", "B3?", "b3")
+    assert texts(conv) == ["B3?", "b3"]
+
+
+def test_a_deleted_cells_exchange_is_forgotten():
+    conv = Conversation()
+    exchange(conv, "a", "A?", "a1", "In [1]")
+    exchange(conv, None, "free", "f1")
+    exchange(conv, "b", "B?", "b1")
+    assert conv.forget(["a", "unknown"]) == 2
+    assert texts(conv) == ["free", "f1", "B?", "b1"]
+    assert conv.forget(["a"]) == 0
+    assert conv.tokens == sum(estimate_message_tokens(m) for m in conv.messages)
+    exchange(conv, "a", "A again", "a2")  # a new exchange for that id is appended
+    assert texts(conv)[-2:] == ["A again", "a2"]
+
+
+def test_a_follow_up_in_the_same_cell_joins_its_exchange():
+    conv = Conversation()
+    exchange(conv, "a", "A?", "a1")
+    exchange(conv, "b", "B?", "b1")
+    # Cell A runs again (in place), then its schema retry follows up in the same cell.
+    exchange(conv, "a", "A2?", "a2")
+    through_a, _, _ = conv.sized_request(10_000, through="a")
+    assert [m["content"] for m in through_a] == ["A2?", "a2"]
+    start = len(conv)
+    conv.add_user("not valid: again")
+    conv.add_assistant(response("a3"))
+    conv.place(start, "a", join=True)
+    assert texts(conv) == ["A2?", "a2", "not valid: again", "a3", "B?", "b1"]
+    exchange(conv, "a", "A4?", "a4")  # the next re-run replaces the whole exchange, retry included
+    assert texts(conv) == ["A4?", "a4", "B?", "b1"]

@@ -378,3 +378,14 @@ def test_live_view_text_is_single_spaced() -> None:
     assert "line-height:1.45" in view.trace.value and "line one\nline two" in view.trace.value
     assert "line-height:1.45" in view.steps.value
     view.finish(Response())
+
+
+def test_highlighted_code_spells_quotes_one_way_whatever_the_pygments_release() -> None:
+    """Pygments 2.20 wrote &quot;/&#39; where 2.21 writes plain quotes; saved outputs keep one form."""
+    from kimi_jupyter.untrusted import markdown_to_html
+
+    html_out = markdown_to_html('```python\nx = "a\'b" if y < 1 & 2 else \'&quot;\'\n```')
+    assert "<span" in html_out  # highlighted
+    assert "&quot;" not in html_out.replace("&amp;quot;", "") and "&#39;" not in html_out
+    assert "&quot;a'b&quot;" not in html_out and "\"a'b\"" in html_out
+    assert "&lt;" in html_out and "&amp;" in html_out and "&amp;quot;" in html_out  # still escaped

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from kimi_jupyter.magics import HELP
+from kimi_jupyter.magics import HELP, KimiMagics, line_commands
 from kimi_jupyter.settings import SETTING_HELP
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
@@ -14,11 +14,13 @@ def test_every_setting_is_documented():
 
 
 def test_every_magic_option_is_documented():
-    for token in ("-m MODEL", "--think", "--no-think", "-f markdown|code|text|json", "--new", "--max-tokens",
-                  "--system", "--cells", "--plot", "--agent", "--yes", "--web", "--cache", "--display"):
+    for token in ("-m MODEL", "-f markdown|code|text|json"):
         assert token in README, token
-    for command in ("reset", "history", "usage", "config", "models", "cache", "help"):
-        assert command in HELP and command in README
+    for action in KimiMagics.kimi.parser._actions:  # every option of the parser, as %kimi help lists them
+        if action.option_strings:
+            assert any(option in README for option in action.option_strings), action.option_strings
+    for command in line_commands().names:
+        assert command in HELP and (f"%kimi {command}" in README or f"| {command}" in README), command
 
 
 def test_the_two_commands_exist():

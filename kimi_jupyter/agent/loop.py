@@ -31,6 +31,7 @@ from ..events import (
 )
 from ..response import Response
 from ..secrets import secrets_of
+from ..tracing import tool_span
 from ..turn import Turn
 from .approval import DENIED
 from .tools import READ_ONLY, ToolResult, run_tool, tool_schemas
@@ -68,6 +69,7 @@ class AgentStrategy:
                  web: bool = False) -> None:
         self.shell, self.approver, self.limits, self.web = shell, approver, limits, web
         self.notebook: Any = None  # notebook_tools.NotebookTools, when a notebook frontend answers
+        self.mcp: Any = None  # mcp.McpTools, when MCP servers are configured
         self._asked = False
 
     def tools(self, turn: Turn) -> list[dict[str, Any]]:
@@ -76,7 +78,11 @@ class AgentStrategy:
             from .notebook_tools import for_turn
 
             self.notebook = for_turn(self.shell, self.approver, turn.emit, turn.settings)
-        return tool_schemas(self.web) + (self.notebook.schemas() if self.notebook else [])
+            from .mcp import for_turn as mcp_tools  # the user's MCP servers (.kimi/mcp.json)
+
+            self.mcp = mcp_tools(turn.settings, turn.say_first)
+        return (tool_schemas(self.web) + (self.notebook.schemas() if self.notebook else [])
+                + (self.mcp.schemas() if self.mcp else []))
 
     def close(self) -> None:
         if self.notebook:
@@ -90,7 +96,9 @@ class AgentStrategy:
             self.notebook.begin_step(step.tool_calls)
         images: list[dict[str, Any]] = []
         for call in step.tool_calls:
-            result = self.execute(turn, call)
+            with tool_span(turn, call.id, call.name, call.arguments) as traced:  # Kimi.tracing
+                result = self.execute(turn, call)
+                traced(result.text, result.error)
             turn.added.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result.text})
             images.extend(result.images)
         if images:
@@ -119,6 +127,8 @@ class AgentStrategy:
             return ToolResult(call.arguments)
         if self.notebook and call.name in self.notebook.names:
             return self.notebook.execute(call, emit, self.approver, settings.image_max_size)
+        if self.mcp and call.name in self.mcp.names:  # through the same approval gate
+            return self.mcp.execute(turn, call, self.approver)
         if call.name not in READ_ONLY:
             code = _code_of(call)
             emit(ApprovalRequested(call.id, call.name, code))

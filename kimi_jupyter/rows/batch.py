@@ -121,6 +121,7 @@ def _run_batch(plan: Any, spool: _Spool, *, into: str | None, use_cache: bool, p
         "provider": settings.provider, "model": settings.model, "template": plan.template.text,
         "rows": source.count, "schema": plan.schema.json_schema if plan.schema else None, "into": into,
         "keys": keys, "errors": errors, "batches": [], "collected": False, "window": completion_window,
+        "prompt_tokens": tokens,  # the pre-flight estimate of the rows submitted (progress shows its share)
     }
     directory = runs_dir(settings.cache_dir)
     save_run(directory, run)
@@ -284,12 +285,25 @@ def _poll(api: Any, run: dict[str, Any], directory: Any, view: Any, summary: Run
             failed += int(counts.get("failed") or 0)
         save_run(directory, run)
         summary.done, summary.failed = done, failed
+        _running_tokens(run, summary)
         summary.seconds = time.monotonic() - start
         view.update(summary)
         if all(b["status"] in TERMINAL for b in run["batches"]):
             return
         time.sleep(delay)
         delay = min(cap, delay * 1.5)
+
+
+def _running_tokens(run: dict[str, Any], summary: RunSummary) -> None:
+    """Tokens while the batches run: a batch object reports finished rows, not their tokens,
+    so progress shows the pre-flight estimate's share of the rows done (marked as estimated);
+    the exact counts come with the answers when they are collected."""
+    submitted = sum(len(batch.get("rows") or ()) for batch in run["batches"])
+    estimate = run.get("prompt_tokens")
+    if not submitted or not isinstance(estimate, int):
+        return
+    summary.prompt_tokens = estimate * min(summary.done, submitted) // submitted
+    summary.tokens_estimated = True
 
 
 def _collect(api: Any, run: dict[str, Any], directory: Any, settings: Any) -> None:
@@ -412,6 +426,7 @@ def _assemble(run: dict[str, Any], data: Any, source: Any, fields: list[str] | N
     errors: list[str | None] = [None] * n
     summary.done = summary.failed = summary.not_run = summary.cached = 0
     summary.prompt_tokens = summary.completion_tokens = 0
+    summary.tokens_estimated = False
     summary.cost = 0.0
     pending = not run["collected"] and bool(run["batches"])
     for pos, key in enumerate(run["keys"]):

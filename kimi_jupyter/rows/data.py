@@ -43,6 +43,9 @@ class RunSummary:
     seconds: float = 0.0
     stopped: str | None = None  # why the run ended early (budget, Stop, a fatal error)
     run_id: str | None = None
+    # While a batch runs, the provider reports rows, not tokens: the tokens shown are then the
+    # pre-flight estimate of the rows finished so far (exact once the answers are collected).
+    tokens_estimated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -54,7 +54,8 @@ def run_each(shell: Any, args: Any, template: str) -> None:
             print(f"--schema {args.schema}: there is no such variable. Nothing was sent.", file=sys.stderr)
             return
     options = {k: v for k, v in {"model": args.model, "thinking": args.thinking, "max_tokens": args.max_tokens,
-                                 "system": args.system}.items() if v is not None}
+                                 "system": args.system, "effort": getattr(args, "effort", None)}.items()
+               if v is not None}
     data = ns[name]
     overwritten = _inputs_overwritten(data, template, into, schema)
     if overwritten and not getattr(args, "force", False):

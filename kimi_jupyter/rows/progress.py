@@ -41,7 +41,8 @@ def status_line(summary: RunSummary, title: str) -> str:
         parts.append(f"{summary.failed:,} failed")
     if summary.cached:
         parts.append(f"{summary.cached:,} cached")
-    parts.append(f"{summary.prompt_tokens + summary.completion_tokens:,} tokens")
+    tokens = summary.prompt_tokens + summary.completion_tokens
+    parts.append(f"~{tokens:,} prompt tokens (estimated)" if summary.tokens_estimated else f"{tokens:,} tokens")
     if summary.cost:
         parts.append(format_cost(summary.cost, summary.currency))
     eta = _eta(summary)

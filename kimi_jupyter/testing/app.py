@@ -18,12 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import validation
-from .demo import demo_continuation, demo_reply
+from . import contract, validation
+from .demo import demo_continuation, demo_reply, forced_call
 from .dialects import Dialect, Turn, WireToolCall, get_dialect
 from .errors import ApiError, invalid_request, not_found
 from .faults import Fault
 from .files import FileLimits, FileStore, check_multipart, file_response_body, parse_upload, resolver
+from .models import model_spec
 from .ratelimit import RateLimits, RateWindow
 from .replies import Conversation, Reply, split_text
 from .server import HttpRequest, HttpResponse
@@ -46,7 +47,7 @@ class AppConfig:
     api_key: str | None
     dialect: str
     models: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    context_limit: int = 262144
+    context_limit: int | None = None  # a cap over every model's own window (models.py)
     balance: float = 50.0
     chunk_delay: float = 0.0
     max_body_bytes: int = 100 * 1024 * 1024
@@ -62,6 +63,11 @@ class AppConfig:
 
     def models_for(self, dialect: Dialect) -> tuple[str, ...]:
         return self.models.get(dialect.name, dialect.default_models)
+
+    def window(self, model: str) -> int:
+        """The prompt-token limit of ``model``: its window, capped by ``context_limit``."""
+        window = model_spec(model).window
+        return min(window, self.context_limit) if self.context_limit else window
 
 
 def route(path: str, default: str) -> tuple[Dialect, str] | None:
@@ -225,7 +231,7 @@ class SimulatorApp:
     # -- small endpoints -------------------------------------------------------------------
     def _models(self, dialect: Dialect) -> HttpResponse:
         data = [
-            dialect.model_entry(m, self.config.created, self.config.context_limit)
+            dialect.model_entry(m, self.config.created, self.config.window(m))
             for m in self.config.models_for(dialect)
         ]
         return _json_response(200, {"object": "list", "data": data})
@@ -234,13 +240,15 @@ class SimulatorApp:
         if model_id not in self.config.models_for(dialect):
             raise not_found(f"Not found the model {model_id} or Permission denied")
         return _json_response(
-            200, dialect.model_entry(model_id, self.config.created, self.config.context_limit)
+            200, dialect.model_entry(model_id, self.config.created, self.config.window(model_id))
         )
 
     def _estimate(self, dialect: Dialect, body: Any) -> HttpResponse:
         validation.check_shape(body)
         validation.check_model(dialect, body.get("model"), self.config.models_for(dialect))
-        stats = count_prompt(body["messages"], body.get("tools"), self._resolver(dialect))
+        stats = count_prompt(
+            body["messages"], body.get("tools"), self._resolver(dialect), body.get("response_format")
+        )
         validation.check_media(dialect, stats)
         return _json_response(
             200, {"code": 0, "data": {"total_tokens": stats.total}, "scode": "0x0", "status": True}
@@ -259,12 +267,13 @@ class SimulatorApp:
         messages = body["messages"]
         thinking = dialect.thinking_on(body, model)
         validation.check_sampling(dialect, body, model, thinking)
-        stats = count_prompt(messages, body.get("tools"), self._resolver(dialect))
-        validation.check_media(dialect, stats)
         validation.check_tools(dialect, body.get("tools"))
+        contract.check_contract(dialect, body, model, thinking)
+        stats = count_prompt(messages, body.get("tools"), self._resolver(dialect), body.get("response_format"))
+        validation.check_media(dialect, stats)
         validation.check_web_search(dialect, body.get("tools"), model, thinking)
         validation.check_messages(dialect, messages, thinking)
-        validation.check_context(stats, self.config.context_limit)
+        validation.check_context(stats, self.config.window(model))
         limit_headers: dict[str, str] = {}
         if self.window is not None and not batch:  # a batch's requests run on the provider's side
             asked = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -281,18 +290,22 @@ class SimulatorApp:
                 raise outcome.error()
             fault, outcome = fault or outcome, None
         prefix = validation.partial_prefix(dialect, messages)
+        offered = contract.offered_tools(body)
         if outcome is None:
-            json_mode = (body.get("response_format") or {}).get("type") == "json_object"
+            response_format = body.get("response_format")
+            json_mode = isinstance(response_format, Mapping) and response_format.get("type") == "json_object"
             if prefix is not None:
                 reply = demo_continuation(prefix, conv, stats.media, thinking=thinking, json_mode=json_mode)
             else:
                 reply = demo_reply(
-                    conv, stats.media, thinking=thinking, tools=body.get("tools"), json_mode=json_mode
+                    conv, stats.media, thinking=thinking, tools=offered, json_mode=json_mode,
+                    effort=contract.effort(body, model), schema=contract.json_schema(body),
                 )
         elif isinstance(outcome, Reply):
             reply = outcome
         else:
             reply = outcome(messages)
+        reply = _obey_tool_choice(contract.tool_choice(body), reply, offered, conv, outcome is None)
 
         keys = prefix_keys(model, body.get("tools"), messages)
         turn = self._turn(dialect, body, model, reply, thinking, stats, conv, keys)
@@ -362,6 +375,22 @@ class SimulatorApp:
             usage=Usage(**values),
             include_usage=include_usage,
         )
+
+
+def _obey_tool_choice(
+    choice: str, reply: Reply, offered: Sequence[Any], conv: Conversation, demo: bool
+) -> Reply:
+    """``required``: a reply without tool calls gets one (the demo answer's text gives way to
+    it); ``none``: tool calls are dropped (a reply left empty says so)."""
+    if choice == "required" and offered and not reply.tool_calls:
+        call = forced_call(offered, conv.last_user_text)
+        if demo:
+            return replace(reply, text="", chunks=None, tool_calls=(call,))
+        return replace(reply, tool_calls=(call,))
+    if choice == "none" and reply.tool_calls:
+        text = reply.full_text or "(No tool was called: the request set tool_choice to \"none\".)"
+        return replace(reply, tool_calls=(), text=text, chunks=None, finish_reason=None)
+    return reply
 
 
 def _fragments(arguments: str, chunk_chars: int) -> list[str]:

@@ -5,7 +5,19 @@ pleasant to read and fully deterministic: it says plainly that no model was call
 restates the start of the question, lists the attachments it received (images with MIME
 type and pixel size, videos with their size, text length), and when the prompt asks for
 code it adds a small fenced Python block that is valid Python. In JSON mode
-(``response_format: {"type": "json_object"}``) the answer is a JSON object instead.
+(``response_format: {"type": "json_object"}``) the answer is a JSON object instead (with
+every key the question names, as in "a key named 'city'"); with a ``json_schema`` response
+format it is the schema's smallest instance (``schemas.example``), as compact JSON.
+
+On a model with thinking effort levels (``models.py``) the reasoning grows with the effort
+(low < high < max) and the answer says which effort was in force. :func:`forced_call` is
+the call a request with ``tool_choice: "required"`` gets.
+
+The stand-in ends by saying how to get real answers: a key (`KEY_HINT`). Two kinds of
+prompt get a fitting answer instead of it: a fix request (``%kimi fix``, "Fix with Kimi")
+gets a minimal fix of that cell or a plain "no fix" (``demo_fix.py``), never the example
+code; a classification prompt gets one of the labels it offers (``demo_labels.py``), so
+``map()`` fills its column with categories.
 """
 
 from __future__ import annotations
@@ -15,7 +27,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .replies import Conversation, Reply
+from .demo_fix import fix_reply, is_fix_prompt
+from .demo_labels import classify
+from .replies import Conversation, Reply, ToolCall
+from .schemas import example
 from .tokens import Media
 
 BANNER = "*(Simulated reply - no real model was called.)*"
@@ -29,6 +44,22 @@ _EXAMPLE_CODE = '''def summarize(values):
 
 
 print(summarize([3, 1, 4, 1, 5, 9, 2, 6]))'''
+#: How to get real answers: what a user of the demo needs is a key, not another URL.
+KEY_HINT = ("For real answers from Kimi, set your key: `export MOONSHOT_API_KEY=sk-...` (or a line "
+            "`MOONSHOT_API_KEY=sk-...` in `notebooks/.env`) and start `.ci/lab` again.")
+# Steps of thought added for each effort level (low < high < max).
+_EFFORT_STEPS = (
+    "First I note what the question asks for and what it leaves open.",
+    "Then I check which parts the answer must cover: the text, the attachments and the tools offered.",
+    "Next I consider a second way to read the question and keep the plainer one.",
+    "Finally I check the answer against the question once more before writing it.",
+)
+_STEPS_FOR = {"low": 1, "high": 2, "max": len(_EFFORT_STEPS)}
+_NAMED_KEYS = (
+    re.compile(r"""(?i)\bkeys?\s+(?:named\s+|called\s+)?['"“`]([A-Za-z_][\w-]{0,63})['"”`]"""),
+    re.compile(r"""键\s*['"“`]?([A-Za-z_][\w-]{0,63})"""),
+)
+_WORDS = re.compile(r"[a-z0-9]+|[^\x00-\x7f]")
 
 
 def _excerpt(text: str, limit: int = 120) -> str:
@@ -68,6 +99,46 @@ def _tool_names(tools: Sequence[Any] | None) -> list[str]:
     return names
 
 
+def named_keys(text: str) -> list[str]:
+    """Keys the question asks a JSON answer to contain ("a key named 'city'", "包含键 capital")."""
+    names: list[str] = []
+    for pattern in _NAMED_KEYS:
+        names += [m.group(1) for m in pattern.finditer(text)]
+    return list(dict.fromkeys(names))
+
+
+def forced_call(tools: Sequence[Any], question: str) -> ToolCall:
+    """The call ``tool_choice: "required"`` makes: the offered function whose name and
+    description share most words with ``question`` (the first on a tie), with the smallest
+    arguments its parameter schema accepts."""
+    functions = [t for t in tools if isinstance(t, Mapping) and t.get("type", "function") == "function"]
+    words = set(_WORDS.findall(question.lower()))
+
+    def score(tool: Mapping[str, Any]) -> int:
+        function = tool.get("function") or {}
+        text = f"{function.get('name') or ''} {function.get('description') or ''}".lower().replace("_", " ")
+        return len(words & set(_WORDS.findall(text)))
+
+    if not functions:
+        return ToolCall("$web_search", {"query": question})
+    best = max(functions, key=score)  # max keeps the first of equals
+    function = best.get("function") or {}
+    parameters = function.get("parameters")
+    arguments = example(parameters) if isinstance(parameters, Mapping) else {}
+    return ToolCall(str(function.get("name")), arguments if isinstance(arguments, dict) else {})
+
+
+def _reasoning(asked: str, attached: str, effort: str | None) -> str:
+    first = (
+        f"{asked} This is the loopback simulator, so I will restate the question{attached} "
+        "and answer with a short, deterministic example."
+    )
+    if effort is None:
+        return first
+    steps = " ".join(_EFFORT_STEPS[: _STEPS_FOR.get(effort, len(_EFFORT_STEPS))])
+    return f"Thinking effort: {effort}. {first} {steps}"
+
+
 def demo_continuation(prefix: str, conv: Conversation, media: Sequence[Media], *, thinking: bool,
                       json_mode: bool = False) -> Reply:
     """The demo answer in partial mode: what follows ``prefix`` (never the prefix again).
@@ -90,9 +161,19 @@ def demo_reply(
     thinking: bool,
     tools: Sequence[Any] | None = None,
     json_mode: bool = False,
+    effort: str | None = None,
+    schema: Mapping[str, Any] | None = None,
 ) -> Reply:
-    """The default answer to ``conv``; ``media`` are the attachments of the prompt."""
+    """The default answer to ``conv``; ``media`` are the attachments of the prompt, ``effort``
+    the thinking effort in force (None: the model has no levels), ``schema`` a
+    ``json_schema`` response format's schema."""
     question = conv.last_user_text
+    if not json_mode and schema is None and not tools and conv.tool_result_name is None:
+        if is_fix_prompt(question):
+            return fix_reply(question, BANNER, thinking=thinking)
+        label = classify(question)
+        if label is not None:
+            return Reply(text=label, reasoning=f"A classification: the text fits {label!r} best." if thinking else "")
     user_media = [m for m in media if conv.messages[m.message_index].get("role") == "user"]
     images = [m for m in user_media if m.kind == "image"]
     videos = [m for m in user_media if m.kind == "video"]
@@ -100,12 +181,9 @@ def demo_reply(
     media_counts = [_plural(n, noun) for n, noun in ((len(images), "image"), (len(videos), "video")) if n]
     attached = f" and look at what is attached ({', '.join(media_counts)})" if media_counts else ""
     asked = f"The user asked: “{_excerpt(question, 80)}”." if question else "The user sent no text."
-    reasoning = (
-        f"{asked} This is the loopback simulator, so I will restate the question{attached} "
-        "and answer with a short, deterministic example."
-        if thinking
-        else ""
-    )
+    reasoning = _reasoning(asked, attached, effort) if thinking else ""
+    if schema is not None:
+        return Reply(text=json.dumps(example(schema), ensure_ascii=False, separators=(",", ":")), reasoning=reasoning)
     if json_mode:
         answer = {
             "simulated": True,
@@ -114,6 +192,8 @@ def demo_reply(
             "videos": [describe_media(m) for m in videos],
             "text_characters": len(question),
         }
+        for key in named_keys(question):
+            answer.setdefault(key, "simulated value")
         return Reply(text=json.dumps(answer, ensure_ascii=False), reasoning=reasoning)
     lines = [BANNER, "", f"You asked: “{_excerpt(question)}”" if question else "You sent no text.", ""]
     counts = [
@@ -124,6 +204,8 @@ def demo_reply(
     lines.append(f"**What I received:** {', '.join(counts)}.")
     lines += [f"- image {i}: {describe_media(m)}" for i, m in enumerate(images, 1)]
     lines += [f"- video {i}: {describe_media(m)}" for i, m in enumerate(videos, 1)]
+    if thinking and effort is not None:
+        lines.append(f"- thinking effort: {effort}")
     names = _tool_names(tools)
     if names:
         lines.append(f"- tools offered: {', '.join(names)}")
@@ -138,5 +220,5 @@ def demo_reply(
             _EXAMPLE_CODE,
             "```",
         ]
-    lines += ["", "Point `KIMI_BASE_URL` at a real Kimi endpoint to get real answers."]
+    lines += ["", KEY_HINT]
     return Reply(text="\n".join(lines), reasoning=reasoning)

@@ -30,11 +30,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .models import model_can_think
 from .tokens import Usage
 
 DONE = "data: [DONE]\n\n"
-# What Moonshot's /models says of its smaller-window models (the rest: the context limit).
-_SERVED_WINDOWS = {"moonshot-v1-8k": 8192, "moonshot-v1-32k": 32768, "moonshot-v1-128k": 131072}
 
 
 def _dumps(data: Any) -> str:
@@ -79,16 +78,6 @@ class Turn:
         return "".join(self.text_pieces)
 
 
-def model_can_think(model: str) -> str:
-    """``"always"`` for ``*thinking*`` models, ``"switch"`` for K2.5/K2.6, else ``"never"``."""
-    lowered = model.lower()
-    if "thinking" in lowered:
-        return "always"
-    if any(tag in lowered for tag in ("k2.5", "k2p5", "k2-5", "k2.6", "k2p6", "k2-6")):
-        return "switch"
-    return "never"
-
-
 class Dialect:
     """Moonshot's own wire format; the other dialects override what differs."""
 
@@ -97,16 +86,24 @@ class Dialect:
     # fields an assistant tool-call message may carry its reasoning back in
     reasoning_request_fields: ClassVar[tuple[str, ...]] = ("reasoning_content",)
     moonshot_rules: ClassVar[bool] = True  # data-URL images, reasoning_content, tool ids, tool names
-    sampling_rules: ClassVar[bool] = True  # fixed temperature/top_p/n/penalties for K2.5
+    sampling_rules: ClassVar[bool] = True  # fixed temperature/top_p/n/penalties (models.py)
+    # Moonshot's published request contract (validation.check_contract): the thinking object,
+    # tool_choice, response_format, dynamic tools in system messages
+    contract_rules: ClassVar[bool] = True
     checks_model: ClassVar[bool] = True
     moonshot_endpoints: ClassVar[bool] = True  # /tokenizers/estimate-token-count, /users/me/balance
     partial_mode: ClassVar[bool] = True  # a last assistant message with "partial": true is continued
     error_code: ClassVar[bool] = False  # add "code" to error bodies
-    # kimi-k2.6 serves beside kimi-k2.5; kimi-k2-0905-preview and kimi-k2-0711-preview are
-    # retired: not listed, and a request naming them gets Moonshot's 404.
+    # kimi-k2.6 to kimi-k3.1-pro serve beside kimi-k2.5; kimi-k2-0905-preview and
+    # kimi-k2-0711-preview are retired: not listed, and a request naming them gets Moonshot's 404.
     default_models: ClassVar[tuple[str, ...]] = (
         "kimi-k2.5",
         "kimi-k2.6",
+        "kimi-k2.7-code",
+        "kimi-k2.7-code-highspeed",
+        "kimi-k3",
+        "kimi-k3.1-pro",
+        "kimi-k3.1-pro-highspeed",
         "kimi-k2-thinking",
         "kimi-k2-thinking-turbo",
         "kimi-k2-turbo-preview",
@@ -232,13 +229,13 @@ class Dialect:
         }
 
     # -- /models -----------------------------------------------------------------------
-    def model_entry(self, model_id: str, created: int, context_limit: int) -> dict[str, Any]:
+    def model_entry(self, model_id: str, created: int, context_length: int) -> dict[str, Any]:
         return {
             "id": model_id,
             "object": "model",
             "created": created,
             "owned_by": self.owned_by,
-            "context_length": min(context_limit, _SERVED_WINDOWS.get(model_id, context_limit)),
+            "context_length": context_length,
         }
 
 
@@ -249,6 +246,7 @@ class OpenRouterDialect(Dialect):
     reasoning_field = "reasoning"
     reasoning_request_fields = ("reasoning_content", "reasoning", "reasoning_details")
     sampling_rules = False
+    contract_rules = False
     moonshot_endpoints = False
     partial_mode = False
     error_code = True
@@ -365,6 +363,7 @@ class VllmDialect(Dialect):
     reasoning_request_fields = ("reasoning_content", "reasoning")
     moonshot_rules = False
     sampling_rules = False
+    contract_rules = False
     moonshot_endpoints = False
     partial_mode = False
     error_code = True
@@ -409,6 +408,7 @@ class LlamaCppDialect(Dialect):
     reasoning_request_fields = ()
     moonshot_rules = False
     sampling_rules = False
+    contract_rules = False
     checks_model = False
     moonshot_endpoints = False
     partial_mode = False

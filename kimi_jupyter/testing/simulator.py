@@ -47,7 +47,8 @@ class KimiSimulator:
     key or none. ``dialect``: what ``/v1`` speaks (``moonshot``, ``openrouter``, ``vllm``,
     ``llamacpp``, ``cloudsway``); every dialect is also reachable at :meth:`url_for`.
     ``models``: model ids served, one list for every dialect or a mapping dialect -> list.
-    ``context_limit``: the prompt-token limit. ``script``: a JSON rules file to load.
+    ``context_limit``: a prompt-token limit over every model's own window (None: each model's
+    window, see ``models.py``; ``/models`` reports the smaller of the two). ``script``: a JSON rules file to load.
     ``chunk_delay``: seconds between streamed chunks for replies that set none.
     ``max_body_bytes``: larger bodies get 413. ``balance``: what ``/users/me/balance`` says.
     ``batch_speed``: how much faster than the wall clock the Batch API's clock runs
@@ -66,7 +67,7 @@ class KimiSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         models: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
-        context_limit: int = 262144,
+        context_limit: int | None = None,
         script: str | os.PathLike[str] | None = None,
         chunk_delay: float = 0.0,
         max_body_bytes: int = 100 * 1024 * 1024,

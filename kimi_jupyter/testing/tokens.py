@@ -6,7 +6,10 @@ tokens are counted by simple, documented rules:
 
 * a string costs ``ceil(utf8_bytes / 4)`` tokens (:func:`text_tokens`);
 * every message costs :data:`MESSAGE_OVERHEAD` more, and every request
-  :data:`REQUEST_OVERHEAD` more; tool definitions cost the tokens of their JSON;
+  :data:`REQUEST_OVERHEAD` more; tool definitions cost the tokens of their JSON (those a
+  system message declares too), and so does a ``json_schema`` response format;
+* earlier reasoning (``reasoning_content``) counts: Moonshot's contract keeps it
+  (``thinking.keep: "all"``);
 * an image costs one token per started 28x28 pixel patch (``ceil(w/28) * ceil(h/28)``)
   plus :data:`IMAGE_OVERHEAD`; its size is read from the PNG, JPEG, GIF or WebP header by
   a tiny parser; an image whose size cannot be read costs :data:`IMAGE_OVERHEAD` plus one
@@ -240,6 +243,9 @@ def message_tokens(
         value = message.get(key)
         if isinstance(value, str):
             tokens += text_tokens(value)
+    tools = message.get("tools")
+    if isinstance(tools, list) and tools:
+        tokens += text_tokens(json.dumps(tools, ensure_ascii=False))
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, Mapping) else None
         if isinstance(function, Mapping):
@@ -250,12 +256,18 @@ def message_tokens(
 
 
 def count_prompt(
-    messages: Sequence[Any], tools: Sequence[Any] | None = None, resolve: Resolver | None = None
+    messages: Sequence[Any],
+    tools: Sequence[Any] | None = None,
+    resolve: Resolver | None = None,
+    response_format: Any = None,
 ) -> PromptStats:
-    """Count the prompt tokens of ``messages`` (and ``tools``) by the rules above; ``resolve``
-    looks ``ms://`` file references up (an unknown id raises its API error)."""
+    """Count the prompt tokens of ``messages`` (and ``tools``, and a ``json_schema``
+    ``response_format``) by the rules above; ``resolve`` looks ``ms://`` file references up
+    (an unknown id raises its API error)."""
     media: list[Media] = []
     base = REQUEST_OVERHEAD + (text_tokens(json.dumps(list(tools), ensure_ascii=False)) if tools else 0)
+    if isinstance(response_format, Mapping) and response_format.get("type") == "json_schema":
+        base += text_tokens(json.dumps(response_format.get("json_schema"), ensure_ascii=False, default=str))
     per_message = tuple(
         message_tokens(m, i, media, resolve) if isinstance(m, Mapping) else text_tokens(str(m))
         for i, m in enumerate(messages)

@@ -21,9 +21,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .dialects import Dialect, model_can_think
+from .dialects import Dialect
 from .errors import ApiError, invalid_request, not_found
 from .faults import context_limit_message, model_not_found_message
+from .models import fixed_sampling, model_spec
 from .tokens import PromptStats
 
 MAX_TOOLS = 128
@@ -56,22 +57,20 @@ def check_model(dialect: Dialect, model: Any, known: Sequence[str]) -> None:
 
 
 def check_sampling(dialect: Dialect, body: Mapping[str, Any], model: str, thinking: bool) -> None:
-    """K2.5 fixes temperature, top_p, n and the penalties; any other value is a 400."""
-    if not dialect.sampling_rules or model_can_think(model) != "switch":
+    """Fixed sampling values (``models.fixed_sampling``): any other value is a 400."""
+    if not dialect.sampling_rules:
         return
-    fixed = {
-        "temperature": 1.0 if thinking else 0.6,
-        "top_p": 0.95,
-        "n": 1,
-        "presence_penalty": 0.0,
-        "frequency_penalty": 0.0,
-    }
-    for name, allowed in fixed.items():
+    for name, allowed in fixed_sampling(model, thinking).items():
         value = body.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value - allowed) > 1e-9:
-            raise invalid_request(f"invalid {name}: only {allowed:g} is allowed for this model")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not any(abs(value - a) <= 1e-9 for a in allowed)
+        ):
+            shown = " or ".join(f"{a:g}" for a in allowed)
+            raise invalid_request(f"invalid {name}: only {shown} is allowed for this model")
 
 
 def check_media(dialect: Dialect, stats: PromptStats) -> None:
@@ -141,31 +140,41 @@ def _check_tool_message(
 
 
 def check_tools(dialect: Dialect, tools: Any) -> None:
-    """At most 128 well-named tools with typed parameter schemas."""
+    """At most 128 well-named tools with typed parameter schemas, no name twice."""
     if tools is None or not dialect.moonshot_rules:
         return
     if not isinstance(tools, list):
         raise invalid_request("Invalid request: 'tools' must be a list")
     if len(tools) > MAX_TOOLS:
         raise invalid_request(f"Invalid request: too many tools: {len(tools)} (at most {MAX_TOOLS})")
+    seen: set[str] = set()
     for index, tool in enumerate(tools):
-        function = tool.get("function") if isinstance(tool, Mapping) else None
-        if not isinstance(function, Mapping):
-            raise invalid_request(f"Invalid request: tool at index {index} has no 'function'")
-        name = function.get("name")
-        if tool.get("type") == "builtin_function":
-            if name != WEB_SEARCH:
-                raise invalid_request(f"Invalid request: unknown builtin function {name!r}")
-            continue
+        check_tool(tool, f"tool at index {index}", seen)
+
+
+def check_tool(tool: Any, where: str, seen: set[str] | None = None) -> None:
+    """One tool definition (``where`` names it in the error); ``seen`` collects names to refuse repeats."""
+    function = tool.get("function") if isinstance(tool, Mapping) else None
+    if not isinstance(function, Mapping):
+        raise invalid_request(f"Invalid request: {where} has no 'function' object")
+    name = function.get("name")
+    if tool.get("type") == "builtin_function":
+        if name != WEB_SEARCH:
+            raise invalid_request(f"Invalid request: unknown builtin function {name!r}")
+    else:
         if tool.get("type") != "function":
-            raise invalid_request(f"Invalid request: tool at index {index} must have type 'function'")
+            raise invalid_request(f"Invalid request: {where} must have type 'function'")
         if not isinstance(name, str) or not TOOL_NAME.match(name):
             raise invalid_request(
-                f"Invalid request: invalid tool name {name!r} at index {index}: it must match {TOOL_NAME.pattern}"
+                f"Invalid request: invalid tool name {name!r} ({where}): it must match {TOOL_NAME.pattern}"
             )
         parameters = function.get("parameters")
         if parameters is not None:
             _check_schema(parameters, f"{name}.parameters")
+    if seen is not None:
+        if name in seen:
+            raise invalid_request(f"Invalid request: duplicate tool name {name!r} ({where})")
+        seen.add(name)
 
 
 def _check_schema(schema: Any, path: str) -> None:
@@ -185,7 +194,7 @@ def _check_schema(schema: Any, path: str) -> None:
 
 def check_web_search(dialect: Dialect, tools: Any, model: str, thinking: bool) -> None:
     """On K2.5/K2.6, a request that offers ``$web_search`` must switch thinking off."""
-    if not dialect.moonshot_rules or not thinking or model_can_think(model) != "switch":
+    if not dialect.moonshot_rules or not thinking or not model_spec(model).web_search_needs_thinking_off:
         return
     for tool in tools if isinstance(tools, list) else ():
         function = tool.get("function") if isinstance(tool, Mapping) else None

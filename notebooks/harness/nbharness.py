@@ -37,7 +37,7 @@ NOTEBOOKS = HERE.parent
 SCRIPT = HERE / "replies.json"
 TEST_KEY = "sk-test-simulator"
 #: Variables a developer may have set that would change what the notebooks do or show.
-CLEARED = ("KIMI_API_KEY", "KIMI_MODEL", "KIMI_ENDPOINT", "LOCAL_KIMI_URL")
+CLEARED = ("KIMI_API_KEY", "KIMI_MODEL", "KIMI_ENDPOINT", "LOCAL_KIMI_URL", "KIMI_REPLAY")
 CELL_TIMEOUT = 120
 
 
@@ -90,16 +90,16 @@ def restore_env(saved: Mapping[str, str | None], environ: Any = None) -> None:
             environ[name] = value
 
 
-#: The Batch API's clock in the notebooks: an hour a second, so 08-rows.ipynb's batch of a few
-#: hundred rows (minutes on the simulated clock) finishes in well under a second.
-BATCH_SPEED = 3600.0
-
-
 def start_simulator(key: str = TEST_KEY, chunk_delay: float = 0.0) -> Any:
-    """A started simulator (Moonshot dialect at /v1) with the scripted replies loaded."""
-    from kimi_jupyter.testing import KimiSimulator
+    """A started simulator (Moonshot dialect at /v1) with the scripted replies loaded.
 
-    return KimiSimulator(api_key=key, script=SCRIPT, chunk_delay=chunk_delay, batch_speed=BATCH_SPEED).start()
+    Its Batch API runs on the demo's clock (``DEMO_BATCH_SPEED``, an hour a second, the
+    default of ``python -m kimi_jupyter.testing`` that ``.ci/lab`` starts), so 08-rows.ipynb's
+    batch of a few hundred rows finishes in well under a second, in the checks and the demo alike."""
+    from kimi_jupyter.testing import KimiSimulator
+    from kimi_jupyter.testing.batches import DEMO_BATCH_SPEED
+
+    return KimiSimulator(api_key=key, script=SCRIPT, chunk_delay=chunk_delay, batch_speed=DEMO_BATCH_SPEED).start()
 
 
 def fresh_script(sim: Any) -> None:

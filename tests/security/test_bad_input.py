@@ -18,11 +18,11 @@ pytestmark = pytest.mark.timeout(240)
 
 def test_a_deeply_nested_answer_is_a_bad_row_and_the_run_goes_on(kimi_sim_env):
     kimi_sim_env.on(r"row 1\b", Reply(text="[" * 100_000 + "]" * 100_000))
-    kimi_sim_env.on(r"row 2\b", Reply(text='{"name": "' + "x" * 3_000_000 + '"}', chunk_chars=500_000))
+    kimi_sim_env.on(r"row 2\b", Reply(text='{"name": "' + "x" * 5_000_000 + '"}', chunk_chars=500_000))
     kimi_sim_env.on(r"row", Reply(text='{"name": "ok"}'))
     out = kimi_jupyter.map("row {value}", ["0", "1", "2", "3"], schema={"name": str}, progress=False)
     assert [a["name"] if a else None for a in out] == ["ok", None, None, "ok"], out.errors
-    assert "nests deeper" in out.errors[1] and "characters" in out.errors[2]
+    assert "nests deeper" in out.errors[1] and "MiB" in out.errors[2]
 
 
 def test_an_endless_iterator_is_refused_without_draining_it(kimi_sim_env):
