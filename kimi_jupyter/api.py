@@ -28,7 +28,7 @@ __all__ = ["ask", "aask", "build_request", "schema_result", "schema_retry"]
 
 # Options that belong to the call rather than to Settings.
 _CALL_OPTIONS = frozenset(("history", "namespace", "display", "tools", "response_format", "source", "agent", "yes", "web",
-                 "use_cache", "prefill", "settings", "schema"))  # prefill: partial mode; schema: structured.py
+                 "use_cache", "prefill", "settings", "schema", "run_budget"))  # prefill: partial mode; schema: structured.py; run_budget: map()
 
 
 def _prepare(prompt: str, attachments: tuple[Any, ...],
@@ -74,7 +74,7 @@ def _prepare(prompt: str, attachments: tuple[Any, ...],
     request = TurnRequest(content=content, settings=settings, history=bool(call.get("history", False)),
                           tools=call.get("tools"), response_format=call.get("response_format"),
                           source=call.get("source", "ask"), mode=mode, cache=call.get("use_cache"),
-                          strategy=strategy,
+                          strategy=strategy, run_budget=call.get("run_budget"),
                           # documents (system messages), notices and partial mode's prefill
                           **request_extras(sink, web_notices, prefill_options(None, call.get("prefill"), settings)))
     if schema is not None:

@@ -4,7 +4,8 @@ A turn is keyed on everything that shapes the answer: provider, model, thinking,
 system prompt, the messages (image and video data replaced by their SHA-256, so keys stay
 small), tools and response format. The entry keeps the turn's events exactly as they were
 shown and the messages the turn added to the conversation, so a replay renders the same
-text, reasoning, usage and tool steps and leaves the memory as the original run did.
+text, reasoning, usage and tool steps. A replay adds to the memory only the request and the
+replayed answer (`Turn._replay`), never the entry's messages.
 Entries hold no API key and no base URL (a gateway URL can carry credentials).
 
 A cache file is untrusted input (anyone who can write the folder can plant one): `load`

@@ -64,6 +64,11 @@ class MissingKeyError(ConfigError):
     pass
 
 
+class UntrustedEndpointError(ConfigError):
+    """The key and the base URL come from different places and the user has not confirmed
+    the endpoint yet (``%kimi trust-endpoint``): nothing was sent."""
+
+
 class AuthenticationError(KimiError):
     pass
 

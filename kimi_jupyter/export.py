@@ -9,11 +9,15 @@ Safety, because an export is opened later by other tools (GitHub, JupyterLab, a 
 
 * The configured API key is replaced by ``[redacted]`` everywhere, whatever carried it
   (a prompt, a tool result that printed the environment, the model's answer).
+* The key, and any cut piece of it, is redacted in every string of the conversation before
+  anything is cut or formatted (a tool result is clipped to 4,000 characters afterwards).
 * Model and tool text never becomes live HTML and never makes the viewer load anything:
-  outside code blocks ``<`` is written as ``&lt;`` and image syntax ``![`` as ``\\![`` (a
-  plain link is kept as a link: it loads nothing until clicked); code blocks (found with
-  markdown-it-py) are kept as written; reasoning, tool text and diffs go into fenced blocks
-  whose fence is longer than any backtick run inside, or into escaped ``<pre>``.
+  it is written back by the live view's policy (`kimi_jupyter.untrusted.safe_markdown`:
+  markdown-it with HTML off, images as links, only http/https/mailto links); reasoning,
+  tool text and diffs go into fenced blocks whose fence is longer than any backtick run
+  inside, or into escaped ``<pre>``.
+* The file is written atomically and never through a symlink (`kimi_jupyter.safe_write`);
+  an existing file is refused unless ``--force``.
 """
 
 from __future__ import annotations
@@ -35,39 +39,50 @@ _INLINE_CODE = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
 
 
 def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 8:
-            text = text.replace(secret, REDACTED)
-    return text
+    """``text`` with each secret, and each cut piece of one, replaced by ``[redacted]``."""
+    from .secrets import redact_text
+
+    return redact_text(text, secrets, REDACTED)
+
+
+def _redacted(value: Any, secrets: list[str]) -> Any:
+    """Every string in a transcript's record, redacted: done before anything is cut or formatted."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redacted(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v, secrets) for v in value]
+    return value
+
+
+def _redacted_transcript(transcript: Transcript, secrets: list[str]) -> Transcript:
+    import dataclasses
+
+    if not secrets:
+        return transcript
+    turns = [dataclasses.replace(t, **{f.name: _redacted(getattr(t, f.name), secrets)
+                                      for f in dataclasses.fields(t) if f.name in ("prompt", "response", "proposals")})
+             for t in transcript.turns]
+    return dataclasses.replace(transcript, turns=turns)
 
 
 def _escape_line(line: str) -> str:
-    """One Markdown line with raw HTML and image loads neutralised, inline code kept."""
-    out, last = [], 0
-    for match in _INLINE_CODE.finditer(line):
-        out.append(_neutral(line[last:match.start()]))
-        out.append(match.group(0))
-        last = match.end()
-    out.append(_neutral(line[last:]))
-    return "".join(out)
+    """A short piece of text (a note, an error) as inert Markdown: the live view's policy."""
+    from .untrusted import markdown_text
+
+    return markdown_text(line)
 
 
-def _neutral(text: str) -> str:
-    return text.replace("<", "&lt;").replace("![", "\\![")
+_neutral = _escape_line
 
 
 def safe_markdown(text: str) -> str:
-    """Model Markdown that renders as the same text but can carry no HTML or image loads."""
-    from markdown_it import MarkdownIt
+    """Model Markdown written back by the live view's policy (`untrusted.safe_markdown`): no raw
+    HTML, images as links, only http/https/mailto links, code kept."""
+    from .untrusted import safe_markdown as policy
 
-    lines = text.split("\n")
-    code = [False] * len(lines)
-    for token in MarkdownIt("commonmark").parse(text):
-        if token.type in ("fence", "code_block") and token.map:
-            start, end = token.map
-            for i in range(start, min(end, len(lines))):
-                code[i] = True
-    return "\n".join(line if code[i] else _escape_line(line) for i, line in enumerate(lines))
+    return policy(text)
 
 
 def _fence(text: str, lang: str = "") -> str:
@@ -166,6 +181,7 @@ def _title(what: str) -> str:
 
 
 def to_markdown(transcript: Transcript, secrets: list[str], what: str = "notebook cells") -> str:
+    transcript = _redacted_transcript(transcript, secrets)  # before any cut
     blocks = [_title(what)]
     if not transcript.turns:
         blocks.append("*(no turns yet)*")
@@ -178,6 +194,7 @@ def to_markdown(transcript: Transcript, secrets: list[str], what: str = "noteboo
 def to_notebook(transcript: Transcript, secrets: list[str], what: str = "notebook cells") -> str:
     import nbformat
 
+    transcript = _redacted_transcript(transcript, secrets)  # before any cut
     nb = nbformat.v4.new_notebook()
     nb.metadata["kimi_jupyter"] = {"export": what}
     cells = [("title", _title(what))]
@@ -191,7 +208,12 @@ def to_notebook(transcript: Transcript, secrets: list[str], what: str = "noteboo
     return redact(nbformat.writes(nb), secrets) + "\n"
 
 
-def write_export(path: str | Path, transcript: Transcript, secrets: list[str], what: str) -> Path:
+def write_export(path: str | Path, transcript: Transcript, secrets: list[str], what: str,
+                 force: bool = False) -> Path:
+    """Write the export to ``path`` (atomically, never through a symlink); an existing file is
+    refused unless ``force``."""
+    from .safe_write import atomic_write
+
     target = Path(path).expanduser()
     suffix = target.suffix.lower()
     if suffix in (".md", ".markdown"):
@@ -202,7 +224,12 @@ def write_export(path: str | Path, transcript: Transcript, secrets: list[str], w
         raise ValueError(f"Export to .md or .ipynb, not {suffix or 'a path without extension'!r}.")
     if target.parent and not target.parent.exists():
         raise ValueError(f"The folder {str(target.parent)!r} does not exist.")
-    target.write_text(text, encoding="utf-8")
+    if not force and (target.exists() or target.is_symlink()):
+        raise ValueError(f"{str(target)!r} exists; nothing was written. Add --force to replace it.")
+    try:
+        atomic_write(target, text, exclusive=not force)
+    except FileExistsError:
+        raise ValueError(f"{str(target)!r} exists; nothing was written. Add --force to replace it.") from None
     return target
 
 

@@ -174,6 +174,8 @@ class KimiMagics(Magics):
     @magic_arguments.argument("--each", metavar="DATA", help="run the cell once per row of this frame or list")
     @magic_arguments.argument("--into", metavar="COLUMN", help="with --each: the column for the answers")
     @magic_arguments.argument("--batch", action="store_true", help="with --each: use Moonshot's Batch API")
+    @magic_arguments.argument("--force", action="store_true",
+                              help="with --each --into: replace a column the template reads")
     @magic_arguments.argument("--schema", metavar="NAME",
                               help="a JSON schema or {field: type} dict in the notebook: with -f json the answer is "
                                    "checked against it (asked once more if it does not match); with --each one "
@@ -371,7 +373,8 @@ class KimiMagics(Magics):
         if (command or "help") not in commands.parsers:
             _say(f"Unknown %kimi command {command!r}. Use: %kimi {' | '.join(commands.names)}")
             return None
-        return getattr(self, f"_{command or 'help'}")(rest.strip())  # the command `x` runs `_x`
+        name = (command or "help").replace("-", "_")
+        return getattr(self, f"_{name}")(rest.strip())  # the command `x-y` runs `_x_y`
 
     def _record(self, rest: str) -> None:
         """``%kimi record FILE | --stop``: name the recording (kimi_jupyter/recording.py)."""
@@ -401,6 +404,18 @@ class KimiMagics(Magics):
             return
         print(mcp.report(settings, restart=rest == "restart"))
 
+    def _trust_endpoint(self, _: str) -> None:
+        """``%kimi trust-endpoint``: send the key to the base URL another source set (settings.py)."""
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
+        if not settings.untrusted_endpoint():
+            print(f"Nothing to confirm: the key goes to {settings.trust_endpoint()} as configured.")
+            return
+        print(f"Trusted for this kernel: your API key will be sent to {settings.trust_endpoint()}.")
+
     def _fix(self, rest: str) -> None:  # the logic is in kimi_jupyter/fix.py
         from .fix import fix_magic
 
@@ -412,10 +427,11 @@ class KimiMagics(Magics):
         from .transcript import transcript_for
 
         words = rest.split()
-        sidebar = "--sidebar" in words
-        words = [w for w in words if w != "--sidebar"]
+        sidebar, force = "--sidebar" in words, "--force" in words
+        words = [w for w in words if w not in ("--sidebar", "--force")]
         if len(words) != 1:
-            _say("Use: %kimi export PATH.md|PATH.ipynb [--sidebar]  (--sidebar: the chat sidebar's conversation)")
+            _say("Use: %kimi export PATH.md|PATH.ipynb [--sidebar] [--force]  (--sidebar: the chat sidebar's "
+                 "conversation; --force: replace an existing file)")
             return
         if sidebar:
             from .sidebar.chat import chat
@@ -425,7 +441,7 @@ class KimiMagics(Magics):
             owner, what = self.session.notebook, "notebook cells"
         transcript = transcript_for(owner)
         try:
-            target = write_export(_text(words[0]), transcript, secrets_to_hide(), what)
+            target = write_export(_text(words[0]), transcript, secrets_to_hide(), what, force=force)
         except (ValueError, OSError) as error:
             _say(f"%kimi export: {error}")
             return
@@ -556,10 +572,13 @@ def line_commands() -> Any:
     export = line.add("export", "write the conversation to PATH.md or PATH.ipynb")
     export.add_argument("path", metavar="PATH")
     export.add_argument("--sidebar", action="store_true", help="the chat sidebar's conversation instead of the cells'")
+    export.add_argument("--force", action="store_true", help="replace an existing file")
     from .recording import record_parser
 
     line.add("record", "record every turn to FILE (JSON lines); KIMI_REPLAY=only replays them without a key",
              parser=record_parser())
+    line.add("trust-endpoint", "send the key to a base URL set elsewhere than the key (a .env file, a cell): "
+                               "confirms it for this kernel")
     line.add("mcp", "MCP servers (.kimi/mcp.json, ~/.kimi/mcp.json, Kimi.mcp_config): their state and tools; "
                     "restart starts them again, stop stops them").add_argument(
         "action", nargs="?", choices=["list", "restart", "stop"], default="list")

@@ -27,16 +27,21 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["key_notice_once", "MASK", "MIN_SECRET", "redact", "redact_text", "secrets_of", "validate_key", "KEY_ENV_VARS"]
+__all__ = ["distinctive", "key_notice_once", "MASK", "MIN_SECRET", "redact", "redact_text", "secrets_of", "validate_key", "KEY_ENV_VARS"]
 
 MASK = "***"
 MIN_SECRET = 6
-#: A cut piece of a key is masked too: wherever the first `PREFIX` characters of a key (of at
-#: least `PREFIX_MIN` characters) appear, as much of the key as follows them is masked. A
-#: value truncated in the middle of a key (a bounded repr, a frame cell, a clipped tool
-#: result) therefore shows no part of it beyond what cannot identify it.
-PREFIX = 10
-PREFIX_MIN = 16
+#: A cut piece of a key is masked too: wherever the first `PIECE` characters of a key (of at
+#: least `PIECE_MIN` characters) appear, as much of the key as follows them is masked, and
+#: wherever its last `PIECE` characters appear, as much of the key as precedes them. A value
+#: cut in the middle of a key (a bounded repr, a frame cell, a clipped tool result, a window
+#: that starts inside it) therefore shows at most `PIECE` - 1 characters of it.
+#: A piece that is a plain lower-case word ("imulator" of a test key ending in "simulator")
+#: is not used: it would mask ordinary words, and a random key's end is one of those about
+#: once in a thousand keys.
+PIECE = 8
+PIECE_MIN = 12
+PREFIX, PREFIX_MIN = PIECE, PIECE_MIN  # the names before pieces at the end were masked too
 KEY_ENV_VARS = ("MOONSHOT_API_KEY", "KIMI_API_KEY")
 
 
@@ -68,24 +73,32 @@ def _usable(secrets: Iterable[str] | str | None) -> tuple[str, ...]:
     return tuple(s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET)
 
 
-def redact_text(text: str, secrets: Iterable[str] | str | None) -> str:
-    """``text`` with each secret (and each cut piece of one) replaced by ``***``."""
+def redact_text(text: str, secrets: Iterable[str] | str | None, mask: str = MASK) -> str:
+    """``text`` with each secret (and each cut piece of one) replaced by ``mask``."""
     for s in _usable(secrets):
-        text = _mask(text, s)
+        text = _mask(text, s, mask)
     return text
 
 
-def _mask(text: str, s: str) -> str:
+def _mask(text: str, s: str, mask: str = MASK) -> str:
     if s in text:
-        text = text.replace(s, MASK)
-    if len(s) >= PREFIX_MIN:
-        head = s[:PREFIX]
-        if head in text:
-            text = _mask_heads(text, s, head)
+        text = text.replace(s, mask)
+    if len(s) >= PIECE_MIN:
+        head = s[:PIECE]
+        if head in text and distinctive(head):
+            text = _mask_heads(text, s, head, mask)
+        tail = s[-PIECE:]
+        if tail in text and distinctive(tail):
+            text = _mask_tails(text, s, tail, mask)
     return text
 
 
-def _mask_heads(text: str, s: str, head: str) -> str:
+def distinctive(piece: str) -> bool:
+    """Whether a cut piece of a key is worth masking: anything but a plain lower-case word."""
+    return not (piece.isalpha() and piece.islower())
+
+
+def _mask_heads(text: str, s: str, head: str, mask: str) -> str:
     out: list[str] = []
     at = 0
     while True:
@@ -98,10 +111,16 @@ def _mask_heads(text: str, s: str, head: str) -> str:
             j += 1
             k += 1
         out.append(text[at:i])
-        out.append(MASK)
+        out.append(mask)
         at = j
     out.append(text[at:])
     return "".join(out)
+
+
+def _mask_tails(text: str, s: str, tail: str, mask: str) -> str:
+    """The mirror of `_mask_heads`: each end piece of ``s`` and as much of ``s`` as precedes it."""
+    flip = _mask_heads(text[::-1], s[::-1], tail[::-1], mask[::-1])
+    return flip[::-1]
 
 
 def redact(value: Any, secrets: Iterable[str] | str | None) -> Any:

@@ -65,19 +65,19 @@ class UsageLedger:
 
 
 class Budget:
-    """The session's spend with the reservations of turns in flight, under one lock.
+    """The session's one ledger of spend: what is spent, and what requests in flight hold.
 
-    A turn reserves its estimated cost before it sends and settles with the real cost when
-    it ends, so concurrent turns (threads, ``asyncio.gather`` of ``aask``) cannot together
-    pass the budget by more than what is reserved in flight. The lock is a thread lock and
-    nothing awaits while holding it, so it serves threads and event loops alike.
+    Every spend path reserves its worst case here before it sends (`kimi_jupyter.ledger`) and
+    settles with the real cost when it ends, so concurrent turns (threads, ``asyncio.gather``
+    of ``aask``, the rows of a run) cannot together pass a budget. The lock is a thread lock
+    and nothing awaits while holding it, so it serves threads and event loops alike.
     """
 
     def __init__(self, ledger: UsageLedger) -> None:
         self.ledger = ledger
         self._lock = threading.Lock()
         self._closing: set[Any] = set()  # evicted async clients being closed
-        self._reserved: dict[int, float] = {}
+        self._reserved: dict[int, tuple[float, int, Any]] = {}  # ticket: (money, tokens, run budget)
         self._next = 0
 
     @property
@@ -85,8 +85,17 @@ class Budget:
         return self.ledger.total.usage.cost or 0.0
 
     @property
+    def spent_tokens(self) -> int:
+        usage = self.ledger.total.usage
+        return (usage.prompt or 0) + (usage.completion or 0) if usage.reported else 0
+
+    @property
     def in_flight(self) -> float:
-        return sum(self._reserved.values())
+        return sum(m for m, _, _ in self._reserved.values())
+
+    @property
+    def in_flight_tokens(self) -> int:
+        return sum(t for _, t, _ in self._reserved.values())
 
     def reserve(self, amount: float, check: Callable[[float, float], str | None]) -> tuple[int | None, str | None]:
         """(ticket, None), or (None, refusal) when ``check(spent, in_flight)`` refuses."""
@@ -94,16 +103,37 @@ class Budget:
             refusal = check(self.spent, self.in_flight)
             if refusal is not None:
                 return None, refusal
-            self._next += 1
-            self._reserved[self._next] = amount
-            return self._next, None
+            return self._hold(amount, 0, None), None
 
-    def settle(self, ticket: int | None) -> None:
-        """Release a reservation (the real cost is already in the ledger)."""
+    def reserve_spend(self, decide: Callable[[Budget], Any], run: Any = None) -> tuple[int | None, Any]:
+        """``decide(self)`` under the lock (it reads `spent`, `in_flight`...); a `ledger.Spend`
+        is held and its ticket returned, anything else (a refusal, ``WAIT``) returned as it is."""
+        from .ledger import Spend
+
+        with self._lock:
+            decision = decide(self)
+            if not isinstance(decision, Spend):
+                return None, decision
+            return self._hold(decision.money, decision.tokens, run), decision
+
+    def _hold(self, money: float, tokens: int, run: Any) -> int:
+        self._next += 1
+        self._reserved[self._next] = (money, tokens, run)
+        if run is not None:
+            run.reserved += money
+        return self._next
+
+    def settle(self, ticket: int | None, cost: float | None = None) -> None:
+        """Release a reservation (the session's real cost is already in the ledger; a run's
+        budget is charged ``cost``, or what was reserved when the cost is not known)."""
         if ticket is None:
             return
         with self._lock:
-            self._reserved.pop(ticket, None)
+            held = self._reserved.pop(ticket, None)
+            if held is not None and held[2] is not None:
+                money, _, run = held
+                run.reserved -= money
+                run.spent += money if cost is None else cost
 
 
 class Chat:

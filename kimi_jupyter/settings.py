@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import ConfigError, MissingKeyError
+from .errors import ConfigError, MissingKeyError, UntrustedEndpointError
 from .models import CACHE_TTLS, EFFORTS, ModelInfo, ModelOverrides, registry
 from .providers import PROVIDERS, Prices, Provider, get_provider, infer_provider
 from .secrets import validate_key
@@ -66,6 +66,7 @@ SETTING_HELP: dict[str, str] = {
               "ones) or only (replay only: nothing is sent, no key is needed; an unrecorded turn fails)",
     "keep_going": "a %%kimi cell whose turn fails ends as ok (prints the message) instead of failing, so Run All goes on",
     "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
+    "budget_tokens": "most tokens (prompt and answer) the whole session may use; needs no price",
     "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
     "max_line_bytes": "longest single line of a streamed answer, in bytes (a longer line ends the answer)",
     "max_response_bytes": "largest answer body, streamed or not, counted after decompression, in bytes",
@@ -191,6 +192,7 @@ class Settings:
     cache_dir: str = ".kimi-cache"
     replay: str = "off"  # off | auto | only (kimi_jupyter.recording)
     budget: float | None = None
+    budget_tokens: int | None = None
     preflight_tokens: int = 20_000
     keep_going: bool = False
     max_line_bytes: int = 16 * 1024 * 1024
@@ -262,7 +264,54 @@ class Settings:
                 "(MOONSHOT_API_KEY=...), or for this session with %config Kimi.api_key = '...'. "
                 "Keys come from platform.moonshot.cn (or .ai) or from your gateway."
             )
+        untrusted = self.untrusted_endpoint()
+        if untrusted:  # every sender asks for the key here: no request goes out before the user says yes
+            raise UntrustedEndpointError(untrusted)
         return self.api_key.get()
+
+    def _endpoint_mark(self) -> tuple[str, str, str]:
+        return (self.base_url, _layer(self.sources.get("api_key", "argument")),
+                self.sources.get("base_url", "default"))
+
+    def untrusted_endpoint(self) -> str | None:
+        """Why the key may not go to this base URL yet, or None.
+
+        When the key and the base URL come from different places (a key in the environment,
+        a URL in a ``.env`` file or a cell), whoever wrote the URL chooses where the key goes:
+        the first request waits until the user confirms with ``%kimi trust-endpoint`` (once
+        per kernel, for this URL and these sources). The provider preset's own HTTPS host
+        needs no confirmation; another provider's known host and an ``http://`` URL are named
+        in the message."""
+        if not self.api_key:
+            return None
+        key_source = _layer(self.sources.get("api_key", "argument"))
+        url_source = self.sources.get("base_url", "default")
+        if _layer(url_source) in ("provider default", "default") or key_source == _layer(url_source):
+            return None
+        try:
+            parts = urlsplit(self.base_url)
+            host, scheme = (parts.hostname or "").lower(), parts.scheme.lower()
+            official = (urlsplit(self.preset.base_url).hostname or "").lower()
+        except ValueError:
+            host, scheme, official = "", "", ""
+        if scheme == "https" and host and host == official:
+            return None
+        if self._endpoint_mark() in _TRUSTED_ENDPOINTS:
+            return None
+        notes = []
+        if scheme == "http" and host in _KNOWN_HOSTS:
+            notes.append(f" It is plain http://: the key would travel unencrypted to {host}, whose API is https://.")
+        elif host in _KNOWN_HOSTS and host != official:
+            other = next((p.name for p in PROVIDERS.values() if urlsplit(p.base_url).hostname == host), "another")
+            notes.append(f" {host} is the {other} provider's host, not {self.preset.name}'s.")
+        return (f"Not sent: your API key (from {self.sources.get('api_key', 'an argument')}) would go to "
+                f"{host or 'an unknown host'}, a base URL set by {url_source}.{''.join(notes)} If that is where "
+                "you mean to send it, run %kimi trust-endpoint once, then run this again.")
+
+    def trust_endpoint(self) -> str:
+        """Confirm this base URL for the key (for this kernel); returns what was trusted."""
+        _TRUSTED_ENDPOINTS.add(self._endpoint_mark())
+        return public_url(self.base_url)
 
     def key_destination_notice(self) -> str | None:
         """A warning when the key and the base URL come from different sources.
@@ -359,6 +408,9 @@ def _key_problem(problem: str, sources: Mapping[str, str]) -> str:
             "without quotes or spaces. Nothing was sent; the key is not shown.")
 
 
+#: Endpoints the user confirmed in this kernel (`Settings.trust_endpoint`): (URL, key layer, URL source).
+_TRUSTED_ENDPOINTS: set[tuple[str, str, str]] = set()
+
 _KNOWN_HOSTS = frozenset(h for h in (urlsplit(p.base_url).hostname for p in PROVIDERS.values())
                          if h and h not in ("localhost", "127.0.0.1"))
 
@@ -454,7 +506,7 @@ def resolve_settings(
     return settings
 
 
-_AT_LEAST_ZERO = {"max_retries", "retry_backoff", "retry_max_wait", "max_turn_cost", "budget"}
+_AT_LEAST_ZERO = {"max_retries", "retry_backoff", "retry_max_wait", "max_turn_cost", "budget", "budget_tokens"}
 _DISPLAYS = ("auto", "widget", "markdown", "text", "none")
 _REPLAYS = ("off", "auto", "only")  # kimi_jupyter.recording.MODES
 

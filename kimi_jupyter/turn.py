@@ -145,6 +145,8 @@ class TurnRequest:
     context: list[dict[str, Any]] = field(default_factory=list)
     # Client options of the first request: prefill (partial mode), notices shown first.
     wire: dict[str, Any] = field(default_factory=dict)
+    # A run's own budget (map(budget=)), held in the session's one ledger with the session's.
+    run_budget: Any = None
     # The notebook cell this turn answers (the frontend's cell id), and its label ("In [4]"):
     # its exchange replaces that cell's earlier one in place (`Conversation.place`). None: appended.
     cell: str | None = None
@@ -194,6 +196,7 @@ class Turn:
         self._recorded: list[Event] | None = None  # events kept for the cache
         self._notices: set[Notice] = set()
         self._ticket: int | None = None
+        self._max_tokens: int | None = None  # lowered so the budget is not passed (ledger.py)
         self._cache: ResponseCache | None = None
         self._key = ""
         self._tape: Tape | None = None  # the recording (kimi_jupyter.recording), when one is named
@@ -244,6 +247,8 @@ class Turn:
         wire = self.request.wire if self.requests == 0 else {}
         if self.request.strategy is not None and "prefill" in wire:
             wire = {k: v for k, v in wire.items() if k != "prefill"}
+        if self._max_tokens is not None:  # what the budget affords (every request of the turn)
+            wire = {**wire, "extra": {**(wire.get("extra") or {}), "max_tokens": self._max_tokens}}
         return {**wire, "known_size": self.known_size}
 
     def tools(self) -> list[dict[str, Any]] | None:
@@ -282,7 +287,23 @@ class Turn:
         too_big = check_request_size(self.base, self.settings, known=self.known_size)  # before any upload
         if too_big:
             return self._end_now(Failed(too_big, "RequestTooLargeError"))
+        return self.admit()
+
+    def admit(self, give_up: bool = False) -> Any:
+        """The budget's answer: None (send), a finished refusal, or `ledger.WAIT` (the drivers
+        wait a moment and ask again: the requests in flight hold what this one needs; with
+        ``give_up`` that wait ends in a refusal)."""
+        from .ledger import WAIT
+
+        untrusted = self.settings.untrusted_endpoint()  # fresh settings: their sources decide
+        if untrusted:
+            return self._end_now(Failed(untrusted, "UntrustedEndpointError"))
         refusal = self._guard()
+        if refusal is WAIT and give_up:
+            refusal = ("Refused: requests still in flight hold the rest of the budget after waiting "
+                       f"{self.settings.timeout_read:g} s for them. Nothing was sent.")
+        if refusal is WAIT:
+            return WAIT
         if refusal is not None:
             return self._end_now(Failed(refusal, "BudgetExceeded"))
         where = key_notice_once(self.settings)  # said once, right before the key first goes there
@@ -298,13 +319,19 @@ class Turn:
                 self._before.append(Notice(problem, "warning"))
         return None
 
-    def _guard(self) -> str | None:
-        """A refusal (nothing is sent), else notices queued and the budget reserved."""
+    def _guard(self) -> Any:
+        """A refusal (nothing is sent), `ledger.WAIT` (it fits once the requests in flight
+        settle), else None with the worst case reserved in the one ledger (`kimi_jupyter.ledger`)
+        and notices queued."""
+        from .ledger import WAIT, plan_spend, worst_answer
+
         s = self.settings
+        run = self.request.run_budget
         new_tokens = estimate_message_tokens(self.user)
         tokens = self.history_tokens + new_tokens
-        if s.budget is None and s.max_turn_cost is None and tokens < s.preflight_tokens:
-            return None  # nothing to guard and nothing to say (the common case, and every row)
+        guarded = s.budget is not None or s.max_turn_cost is not None or s.budget_tokens is not None or run is not None
+        if not guarded and tokens < s.preflight_tokens:
+            return None  # nothing to guard and nothing to say (the common case, and every unbudgeted row)
         price = s.price()
         currency = price.currency if price else None
         estimated_by = "estimated locally"
@@ -318,33 +345,22 @@ class Turn:
             except Exception:  # any failure: keep the local estimate
                 pass
         prompt_cost = price.cost(tokens, 0) if price else None
-        expected = None
-        if price is not None:
-            expected = price.cost(tokens, self._expected_completion())
+        if guarded:
+            worst = worst_answer(s.max_tokens, s.context_window, tokens)
+            held = int(tokens * 1.1) + 16  # a margin over the local estimate (the server counts a little more)
 
-        def check(spent: float, in_flight: float) -> str | None:
-            if s.budget is not None and spent >= s.budget:
-                return (f"Refused: this session has spent {format_cost(spent, currency)} of its "
-                        f"{format_cost(s.budget, currency)} budget. Raise %config Kimi.budget to go on.")
-            if s.max_turn_cost is not None and prompt_cost is not None and prompt_cost > s.max_turn_cost:
-                return (f"Refused: the prompt alone is about {tokens:,} tokens ({format_cost(prompt_cost, currency)}), "
-                        f"over the per-turn limit of {format_cost(s.max_turn_cost, currency)} (%config Kimi.max_turn_cost).")
-            if s.budget is not None and prompt_cost is not None and spent + in_flight + prompt_cost > s.budget:
-                held = f", {format_cost(in_flight, currency)} held by turns in flight" if in_flight else ""
-                return (f"Refused: the prompt alone is about {tokens:,} tokens ({format_cost(prompt_cost, currency)}), "
-                        f"which would pass the session budget of {format_cost(s.budget, currency)} "
-                        f"({format_cost(spent, currency)} spent{held}). Raise %config Kimi.budget or send less.")
-            if s.budget is not None and expected is not None and in_flight > 0 and spent + in_flight + expected > s.budget:
-                return (f"Refused: turns already in flight hold {format_cost(in_flight, currency)} of the session "
-                        f"budget of {format_cost(s.budget, currency)} ({format_cost(spent, currency)} spent), and "
-                        f"this one would need about {format_cost(expected, currency)}. Wait for them, or raise "
-                        "%config Kimi.budget.")
-            return None
+            def decide(ledger: Any) -> Any:
+                return plan_spend(prompt_tokens=held, worst=worst, price=price, currency=currency, model=s.model,
+                                  provider=s.provider, budget=s.budget, spent=ledger.spent, in_flight=ledger.in_flight,
+                                  budget_tokens=s.budget_tokens, spent_tokens=ledger.spent_tokens,
+                                  in_flight_tokens=ledger.in_flight_tokens, run=run, max_turn_cost=s.max_turn_cost)
 
-        if s.budget is not None or s.max_turn_cost is not None:
-            self._ticket, refusal = self.session.budget.reserve(expected or 0.0, check)
-            if refusal is not None:
-                return refusal
+            self._ticket, decision = self.session.budget.reserve_spend(decide, run)
+            if decision is WAIT or isinstance(decision, str):
+                return decision
+            if decision.max_tokens is not None:
+                self._max_tokens = decision.max_tokens
+                self._before.append(Notice(decision.notice or "", "warning"))
             spent = self.session.budget.spent
             if s.budget is not None and spent >= 0.8 * s.budget:
                 balance = self._balance()
@@ -539,7 +555,8 @@ class Turn:
     def _commit(self, response: Response) -> None:
         usage = response.usage if isinstance(response.usage, Usage) else Usage.not_reported()
         self.session.ledger.add(self.request.source, usage, self.requests)
-        self.session.budget.settle(self._ticket)
+        cost = usage.cost if usage.reported else (None if response.text else 0.0)
+        self.session.budget.settle(self._ticket, cost)
         if not self.request.silent:
             self.chat.last = response
         conversation = self.chat.conversation
@@ -623,9 +640,13 @@ class Turn:
             self.renderer.finish(response)
         finally:
             if self.request.history:
+                # Only the answer to this exact request enters the memory: never messages the
+                # entry carries (a planted entry could hold a system message).
                 conversation = self.chat.conversation
                 before = len(conversation)
-                conversation.extend(hit.conversation)
+                conversation.extend(self.request.context)
+                conversation.add_user(self.request.content)
+                conversation.add_assistant(response, calls=[])
                 conversation.place(before, self.request.cell, self.request.cell_label,
                                    join=self.request.cell_follow_up)
             self.session.ledger.add("replayed", Usage.not_reported())
@@ -645,8 +666,14 @@ def _has_media(content: Any) -> bool:
 
 def run_turn(session: Session, request: TurnRequest, renderer: Renderer) -> Response:
     """Run a turn synchronously, streaming its events into ``renderer``."""
+    from .ledger import WAIT
+
     turn = Turn(session, request, renderer)
     done = turn.open()
+    waited = time.monotonic() + request.settings.timeout_read
+    while done is WAIT:  # the turns in flight hold the budget this one needs: wait for them
+        time.sleep(0.02)
+        done = turn.admit(give_up=time.monotonic() > waited)
     if done is not None:
         return done
     client = session.client(request.settings)
@@ -682,6 +709,8 @@ async def arun_turn(session: Session, request: TurnRequest, renderer: Renderer) 
     """The async driver of the same `Turn` (a pooled AsyncKimiClient; cancellation-safe)."""
     import asyncio
 
+    from .ledger import WAIT
+
     turn = Turn(session, request, renderer)
     client = session.aclient(request.settings)
     if turn.wants_server_count():  # the guard's server count, awaited here: no blocking call on the loop
@@ -691,6 +720,10 @@ async def arun_turn(session: Session, request: TurnRequest, renderer: Renderer) 
         with contextlib.suppress(Exception):
             turn.balance_body = await client.balance()
     done = turn.open()
+    waited = time.monotonic() + request.settings.timeout_read
+    while done is WAIT:  # the turns in flight hold the budget this one needs: wait for them
+        await asyncio.sleep(0.02)
+        done = turn.admit(give_up=time.monotonic() > waited)
     if done is not None:
         return done
     try:

@@ -82,8 +82,9 @@ def test_agent_turn_replays_its_tool_steps_without_running_them(ip, kimi_sim_env
     assert [s.name for s in first.tool_steps] == ["run_python"] and second.tool_steps == []
     assert any("run_python: replayed, not run in this replay" in n for n in second.notices)
     assert any("was approved then; nothing was asked or run in this replay" in n for n in second.notices)
+    # Only the request and its replayed answer enter the memory, never the entry's messages.
     roles = [m["role"] for m in get_session().conversation.messages]
-    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert roles == ["user", "assistant"]
 
 
 def test_session_budget_warns_at_80_percent_and_refuses_past_it(ip, kimi_sim_env, capsys):

@@ -125,7 +125,7 @@ def test_the_run_budget_stops_cleanly_and_keeps_the_done_rows(kimi_sim_env):
     rows = [f"question {i}" for i in range(40)]
     out = kimi_jupyter.map("Answer: {value}", rows, thinking=False, progress=False, concurrency=1, budget=0.0005)
     assert 0 < out.summary.done < 40
-    assert out.summary.cost <= 0.0005 + out.summary.cost / out.summary.done  # at most one row's worth over
+    assert out.summary.cost <= 0.0005  # every row in flight held its worst case: never over
     assert "budget" in out.summary.stopped
     assert all(e.startswith("not run") for e in out.errors[out.summary.done:])
     again = kimi_jupyter.map("Answer: {value}", rows, thinking=False, progress=False, concurrency=1, budget=0.0005)

@@ -100,6 +100,7 @@ def test_in_process_session_never_shows_the_key(ip, leak_sim, capsys, caplog, tm
 
     # The key set through %config, as a user might: %config Kimi must not echo it back.
     ip.run_line_magic("config", f"Kimi.api_key = {KEY!r}")
+    ip.run_line_magic("kimi", "trust-endpoint")  # the key (%config) and the URL (environment) differ
     for code in ("%config Kimi", "%kimi config", "%kimi models", "%config Kimi.cache = True",
                  "%config Kimi.retry_backoff = 0.01",
                  "%%kimi --display text --new\nHello there", "%%kimi --display text --new\nHello there",
@@ -175,6 +176,7 @@ SESSION_CELLS = [
     "%load_ext kimi_jupyter",
     # The key through %config without writing it into the notebook's source.
     "import os\nget_ipython().run_line_magic('config', 'Kimi.api_key = ' + repr(os.environ['MOONSHOT_API_KEY']))",
+    "%kimi trust-endpoint",
     "%config Kimi",
     "%kimi config",
     # Failing turns fail their cells; this session shows them all, so it keeps going.

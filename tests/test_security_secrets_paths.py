@@ -60,7 +60,7 @@ def kernel(sim, workdir):
 def test_every_path_to_the_model_is_redacted(sim, kernel, workdir):
     sim.reset()
     # A %config cell that holds the key, as the issue's attack did.
-    reply, _ = run(kernel, f"%config Kimi.api_key = '{KEY}'")
+    reply, _ = run(kernel, f"%config Kimi.api_key = '{KEY}'\n%kimi trust-endpoint")
     assert reply["status"] == "ok"
     reply, msgs = run(kernel, "print(get_ipython().execution_count)")
     config_count = int(text_of(msgs).strip()) - 1
@@ -122,6 +122,14 @@ def test_the_first_turn_names_the_host_the_env_file_sends_the_key_to(sim, kernel
     sim.reset()
     run(kernel, "%config Kimi.api_key = None")
     sim.queue(Reply(text="one"), Reply(text="two"))
+    # Issue 26: the first request waits for the user's confirmation; nothing is sent before it.
+    _, refused = run(kernel, "%%kimi --display text --new\nhello")
+    refused_text = text_of(refused)
+    assert "Not sent: your API key (from environment (MOONSHOT_API_KEY)) would go to 127.0.0.1" in refused_text
+    assert ".env (KIMI_BASE_URL)" in refused_text and "%kimi trust-endpoint" in refused_text
+    assert not sim.chat_requests
+    _, trusted = run(kernel, "%kimi trust-endpoint")
+    assert "Trusted for this kernel" in text_of(trusted)
     _, first = run(kernel, "%%kimi --display text --new\nhello")
     _, second = run(kernel, "%%kimi --display text --new\nhello again")
     first_text, second_text = text_of(first), text_of(second)

@@ -116,8 +116,10 @@ def read_text(cell: Cell) -> str:
 class NotebookTools:
     """The notebook tools of one turn, bound to its frontend; see the module doc."""
 
-    def __init__(self, frontend: NotebookFrontend, shell: Any, auto_apply: bool = False) -> None:
+    def __init__(self, frontend: NotebookFrontend, shell: Any, auto_apply: bool = False,
+                 secrets: tuple[str, ...] = ()) -> None:
         self.frontend = frontend
+        self.secrets = secrets  # masked in every result, before it is shown, cached or sent
         self.shell = shell
         self.auto_apply = auto_apply  # Kimi.auto_apply_edits: the user's explicit opt-in
         self.names = NOTEBOOK_TOOLS
@@ -144,7 +146,25 @@ class NotebookTools:
         return cells[number - 1]
 
     def execute(self, call: Any, emit: Callable[[Any], None], approver: Any, image_max_size: tuple[int, int]) -> ToolResult:
-        """Run one notebook tool call, emitting its events like the loop does."""
+        """Run one notebook tool call, emitting its events like the loop does; the key is
+        masked in what it returns and shows (cells, their outputs, a run's output)."""
+        if not self.secrets:
+            return self._execute(call, emit, approver, image_max_size)
+        from ..secrets import redact
+
+        secrets = self.secrets
+
+        def masked_emit(event: Any) -> None:
+            if isinstance(event, ToolCallFinished):
+                event = ToolCallFinished(event.id, redact(event.result, secrets), redact(event.error, secrets),
+                                         event.seconds)
+            emit(event)
+
+        result = self._execute(call, masked_emit, approver, image_max_size)
+        return ToolResult(redact(result.text, secrets), redact(result.error, secrets), result.images)
+
+    def _execute(self, call: Any, emit: Callable[[Any], None], approver: Any,
+                 image_max_size: tuple[int, int]) -> ToolResult:
         if call.name == "run_cell":
             return self._run_cell(call, emit, approver, image_max_size)
         emit(ToolCallStarted(call.id, call.name, call.arguments))
@@ -243,7 +263,7 @@ class NotebookTools:
         emit(ToolCallStarted(call.id, call.name, call.arguments))
         began = time.monotonic()
         try:
-            result = run_python(self.shell, found.source, image_max_size)
+            result = run_python(self.shell, found.source, image_max_size, self.secrets)
         except KeyboardInterrupt:
             raise
         except Exception as error:
@@ -278,4 +298,7 @@ def for_turn(shell: Any, approver: Any, emit: Callable[[Any], None], settings: A
             _told_unavailable = True
             emit(UNAVAILABLE)
         return None
-    return NotebookTools(frontend, shell, auto_apply=bool(getattr(settings, "auto_apply_edits", False)))
+    from ..secrets import secrets_of
+
+    return NotebookTools(frontend, shell, auto_apply=bool(getattr(settings, "auto_apply_edits", False)),
+                         secrets=secrets_of(settings) if settings is not None else secrets_of(None))

@@ -105,6 +105,7 @@ class _ProgressReader(io.RawIOBase):
 
     def __init__(self, raw: IO[bytes], total: int, progress: Progress | None):
         self._raw = raw
+        self.raw = raw  # read without reporting progress (the key check before sending)
         self._total = total
         self._progress = progress
         self.sent = 0
@@ -202,6 +203,20 @@ class _FilesBase:
     def _path(*parts: str) -> str:
         return "/".join(["/files", *(quote(p) for p in parts)])
 
+    def _open(self, source: Source, filename: str | None, progress: Progress | None) -> _Upload:
+        """The upload, opened and passed through the one egress: refused (and closed) when its
+        content holds the key or a piece of it."""
+        from ..secrets import secrets_of
+        from .egress import check_upload
+
+        upload = _open_upload(source, filename, progress)
+        try:
+            check_upload(upload.reader.raw, secrets_of(self.settings), upload.filename)
+        except BaseException:
+            upload.close()
+            raise
+        return upload
+
     def _error(self, file_id: str | None) -> Callable[[Any, bytes | bytearray], KimiError]:
         """Maps an error reply: an unknown id, a refused size or count, else the usual error."""
 
@@ -268,7 +283,7 @@ class FilesClient(_FilesBase):
                progress: Progress | None = None) -> FileObject:
         """Upload a path, bytes or binary file object; ``progress(sent, total)`` as it goes."""
         _check_purpose(purpose)
-        upload = _open_upload(source, filename, progress)
+        upload = self._open(source, filename, progress)
         started = time.time()
         try:
             attempt = 0
@@ -354,7 +369,7 @@ class AsyncFilesClient(_FilesBase):
     async def upload(self, source: Source, purpose: str, *, filename: str | None = None,
                      progress: Progress | None = None) -> FileObject:
         _check_purpose(purpose)
-        upload = _open_upload(source, filename, progress)
+        upload = self._open(source, filename, progress)
         started = time.time()
         try:
             attempt = 0

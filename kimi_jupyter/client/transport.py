@@ -40,6 +40,7 @@ from ..settings import Settings
 from .bounded import StreamGuard, araw_chunks, aread_capped, html_error, raw_chunks, read_capped
 from .chunks import TurnState
 from .connection import async_http, drain_sync, head_deadline, send_async, send_sync, sync_http
+from .egress import seal, seal_json
 from .reader import StreamReader
 from .request import AsyncSentBody, SentBody, auth_headers, build_payload, encode_body, json_headers
 from .retry import backoff_delay, from_transport_error, should_retry
@@ -152,7 +153,7 @@ class _Base:
         key = self.settings.require_key()
         payload, notices = build_payload(self.settings, messages, stream=stream, **kw)
         prefill = self._sent_prefill(payload)
-        body = encode_body(payload)
+        body = seal(encode_body(payload), self._secret)  # the one egress: the key never leaves in a body
         return self.settings.chat_url, body, json_headers(key, body), [*shown, *notices], prefill
 
     def _start(self, messages: list[dict[str, Any]], stream: bool,
@@ -322,6 +323,9 @@ class _Base:
         seconds = kw.pop("deadline", None)
         options["deadline"] = None if seconds is None else time.monotonic() + seconds
         headers = auth_headers(self.settings.require_key())
+        if "json" in kw:  # the one egress: a JSON body leaves only sealed
+            kw["content"] = seal_json(kw.pop("json"), self._secret)
+            headers["Content-Type"] = "application/json"
         url = self.settings.api_base.rstrip("/") + path
         return self._http.build_request(method, url, headers=headers, **kw), options
 

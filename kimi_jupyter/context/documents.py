@@ -68,7 +68,9 @@ class Extracted:
 
 def existing_file_suffix(value: Any, suffixes: Collection[str]) -> str | None:
     """The lower-case extension of ``value`` if it is one of ``suffixes`` and ``value`` (a
-    str/PathLike) names an existing file; the file system is asked only about such names."""
+    str/PathLike) names an existing file; the file system is asked only about such names.
+    A name that is a symbolic link to a file raises `DocumentError`: a link is not followed
+    out of what was named."""
     try:
         text = os.fspath(value)
     except TypeError:
@@ -79,9 +81,14 @@ def existing_file_suffix(value: Any, suffixes: Collection[str]) -> str | None:
     if suffix not in suffixes:
         return None
     try:
-        return suffix if Path(text).expanduser().is_file() else None
+        path = Path(text).expanduser()
+        link, found = path.is_symlink(), path.is_file()
     except (OSError, ValueError):
         return None
+    if link and found:  # links are not followed out of what the user named
+        raise DocumentError(f"{text} is a symbolic link: only the file you name is sent, never what a link "
+                            "points to. Name the file itself. Nothing was sent.")
+    return suffix if found else None
 
 
 def document_kind(value: Any) -> str | None:

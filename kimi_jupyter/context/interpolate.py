@@ -295,9 +295,20 @@ def _add_document(out: _Parts, value: Any, label: str, opts: _Options) -> None:
     out.text(opts.media.document(value, label))
 
 
+class DataText(str):
+    """A value that came from data (a row's field, a frame's cell): always text, never a path
+    to read, whatever it names. ``map()`` marks every row field so unless the user asked for a
+    column of files by name (``files=["path"]``)."""
+
+    __slots__ = ()
+
+
 def _add_value(out: _Parts, value: Any, label: str, opts: _Options) -> None:
     if type(value) is str and "." not in value:  # no file extension: plain text (a row's field)
         out.text(value)
+        return
+    if isinstance(value, DataText):  # data is text: files leave only when the user named them
+        out.text(str(value))
         return
     try:
         if isinstance(value, (str, PurePath)) and opts.media is not None and document_kind(value):

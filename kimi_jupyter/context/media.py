@@ -141,6 +141,7 @@ class SessionUploads:
         if found is not None:
             uploaded = Uploaded(found[0], sha, purpose, name, settings.api_base, extracted=found[1])
         else:
+            settings.require_key()  # these settings' own sources: a base URL not yet trusted sends nothing
             client = self.files_client(settings)
             file = client.upload(source, purpose, filename=name, progress=progress)
             self.uploads_sent += 1

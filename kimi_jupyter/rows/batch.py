@@ -50,12 +50,13 @@ def _settings_for(**options: Any) -> Any:
 
 # -- submit ------------------------------------------------------------------------------
 def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, completion_window: str,
-              wait: bool, poll_interval: float | None) -> Any:
+              wait: bool, poll_interval: float | None, budget: float | None = None) -> Any:
     """Submit ``plan`` as batches, then (``wait``) poll and collect them."""
     try:
         with _Spool() as spool:  # closed after the upload; here for every way out before it
             return _run_batch(plan, spool, into=into, use_cache=use_cache, progress=progress,
-                              completion_window=completion_window, wait=wait, poll_interval=poll_interval)
+                              completion_window=completion_window, wait=wait, poll_interval=poll_interval,
+                              budget=budget)
     except OSError as error:  # a full or read-only disk under the temporary files, the state file...
         raise RowsError(f"The batch engine could not write or read a local file ({error}). Free some disk "
                         "space or check the folder's permissions; kimi_jupyter.batches() lists the runs "
@@ -63,10 +64,11 @@ def run_batch(plan: Any, *, into: str | None, use_cache: bool, progress: Any, co
 
 
 def _run_batch(plan: Any, spool: _Spool, *, into: str | None, use_cache: bool, progress: Any,
-               completion_window: str, wait: bool, poll_interval: float | None) -> Any:
+               completion_window: str, wait: bool, poll_interval: float | None, budget: float | None = None) -> Any:
     from ..cache import ResponseCache
     from ..client.request import build_payload
     from ..conversation import estimate_message_tokens
+    from ..ledger import worst_answer
     from ..session import get_session
 
     settings = plan.settings
@@ -75,6 +77,10 @@ def _run_batch(plan: Any, spool: _Spool, *, into: str | None, use_cache: bool, p
                         f"provider {settings.provider!r} has none. Use engine='live'. Nothing was sent.")
     settings.require_key()
     _check_window(completion_window)
+    from ..client.egress import seal
+    from ..secrets import secrets_of
+
+    secrets = secrets_of(settings)
     cache = ResponseCache(settings.cache_dir)
     source = plan.source
     run_id = new_run_id()
@@ -82,6 +88,7 @@ def _run_batch(plan: Any, spool: _Spool, *, into: str | None, use_cache: bool, p
     errors: dict[str, str] = {}  # ``spool``: the JSONL, in files on disk (memory does not grow with the rows)
     cached = 0
     tokens = 0
+    answers = 0  # the worst case: every row's answer as long as max_tokens (or the window) allows
     for pos, fields in enumerate(source.fields(plan.template.row_names)):
         try:
             key, (_session, request, messages) = cache_key_for(plan.template.text, plan.template.namespace(fields),
@@ -94,19 +101,17 @@ def _run_batch(plan: Any, spool: _Spool, *, into: str | None, use_cache: bool, p
             cached += 1
             continue
         body, _ = build_payload(request.settings, messages, stream=False, response_format=request.response_format)
-        tokens += sum(estimate_message_tokens(m) for m in messages)
-        spool.add(pos, json.dumps({"custom_id": f"row-{pos}", "method": "POST", "url": "/v1/chat/completions",
-                                   "body": body}, ensure_ascii=False).encode("utf-8"))
+        row_tokens = sum(estimate_message_tokens(m) for m in messages)
+        tokens += row_tokens
+        answers += worst_answer(request.settings.max_tokens, request.settings.context_window, row_tokens)
+        spool.add(pos, seal(json.dumps({"custom_id": f"row-{pos}", "method": "POST", "url": "/v1/chat/completions",
+                                        "body": body}, ensure_ascii=False).encode("utf-8"), secrets))  # one egress
     price = settings.price()
     cost = price.cost(tokens, 0) if price else None
-    session = get_session()
-    spent = session.ledger.total.usage.cost or 0.0
-    if settings.budget is not None and cost is not None and spent + cost > settings.budget:
+    refusal = _over_budget(settings, get_session().budget, budget, price, tokens, answers, spool.rows)
+    if refusal:
         spool.close()
-        raise RowsError(f"Refused: the {spool.rows:,} prompts are about {tokens:,} tokens "
-                        f"({format_cost(cost, price.currency if price else None)}) before the answers, which would "
-                        f"pass the session budget of {format_cost(settings.budget, price.currency if price else None)}. "
-                        "Nothing was sent.")
+        raise RowsError(refusal)
     priced = f", about {format_cost(cost, price.currency if price else None)} before the answers" if cost else ""
     say = _say if progress not in (False, None, "none") else (lambda text: None)
     say(f"Pre-flight: {source.count:,} rows, {spool.rows:,} to submit ({cached:,} from the cache, "
@@ -145,6 +150,32 @@ def _run_batch(plan: Any, spool: _Spool, *, into: str | None, use_cache: bool, p
         return run_id
     return _finish(run, directory, progress, poll_interval, data=None, source=source, plan_fields=plan.fields,
                    into=into, options={k: v for k, v in plan.options.items() if k != "response_format"})
+
+
+def _over_budget(settings: Any, ledger: Any, budget: float | None, price: Any, tokens: int, answers: int,
+                 rows: int) -> str | None:
+    """Why the batch's worst case (every prompt, every answer at its longest) would pass the run's
+    budget (``budget=``), the session's money budget or its token budget; None when it fits."""
+    from ..ledger import no_price_refusal
+
+    if not rows:
+        return None
+    if (budget is not None or settings.budget is not None) and price is None:
+        return no_price_refusal(settings.model, settings.provider)
+    currency = price.currency if price else None
+    hint = ("" if settings.max_tokens else " Set max_tokens= to bound the answers,") + " raise the budget, or send fewer rows."
+    worst = price.cost(tokens, answers) if price else None
+    said = (f"Refused: the {rows:,} requests are about {tokens:,} prompt tokens and at most {answers:,} answer tokens"
+            f"{f' ({format_cost(worst, currency)})' if worst is not None else ''}, which could pass ")
+    if budget is not None and worst is not None and worst > budget:
+        return said + f"the run budget of {format_cost(budget, currency)}.{hint} Nothing was sent."
+    if settings.budget is not None and worst is not None and ledger.spent + ledger.in_flight + worst > settings.budget:
+        return (said + f"the session budget of {format_cost(settings.budget, currency)} "
+                f"({format_cost(ledger.spent, currency)} spent).{hint} Nothing was sent.")
+    if settings.budget_tokens is not None and (ledger.spent_tokens + ledger.in_flight_tokens + tokens + answers
+                                               > settings.budget_tokens):
+        return said + f"the token budget of {settings.budget_tokens:,} (Kimi.budget_tokens).{hint} Nothing was sent."
+    return None
 
 
 def _check_window(window: str) -> None:
@@ -477,6 +508,9 @@ def _load(run_id: str | None, options: dict[str, Any]) -> tuple[dict[str, Any], 
         return runs[0], directory
     run = load_run(directory, run_id)
     if run is None:
+        if isinstance(run_id, str) and (directory / f"{run_id}.json").exists():
+            raise RowsError(f"The state file of run {run_id!r} in {directory} is damaged or was not written by "
+                            "kimi-jupyter; it was not used. kimi_jupyter.batches() lists the readable runs.")
         raise RowsError(f"No run {run_id!r} in {directory}: kimi_jupyter.batches() lists the runs.")
     return run, directory
 

@@ -10,6 +10,7 @@ list otherwise. A failed row is marked in ``error``, never dropped.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -123,6 +124,9 @@ class RowSource:
                 yield dict(item) if isinstance(item, dict) else {"value": item}
 
 
+MAX_ITERABLE_ROWS = 1_000_000  # rows read from a plain iterable (frames have their own length)
+
+
 def row_source(data: Any) -> RowSource:
     """A `RowSource` for ``data``, or a `RowsError` that says what to pass instead."""
     module = type(data).__module__ or ""
@@ -144,9 +148,14 @@ def row_source(data: Any) -> RowSource:
         raise RowsError(f"map() needs a DataFrame, a Series or an iterable of rows, not {type(data).__name__}. "
                         "Wrap a single prompt in a list, or use ask() for one question.")
     try:
-        items = list(data)
+        iterator = iter(data)
     except TypeError:
         raise RowsError(f"map() needs a DataFrame, a Series or an iterable of rows, not {type(data).__name__}.") from None
+    # Read lazily up to the cap: an endless or huge iterator is refused, not drained into memory.
+    items = list(itertools.islice(iterator, MAX_ITERABLE_ROWS + 1))
+    if len(items) > MAX_ITERABLE_ROWS:
+        raise RowsError(f"The iterable has more than {MAX_ITERABLE_ROWS:,} rows (it may never end). Pass at most "
+                        f"{MAX_ITERABLE_ROWS:,} (itertools.islice(rows, n)) or a DataFrame. Nothing was sent.")
     columns = sorted({str(k) for item in items[:100] if isinstance(item, dict) for k in item}) or ["value"]
     return RowSource("list", len(items), columns, data, items=items)
 

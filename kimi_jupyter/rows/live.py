@@ -11,8 +11,10 @@ engine adds is only what a single turn cannot know:
   ``ROW_ATTEMPTS`` requests; a server that asks for a longer wait than ``retry_max_wait``
   stops the run with a message. All of this reads the failure's structured `Cause`, never
   its message;
-* a per-run budget: a row starts only while the run's cost plus what the rows in flight are
-  expected to cost stays under it; the session budget is the Turn's own guard;
+* a per-run budget: each row's Turn reserves its worst case (prompt plus max_tokens) in the
+  session's one ledger against the run's budget and the session's alike (``ledger.py``); a
+  row that does not fit waits for the rows in flight, gets a lower max_tokens, or is not
+  sent, so the run passes neither budget;
 * errors that doom every row (wrong key, quota, unknown model, session budget) stop the run
   at once; any other failure is that row's error and the run goes on;
 * Stop: the caller sets ``stop`` (or cancels the task); finished rows are kept, rows in
@@ -72,7 +74,12 @@ class LiveRun:
         self.answers = [None] * n
         self.errors = [None] * n
         self._same: dict[str, str] = {}  # short answers, one object each (labels repeat)
-        self._reserved = 0.0
+        self._run_budget = None
+        if self.budget is not None:  # the run's limit, held in the session's one ledger (ledger.py)
+            from ..ledger import RunBudget
+
+            self._run_budget = RunBudget(float(self.budget))
+            self.options = {**self.options, "run_budget": self._run_budget}
         self._retry: deque[tuple[int, Mapping[str, Any], int]] = deque()
         if self.price is not None:
             self.summary.currency = self.price.currency
@@ -156,22 +163,9 @@ class LiveRun:
                 self.summary.not_run += 1
 
     # -- one row -------------------------------------------------------------------------
-    def _expected_cost(self) -> float:
-        s = self.summary
-        finished = s.done - s.cached + s.failed
-        return s.cost / finished if finished and s.cost else 0.0
-
     async def _one(self, item: tuple[int, Mapping[str, Any], int], limiter: AdaptiveLimiter) -> None:
         pos, fields, attempt = item
         s = self.summary
-        if self.budget is not None and (s.cost >= self.budget
-                                        or s.cost + self._reserved + self._expected_cost() > self.budget):
-            s.stopped = s.stopped or (f"the run budget of {self.budget:g} {s.currency or ''} is reached; "
-                                      "finished rows are kept").replace("  ", " ")
-            self._retry.appendleft(item)
-            return
-        reserved = self._expected_cost() if self.budget is not None else 0.0
-        self._reserved += reserved
         try:
             response = await run_row(self.template.text, self.template.namespace(fields), self.options,
                                      self.use_cache)
@@ -181,8 +175,12 @@ class LiveRun:
             self.errors[pos] = f"{type(error).__name__}: {error}"
             s.failed += 1
             return
-        finally:
-            self._reserved -= reserved
+        if response.error_kind == "BudgetExceeded" and not response.usage.reported:
+            # Not even a short answer fits the run's or the session's budget: this row and the
+            # rest are not sent (the ledger reserved every row in flight, so none passed it).
+            s.stopped = s.stopped or f"{response.error.rstrip('.')}; finished rows are kept"
+            self._retry.appendleft(item)
+            return
         if response.retries:
             retries = [e for e in response.events if isinstance(e, Retrying) and e.cause and e.cause.throttle]
             if retries:

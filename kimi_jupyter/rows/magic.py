@@ -18,6 +18,26 @@ from ..errors import KimiError
 __all__ = ["run_each"]
 
 
+def _inputs_overwritten(data: Any, template: str, into: str, schema: Any) -> str | None:
+    """The first column the template reads that ``--into`` would write over, or None."""
+    from ..context.interpolate import referenced_names
+
+    columns = getattr(data, "columns", None)
+    if columns is None:
+        return None
+    existing = {str(c) for c in columns}
+    fields: list[str] = []
+    if isinstance(schema, dict):
+        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else schema
+        fields = [str(f) for f in props]
+    targets = {f if f.startswith(into) else f"{into}_{f}" for f in fields} or {into}
+    targets |= {f"{into}_error", "error"}
+    for name in referenced_names(template):
+        if name in existing and name in targets:
+            return name
+    return None
+
+
 def run_each(shell: Any, args: Any, template: str) -> None:
     from .run import map_rows
 
@@ -37,6 +57,11 @@ def run_each(shell: Any, args: Any, template: str) -> None:
                                  "system": args.system, "effort": getattr(args, "effort", None)}.items()
                if v is not None}
     data = ns[name]
+    overwritten = _inputs_overwritten(data, template, into, schema)
+    if overwritten and not getattr(args, "force", False):
+        print(f"--into {into}: the answers would replace the column {overwritten!r}, which the template reads. "
+              "Pick another --into name, or add --force to replace it. Nothing was sent.", file=sys.stderr)
+        return
     try:
         out = map_rows(template, data, engine="batch" if args.batch else "live", into=into, schema=schema,
                        namespace=ns, **options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .data import RowsError, RowSource, RunSummary, assemble, row_source
@@ -25,7 +25,7 @@ __all__ = ["map", "amap", "batches", "resume", "cancel"]
 ENGINES = ("live", "batch")
 # Options that belong to the run, not to Settings.
 _RUN_OPTIONS = ("schema", "engine", "into", "concurrency", "budget", "use_cache", "progress", "namespace",
-                "completion_window", "wait", "poll_interval")
+                "completion_window", "wait", "poll_interval", "files")
 
 
 def _rename(name: str) -> Any:
@@ -47,7 +47,7 @@ def map_rows(template: str, data: Any, *, schema: Mapping[str, Any] | None = Non
              into: str | None = None, concurrency: int | None = None, budget: float | None = None,
              use_cache: bool = True, progress: Any = "auto", namespace: Mapping[str, Any] | None = None,
              completion_window: str = "24h", wait: bool = True, poll_interval: float | None = None,
-             **options: Any) -> Any:
+             files: Sequence[str] | None = None, **options: Any) -> Any:
     """Run ``template`` once per row of ``data``; results aligned with the input.
 
     ``template`` uses ``%%kimi``'s ``{name}`` interpolation; names are row fields (columns)
@@ -58,15 +58,19 @@ def map_rows(template: str, data: Any, *, schema: Mapping[str, Any] | None = Non
     ``engine``: ``"live"`` (concurrent requests, ``concurrency`` at most, default the
     ``rows_concurrency`` setting) or ``"batch"`` (Moonshot's Batch API). ``budget``: most
     this run may cost. ``use_cache``: rows answered before are replayed, not re-sent.
+    ``files``: the columns whose values are paths of files to send (documents, images);
+    every other field is text, whatever it names.
     Other options are settings (``model``, ``thinking``, ``max_tokens``, ``system``...).
     Every result has ``.summary`` (pandas: ``.attrs["kimi"]``).
     """
-    plan = _plan(template, data, schema, engine, namespace, options)
+    plan = _plan(template, data, schema, engine, namespace, options, files)
     if engine == "batch":
         from .batch import run_batch
 
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
+            raise RowsError(f"budget must be a number from 0 up (in the provider's currency), not {budget!r}.")
         return run_batch(plan, into=into, use_cache=use_cache, progress=progress,
-                         completion_window=completion_window, wait=wait, poll_interval=poll_interval)
+                         completion_window=completion_window, wait=wait, poll_interval=poll_interval, budget=budget)
     run = _live_run(plan, concurrency, budget, use_cache)
     view = choose_progress(progress, "kimi rows")
     _drive_in_thread(run, view)
@@ -75,9 +79,10 @@ def map_rows(template: str, data: Any, *, schema: Mapping[str, Any] | None = Non
 
 async def amap(template: str, data: Any, *, schema: Mapping[str, Any] | None = None, into: str | None = None,
                concurrency: int | None = None, budget: float | None = None, use_cache: bool = True,
-               progress: Any = False, namespace: Mapping[str, Any] | None = None, **options: Any) -> Any:
+               progress: Any = False, namespace: Mapping[str, Any] | None = None,
+               files: Sequence[str] | None = None, **options: Any) -> Any:
     """The live engine awaited on the caller's event loop (``await kimi_jupyter.rows.amap(...)``)."""
-    plan = _plan(template, data, schema, "live", namespace, options)
+    plan = _plan(template, data, schema, "live", namespace, options, files)
     run = _live_run(plan, concurrency, budget, use_cache)
     view = choose_progress(progress, "kimi rows")
     task = asyncio.ensure_future(run.run())
@@ -114,7 +119,8 @@ class Plan:
 
 
 def _plan(template: str, data: Any, schema: Mapping[str, Any] | None, engine: str,
-          namespace: Mapping[str, Any] | None, options: dict[str, Any]) -> Plan:
+          namespace: Mapping[str, Any] | None, options: dict[str, Any],
+          files: Sequence[str] | None = None) -> Plan:
     from ..session import get_session
 
     if engine not in ENGINES:
@@ -125,7 +131,7 @@ def _plan(template: str, data: Any, schema: Mapping[str, Any] | None, engine: st
     source = row_source(data)
     if source.count == 0:
         raise RowsError("The data has no rows: nothing was sent and nothing was billed.")
-    row_template = RowTemplate(template, source, _user_namespace() if namespace is None else namespace)
+    row_template = RowTemplate(template, source, _user_namespace() if namespace is None else namespace, files)
     row_schema = RowSchema(schema) if schema is not None else None
     options = dict(options)
     if row_schema is not None:

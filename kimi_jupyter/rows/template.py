@@ -5,21 +5,28 @@ variables. The whole template is checked against the columns before anything is 
 misspelt column fails the call at once with the columns listed. Each row gets a small
 namespace holding only the names the template uses, so filling a row costs no copy of the
 user namespace.
+
+Row fields are data: a field that names a local file (``~/notes.md``, ``passport.png``) is
+sent as that text and the file is never read, unless the user named the column as a column of
+files (``map(..., files=["path"])``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import PurePath
 from typing import Any
 
-from ..context.interpolate import referenced_names
+from ..context.interpolate import DataText, referenced_names
 from .data import RowsError, RowSource
 
 __all__ = ["RowTemplate"]
 
 
 class RowTemplate:
-    def __init__(self, template: str, source: RowSource, namespace: Mapping[str, Any] | None):
+    def __init__(self, template: str, source: RowSource, namespace: Mapping[str, Any] | None,
+                 files: Sequence[str] | None = None):
         if not isinstance(template, str) or not template.strip():
             raise RowsError("map() needs a prompt template such as 'Sentiment of: {text}'. Nothing was sent.")
         self.text = template
@@ -38,11 +45,21 @@ class RowTemplate:
                 f"The template names no column, so every row would get the same prompt. Use one of: "
                 f"{', '.join(source.columns[:20])} (e.g. {{{source.columns[0]}}}). Nothing was sent.")
         self.shared = {n: namespace[n] for n in self.names if n not in columns and n in namespace}
+        if isinstance(files, str):
+            files = [files]
+        self.files = frozenset(files or ())
+        unknown = sorted(self.files - set(self.row_names))
+        if unknown:
+            raise RowsError(f"files= names {unknown[0]!r}, which is not a column the template uses "
+                            f"({', '.join(self.row_names) or 'none'}). Nothing was sent.")
 
     def namespace(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """The names one row's prompt uses (row fields win over notebook variables)."""
         names = dict(self.shared)
         for name in self.row_names:
             if name in fields:
-                names[name] = fields[name]
+                value = fields[name]
+                if name not in self.files and isinstance(value, (str, PurePath)):
+                    value = DataText(os.fspath(value))  # data is text, never a file to read
+                names[name] = value
         return names
