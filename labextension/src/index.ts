@@ -41,7 +41,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     documents: IDocumentManager | null
   ) => {
     setNotebookTracker(tracker);
-    activateNotebookLink(tracker); // the kernel's notebook tools and proposals
+    const markdown = registryMarkdown(rendermime);
+    activateNotebookLink(tracker, markdown); // the kernel's notebook tools and proposals
     activateFixButtons(tracker); // Fix with Kimi under error outputs
     const pickFiles = documents
       ? async (): Promise<string[]> => {
@@ -52,7 +53,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
           return (result.value ?? []).filter(model => model.type !== 'directory').map(model => model.path);
         }
       : null;
-    const sidebar = new KimiSidebar(tracker, registryMarkdown(rendermime), pickFiles);
+    const sidebar = new KimiSidebar(tracker, markdown, pickFiles);
     sidebar.id = 'kimi-jupyter-sidebar';
     sidebar.title.icon = kimiIcon;
     sidebar.title.caption = 'Kimi chat (Ctrl/Cmd Alt K)';

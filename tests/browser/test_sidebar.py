@@ -202,7 +202,7 @@ def test_agent_tool_step_waits_for_approve_then_runs(page, lab, sim, shot):
     expect(step).to_have_attribute("data-state", "awaiting approval", timeout=20_000)
     expect(step.locator(".jp-kimi-pre").first).to_contain_text("print(sum(numbers) * 7)")
     shot(page, "s6-agent-awaiting-approval")
-    step.get_by_role("button", name="Approve").click()
+    step.get_by_role("button", name="Run it").click()
     expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
     expect(step).to_have_attribute("data-state", "done")
     expect(step).to_contain_text("42")
