@@ -57,6 +57,8 @@ __all__ = [
     "ImageAttachment",
     "KernelMessage",
     "ModelsReply",
+    "GaugeMessage",
+    "GaugeCost",
     "ModelsRequest",
     "ResetReply",
     "ResetRequest",
@@ -197,6 +199,7 @@ class FileAttachment(_FileAttachment, total=False):
 
 class AskOptions(TypedDict, total=False):
     model: str
+    effort: str  # thinking effort (low / high / max) for a model that has effort levels
     thinking: bool
     agent: bool
     prefill: str  # partial mode: the answer starts with this text
@@ -295,13 +298,37 @@ class DoneMessage(_DoneMessage, total=False):
     rate_limits: RateLimits | None
 
 
-class ModelsReply(TypedDict):
-    """The provider's models, the current one first; on failure only the current one."""
+class GaugeCost(TypedDict):
+    cost: float | None
+    currency: str | None
 
+
+class GaugeMessage(TypedDict):
+    """After each turn: the context window, the tokens the last request used (reported) with
+    an estimated breakdown (system, history, attachments, message), and the chat's and the
+    session's costs as ``%kimi usage`` counts them."""
+
+    type: Literal["gauge"]
+    model: str
+    window: int | None
+    used: int | None
+    parts: dict[str, int]
+    chat_cost: GaugeCost
+    session_cost: GaugeCost
+
+
+class _ModelsReply(TypedDict):
     type: Literal["models"]
     models: list[str]
     current: str | None
     error: str | None
+
+
+class ModelsReply(_ModelsReply, total=False):
+    """The provider's models, the current one first; on failure only the current one.
+    ``efforts``: the effort levels of the models that have them (the model registry)."""
+
+    efforts: dict[str, list[str]]
 
 
 class ResetReply(TypedDict):
@@ -330,5 +357,5 @@ class ExportReply(TypedDict):
     error: str | None
 
 
-KernelMessage = Union[HelloReply, StartMessage, EventMessage, DoneMessage, ModelsReply, ResetReply, ExportReply,
-                      ErrorMessage]
+KernelMessage = Union[HelloReply, StartMessage, EventMessage, DoneMessage, GaugeMessage, ModelsReply, ResetReply,
+                      ExportReply, ErrorMessage]

@@ -43,7 +43,6 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     setNotebookTracker(tracker);
     const markdown = registryMarkdown(rendermime);
     activateNotebookLink(tracker, markdown); // the kernel's notebook tools and proposals
-    activateFixButtons(tracker); // Fix with Kimi under error outputs
     const pickFiles = documents
       ? async (): Promise<string[]> => {
           const result = await FileDialog.getOpenFiles({
@@ -58,6 +57,11 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     sidebar.title.icon = kimiIcon;
     sidebar.title.caption = 'Kimi chat (Ctrl/Cmd Alt K)';
     app.shell.add(sidebar, 'right', { rank: 650 });
+    // Output actions: Ask Kimi about this output (every output), Fix with Kimi (errors).
+    activateFixButtons(tracker, (panel, cellId) => {
+      app.shell.activateById(sidebar.id);
+      sidebar.askAboutOutput(panel, cellId);
+    });
     restorer?.add(sidebar, 'kimi-jupyter-sidebar');
 
     app.commands.addCommand(OPEN_CHAT, {

@@ -231,6 +231,8 @@ export type Attachment = ICellAttachment | IImageAttachment | IFileAttachment;
 
 export interface IAskOptions {
   model?: string;
+  /** Thinking effort (low / high / max) for a model that has effort levels. */
+  effort?: string;
   thinking?: boolean;
   agent?: boolean;
   /** Partial mode: the answer starts with this text. */
@@ -308,6 +310,8 @@ export interface IModelsReply {
   models: string[];
   current: string | null;
   error: string | null;
+  /** The effort levels of the models that have them (the model registry). */
+  efforts?: { [model: string]: string[] };
 }
 
 export interface IResetReply {
@@ -330,11 +334,29 @@ export interface IExportReply {
   error: string | null;
 }
 
+export interface IGaugeCost {
+  cost: number | null;
+  currency: string | null;
+}
+
+/** After each turn: the context window, what the last request used, and the costs. */
+export interface IGaugeMessage {
+  type: 'gauge';
+  model: string;
+  window: number | null;
+  used: number | null;
+  /** Estimated tokens: system, history, attachments, message. */
+  parts: { [part: string]: number };
+  chat_cost: IGaugeCost;
+  session_cost: IGaugeCost;
+}
+
 export type KernelMessage =
   | IHelloReply
   | IStartMessage
   | IEventMessage
   | IDoneMessage
+  | IGaugeMessage
   | IModelsReply
   | IResetReply
   | IExportReply
