@@ -2,7 +2,9 @@
 
 Kimi with thinking on rejects an assistant message that carries ``tool_calls`` without its
 ``reasoning_content`` (a 400), so reasoning is kept byte for byte on those messages. Plain
-answers drop their reasoning when stored (it is not needed and costs tokens).
+answers drop their reasoning when stored (it is not needed and costs tokens), except for
+models that take ``thinking.keep = "all"`` (K3: earlier reasoning is required in multi-turn
+conversations), whose answers keep it (``keep_reasoning``).
 
 Trimming is by an estimated token budget, not a message count: old images and videos are
 replaced by a placeholder first (they are the expensive part), then whole old exchanges
@@ -122,9 +124,10 @@ class Conversation:
     def add_user(self, content: str | list[dict[str, Any]]) -> None:
         self.append({"role": "user", "content": _user_content(content)})
 
-    def add_assistant(self, response: Response, calls: list[Any] | None = None) -> None:
+    def add_assistant(self, response: Response, calls: list[Any] | None = None,
+                      keep_reasoning: bool = False) -> None:
         """Store the assistant's turn; ``calls`` are the tool calls it made (if any)."""
-        self.append(assistant_message(response, calls))
+        self.append(assistant_message(response, calls, keep_reasoning))
 
     def add_tool_result(self, call_id: str, name: str, content: str | list[dict[str, Any]]) -> None:
         self.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})
@@ -216,8 +219,10 @@ class Conversation:
         return "\n".join(lines)
 
 
-def assistant_message(response: Response, calls: list[Any] | None = None) -> dict[str, Any]:
-    """The assistant message of ``response``; ``calls`` default to the tool calls it made."""
+def assistant_message(response: Response, calls: list[Any] | None = None,
+                      keep_reasoning: bool = False) -> dict[str, Any]:
+    """The assistant message of ``response``; ``calls`` default to the tool calls it made.
+    ``keep_reasoning``: a plain answer keeps its reasoning too (``thinking.keep = "all"``)."""
     calls = response.tool_calls if calls is None else calls
     message: dict[str, Any] = {"role": "assistant", "content": response.text or ""}
     if calls:
@@ -226,5 +231,7 @@ def assistant_message(response: Response, calls: list[Any] | None = None) -> dic
             for c in calls
         ]
         # Required by Kimi when thinking is on; harmless otherwise. Byte for byte.
+        message["reasoning_content"] = response.reasoning
+    elif keep_reasoning and response.reasoning:
         message["reasoning_content"] = response.reasoning
     return message

@@ -130,6 +130,9 @@ class Usage:
     reported: bool = True
     # Said instead of a cost when the price is unknown ("price unknown: set Kimi.prices").
     note: str | None = None
+    # Prompt tokens written to the provider's prompt cache (billed at the cache-write price);
+    # None when the server did not say.
+    cache_write: int | None = None
 
     @classmethod
     def not_reported(cls) -> Usage:
@@ -163,6 +166,7 @@ class Usage:
             currency=currency,
             reported=True,
             note=self.note or other.note,
+            cache_write=add(self.cache_write, other.cache_write),
         )
 
     def describe(self) -> str:
@@ -171,7 +175,10 @@ class Usage:
             return "usage: not reported by the server"
         parts = []
         if self.prompt is not None:
-            cached = f" ({self.cached} cached)" if self.cached else ""
+            cache = [f"{self.cached} cached"] if self.cached else []
+            if self.cache_write:
+                cache.append(f"{self.cache_write} written to cache")
+            cached = f" ({', '.join(cache)})" if cache else ""
             parts.append(f"prompt {self.prompt}{cached}")
         if self.completion is not None:
             reasoning = f" ({self.reasoning} reasoning)" if self.reasoning else ""
@@ -259,8 +266,10 @@ def event_to_json(event: Event) -> dict[str, Any]:
         return {"text": event.text, "type": type(event).__name__}  # type: ignore[union-attr]
     data = dataclasses.asdict(event)
     data["type"] = type(event).__name__
-    if isinstance(event, Usage) and event.note is None:
-        del data["note"]  # only when there is one ("price unknown: ..."): saved outputs stay as they were
+    if isinstance(event, Usage):  # only when set: saved outputs stay as they were
+        for optional in ("note", "cache_write"):
+            if data[optional] is None:
+                del data[optional]
     return data
 
 

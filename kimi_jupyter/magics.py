@@ -102,6 +102,13 @@ def _text(value: str) -> str:
     return value
 
 
+def _with_text(content: Any, text: str) -> Any:
+    """``content`` (a string or content parts) with ``text`` added at the end."""
+    if isinstance(content, list):
+        return [*content, {"type": "text", "text": text}]
+    return f"{content}{text}"
+
+
 def _usage(parser: Any) -> str:
     text = parser.format_usage().replace("::", "").strip()
     return " ".join(text.split()).replace("%kimi", "%%kimi", 1)
@@ -136,6 +143,8 @@ class KimiMagics(Magics):
                               help="ask for the reasoning trace (default for kimi-k2.5)")
     @magic_arguments.argument("--no-think", dest="thinking", action="store_const", const=False,
                               help="answer without reasoning (faster, cheaper)")
+    @magic_arguments.argument("--effort", choices=["low", "high", "max"],
+                              help="thinking effort (models with effort levels, e.g. kimi-k3)")
     @magic_arguments.argument("-f", "--format", default="markdown", choices=["markdown", "code", "text", "json"],
                               help="markdown (default); code: put the generated code in a new cell below; "
                                    "text: plain text; json: JSON mode, shows the parsed value")
@@ -163,7 +172,10 @@ class KimiMagics(Magics):
     @magic_arguments.argument("--each", metavar="DATA", help="run the cell once per row of this frame or list")
     @magic_arguments.argument("--into", metavar="COLUMN", help="with --each: the column for the answers")
     @magic_arguments.argument("--batch", action="store_true", help="with --each: use Moonshot's Batch API")
-    @magic_arguments.argument("--schema", metavar="NAME", help="with --each: a {field: type} dict; one column each")
+    @magic_arguments.argument("--schema", metavar="NAME",
+                              help="a JSON schema or {field: type} dict in the notebook: with -f json the answer is "
+                                   "checked against it (asked once more if it does not match); with --each one "
+                                   "column per field")
     @_cell_magic
     def kimi(self, line: str, cell: str) -> None:
         """Send the cell to Kimi and stream the answer here.
@@ -186,10 +198,13 @@ class KimiMagics(Magics):
             return run_each(self.shell, args, cell.rstrip())
         if (args.yes or args.web) and not args.agent:
             return self._fail("--yes and --web only apply with --agent; nothing was sent.", args.keep_going)
+        if args.schema and args.format != "json":
+            return self._fail("--schema applies with -f json (or --each); nothing was sent.", args.keep_going)
         try:
-            settings = self.session.settings(model=args.model, thinking=args.thinking,
+            settings = self.session.settings(model=args.model, thinking=args.thinking, effort=args.effort,
                                              max_tokens=args.max_tokens, system=args.system,
                                              keep_going=True if args.keep_going else None)
+            schema = self._schema(args.schema) if args.schema else None
             web_notices: list[Any] = []
             if args.web:  # thinking off while $web_search is offered
                 from .web import web_settings
@@ -212,12 +227,16 @@ class KimiMagics(Magics):
         from .partial import prefill_options
         from .turn import TurnRequest, run_turn
 
+        if schema is not None:  # the schema goes with the prompt and as response_format
+            content = _with_text(content, "\n\n" + schema.instruction())
         request = TurnRequest(
             content=content,
             settings=settings,
-            response_format={"type": "json_object"} if args.format == "json" else None,
+            response_format=schema.response_format(settings.model_info) if schema is not None else (
+                {"type": "json_object"} if args.format == "json" else None),
             source="magic",
-            mode={"agent": True, "web": args.web} if args.agent else {},
+            mode={**({"agent": True, "web": args.web} if args.agent else {}),
+                  **({"schema": schema.json_schema} if schema is not None else {})},
             cache=True if args.cache else None,
             strategy=strategy,
             # documents (system messages), notices and partial mode's prefill
@@ -227,13 +246,29 @@ class KimiMagics(Magics):
                                    (args.display or settings.display), shell=self.shell)
         try:
             response = run_turn(self.session, request, renderer)
+            if schema is not None:  # one more ask with the validation error, in the same conversation
+                from .api import schema_result, schema_retry
+
+                retry = schema_retry(schema, request, response)
+                if retry is not None:
+                    response = schema_result(schema, run_turn(self.session, retry, choose_renderer(
+                        args.display or settings.display, shell=self.shell)))
         finally:
             if self.session.last is not None:
                 self.shell.user_ns["_kimi"] = self.session.last
         if response.error is not None:
             return self._fail(response.error, settings.keep_going, shown=True)
-        self._after(response, args.format)
+        self._after(response, args.format, schema)
         return None
+
+    def _schema(self, name: str) -> Any:
+        """The `structured.Schema` of the notebook variable ``name`` (raises a one-line error)."""
+        from .structured import Schema, SchemaError
+
+        name = _text(name)
+        if name not in self.shell.user_ns:
+            raise SchemaError(f"--schema {name}: there is no such variable in the notebook. Nothing was sent.")
+        return Schema(self.shell.user_ns[name], name=name)
 
     def _fail(self, message: str, keep_going: bool | None = None, shown: bool = False) -> None:
         """End the cell: in error (so Run All stops), or, with --keep-going, as ok."""
@@ -282,7 +317,7 @@ class KimiMagics(Magics):
                        image_max_size=settings.image_max_size, before=before, after=after, history=self.plots,
                        secrets=secrets, media=self._media)
 
-    def _after(self, response: Any, fmt: str) -> None:
+    def _after(self, response: Any, fmt: str, schema: Any = None) -> None:
         if fmt == "code":
             code = response.code
             if code:
@@ -292,30 +327,44 @@ class KimiMagics(Magics):
         elif fmt == "json":
             from IPython.display import display
 
-            try:
-                value = response.json()
-            except ValueError:
-                _say("The answer was not valid JSON; its text is kept in _kimi.text.")
+            from .structured import loads_bounded
+
+            value, problem = loads_bounded(response.text) if schema is None else schema.check(response.text)
+            if value is None:
+                _say(f"The answer was not valid JSON ({problem}); its text is kept in _kimi.text.")
                 return
+            if problem is not None:
+                _say(f"The answer does not match the schema after one retry ({problem}); it is shown as it came.")
             display({"application/json": value, "text/plain": json.dumps(value, indent=2, ensure_ascii=False)},
                     raw=True)
 
     # -- %kimi ---------------------------------------------------------------------------
     @line_magic("kimi")
     def kimi_line(self, line: str) -> Any:
-        """%kimi help | reset | history | usage | config | models | cache [info|clear] | files [list|clear] | fix
-        | export PATH"""
+        """%kimi help | reset | history | usage | config | models | balance | cache [info|clear]
+        | files [list|clear] | fix | export PATH | record FILE"""
         command, _, rest = line.strip().partition(" ")
         handler = {
             "": self._help, "help": self._help, "reset": self._reset, "history": self._history,
             "usage": self._usage, "config": self._config, "models": self._models, "cache": self._cache,
-            "files": self._files, "fix": self._fix, "export": self._export,
+            "files": self._files, "fix": self._fix, "export": self._export, "balance": self._balance,
+            "record": self._record,
         }.get(command)
         if handler is None:
             _say(f"Unknown %kimi command {command!r}. Use: %kimi help | reset | history | usage | config | models "
-                 "| cache | files | fix | export")
+                 "| balance | cache | files | fix | export | record")
             return None
         return handler(rest.strip())
+
+    def _record(self, rest: str) -> None:
+        """``%kimi record FILE | --stop``: name the recording (kimi_jupyter/recording.py)."""
+        from .recording import RecordingError, record_command
+
+        try:
+            mode = self.session.settings().replay
+            print(record_command(self.session, mode, rest, self.shell))
+        except (KimiError, RecordingError) as error:
+            raise CellFailed(str(error)) from None
 
     def _fix(self, rest: str) -> None:  # the logic is in kimi_jupyter/fix.py
         from .fix import fix_magic
@@ -417,6 +466,18 @@ class KimiMagics(Magics):
         print("Effective settings (highest wins: argument > %config > environment > .env > default)\n")
         print("\n".join(lines))
 
+    def _balance(self, _: str) -> None:
+        """``%kimi balance``: the account balance from ``/users/me/balance`` (Moonshot's platforms)."""
+        from .account import balance_text
+
+        try:
+            settings = self.session.settings()
+        except KimiError as error:
+            _say(str(error))
+            return
+        text, ok = balance_text(self.session.client(settings), settings)
+        (print if ok else _say)(text)
+
     def _models(self, _: str) -> None:
         try:
             settings = self.session.settings()
@@ -453,6 +514,7 @@ kimi_jupyter: Kimi K2.5 in this notebook.
 %kimi reset | history | usage | config | models | cache [info|clear] | files [list|clear] | help
 %kimi fix                 after a failing cell: Kimi proposes a minimal fix as a diff (Accept/Reject in Lab)
 %kimi export PATH         write the conversation to PATH.md or PATH.ipynb (--sidebar: the sidebar's chat)
+%kimi record FILE         record every turn to FILE (JSON lines); KIMI_REPLAY=only replays them without a key
 _kimi                     the last Response (.text, .reasoning, .usage, .tool_steps, .code_blocks)
 %config Kimi.model = "kimi-k2.5"   (see %kimi config for every setting and where it came from)
 Key: MOONSHOT_API_KEY in the environment or a .env file next to the notebook."""

@@ -22,17 +22,23 @@ __all__ = ["Prices", "Provider", "PROVIDERS", "get_provider", "infer_provider"]
 
 @dataclass(frozen=True)
 class Prices:
-    """Prices per 1M tokens. ``input_cached`` applies to cache hits (part of prompt)."""
+    """Prices per 1M tokens. ``input_cached`` applies to cache hits (part of prompt);
+    ``cache_write`` to prompt tokens written to the provider's prompt cache (billed at that
+    price instead of ``input``; the price depends on the cache TTL, see models.py)."""
 
     input: float
     output: float
     input_cached: float | None = None
     currency: str = "USD"
+    cache_write: float | None = None
 
-    def cost(self, prompt: int, completion: int, cached: int = 0) -> float:
+    def cost(self, prompt: int, completion: int, cached: int = 0, written: int = 0) -> float:
         cached = min(cached or 0, prompt)
+        written = min(written or 0, prompt - cached)
         hit = self.input_cached if self.input_cached is not None else self.input
-        return ((prompt - cached) * self.input + cached * hit + completion * self.output) / 1_000_000
+        write = self.cache_write if self.cache_write is not None else self.input
+        return ((prompt - cached - written) * self.input + cached * hit + written * write
+                + completion * self.output) / 1_000_000
 
 
 # Sampling parameters kimi-k2.5 fixes itself; sending any other value is a 400.

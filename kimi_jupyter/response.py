@@ -92,6 +92,8 @@ class Response:
     _tools_ran: bool = field(default=False, repr=False)
     _call_reasoning: dict[str, str] = field(default_factory=dict, repr=False)
     _batch_reasoning: str | None = field(default=None, repr=False)
+    # Where the turn's output came from (kimi_jupyter.recording.Provenance); set by the Turn.
+    provenance: Any = field(default=None, repr=False, compare=False)
 
     @staticmethod
     def _joined(parts: list[str]) -> str:
@@ -277,7 +279,7 @@ class Response:
             "notices": list(self.notices),
             "tool_steps": steps,
             # ``note`` ("price unknown: ...") only when there is one: saved outputs stay as they were.
-            "usage": {k: v for k, v in vars(self.usage).items() if k != "note" or v is not None},
+            "usage": {k: v for k, v in vars(self.usage).items() if k not in ("note", "cache_write") or v is not None},
             "costs": dict(self._costs),
             "finish_reason": self.finish_reason,
             "cut": self.cut,

@@ -2,7 +2,7 @@
 
 Resolution order, highest first: explicit arguments (``ask(model=...)``, magic options) >
 ``%config Kimi.<name>`` > environment (``MOONSHOT_API_KEY``/``KIMI_API_KEY``,
-``KIMI_BASE_URL``, ``KIMI_MODEL``, ``KIMI_PROVIDER``, ``KIMI_ENDPOINT``) > a ``.env`` file in
+``KIMI_BASE_URL``, ``KIMI_MODEL``, ``KIMI_PROVIDER``, ``KIMI_ENDPOINT``, ``KIMI_REPLAY``) > a ``.env`` file in
 the working directory > the provider preset's defaults > built-in defaults.
 
 ``.env`` is read with python-dotenv (quotes, ``export``, inline ``# comments`` as in a
@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, MissingKeyError
-from .models import ModelInfo, ModelOverrides, registry
+from .models import CACHE_TTLS, EFFORTS, ModelInfo, ModelOverrides, registry
 from .providers import PROVIDERS, Prices, Provider, get_provider, infer_provider
 from .secrets import validate_key
 
@@ -41,6 +41,9 @@ SETTING_HELP: dict[str, str] = {
     "endpoint": "endpoint path for providers that put it in the URL (cloudsway)",
     "thinking": "ask for the reasoning trace (True), switch it off (False), or server default (None)",
     "max_tokens": "limit on generated tokens, reasoning included (None: server default)",
+    "effort": "thinking effort: low, high or max (models with effort levels, e.g. kimi-k3; None: server default)",
+    "prompt_cache_ttl": "prompt cache TTL sent as prompt_cache_options: '5m' or '1h' (None: not sent, "
+                        "the server's default of 5m applies; Moonshot only)",
     "system": "system prompt sent before the conversation",
     "stream": "stream the answer (True) or wait for the whole reply (False)",
     "timeout_connect": "seconds to wait for a connection",
@@ -59,6 +62,8 @@ SETTING_HELP: dict[str, str] = {
     "agent_timeout": "wall-clock seconds one agent turn may take",
     "cache": "replay identical requests from the on-disk cache instead of sending (and billing) them again",
     "cache_dir": "folder of the response cache (relative to the working directory)",
+    "replay": "with %kimi record FILE: off (send and record every turn), auto (replay recorded turns, record new "
+              "ones) or only (replay only: nothing is sent, no key is needed; an unrecorded turn fails)",
     "keep_going": "a %%kimi cell whose turn fails ends as ok (prints the message) instead of failing, so Run All goes on",
     "budget": "most the whole session may cost, in the provider's currency; requests past it are refused",
     "preflight_tokens": "estimate and show the cost before sending prompts larger than this many tokens",
@@ -113,6 +118,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "model": ("KIMI_MODEL",),
     "provider": ("KIMI_PROVIDER",),
     "endpoint": ("KIMI_ENDPOINT",),
+    "replay": ("KIMI_REPLAY",),
 }
 
 
@@ -125,6 +131,8 @@ class Settings:
     endpoint: str | None = None
     thinking: bool | None = True
     max_tokens: int | None = None
+    effort: str | None = None
+    prompt_cache_ttl: str | None = None
     system: str | None = None
     stream: bool = True
     timeout_connect: float = 10.0
@@ -145,6 +153,7 @@ class Settings:
     model_overrides: ModelOverrides | None = None
     cache: bool = False
     cache_dir: str = ".kimi-cache"
+    replay: str = "off"  # off | auto | only (kimi_jupyter.recording)
     budget: float | None = None
     preflight_tokens: int = 20_000
     keep_going: bool = False
@@ -178,7 +187,8 @@ class Settings:
 
     def price(self) -> Prices | None:
         """The price of this model on this provider: ``prices``, else the model registry."""
-        return self.prices or registry().price(self.model, self.provider, self.model_overrides)
+        return self.prices or registry().price(self.model, self.provider, self.model_overrides,
+                                               self.prompt_cache_ttl)
 
     def price_note(self) -> str | None:
         """What usage lines say instead of a cost: set when a billing provider's price is unknown."""
@@ -321,10 +331,16 @@ def _coerce(name: str, value: Any) -> Any:
         return (int(value), int(value))
     if name == "image_max_size" and isinstance(value, (list, tuple)):
         return (int(value[0]), int(value[1]))
+    if name == "replay" and isinstance(value, str):
+        return value.strip().lower()
     if name == "prices" and isinstance(value, Mapping):
         return Prices(**dict(value))
     if name == "model_overrides" and isinstance(value, Mapping):
         return ModelOverrides(value)
+    if name == "prompt_cache_ttl" and isinstance(value, str) and value.strip().lower() in ("off", "none", ""):
+        return None
+    if name in ("effort", "prompt_cache_ttl") and isinstance(value, str):
+        return value.strip().lower()
     return value
 
 
@@ -381,11 +397,23 @@ def resolve_settings(
         except (TypeError, ValueError, IndexError):
             raise ConfigError(_invalid(name, value, sources, "it has the wrong form")) from None
     _check(coerced, sources)
-    return Settings(sources=sources, **coerced)
+    settings = Settings(sources=sources, **coerced)
+    if sources.get("model", "").startswith("provider default"):
+        # The default stays while the server lists it; once its /models answer no longer
+        # does, the first successor it lists is used (and %kimi config says why).
+        try:
+            successor = registry().served_successor(settings.model, settings.api_base)
+        except ConfigError:
+            successor = None
+        if successor:
+            sources["model"] = f"provider default ({preset.name}): {settings.model} is not served there"
+            settings = dataclasses.replace(settings, model=successor)
+    return settings
 
 
 _AT_LEAST_ZERO = {"max_retries", "retry_backoff", "retry_max_wait", "max_turn_cost", "budget"}
 _DISPLAYS = ("auto", "widget", "markdown", "text", "none")
+_REPLAYS = ("off", "auto", "only")  # kimi_jupyter.recording.MODES
 
 
 def _invalid(name: str, value: Any, sources: Mapping[str, str], what: str) -> str:
@@ -420,8 +448,14 @@ def _check(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
             raise ConfigError(_key_problem(validate_key(value.get()) or "", sources))
         elif f.name == "base_url" and value and not value.lower().startswith(("http://", "https://")):
             problem = "use an http:// or https:// URL such as https://api.moonshot.cn/v1"
+        elif f.name == "effort" and value not in EFFORTS:
+            problem = f"use one of {', '.join(EFFORTS)} (or None for the server's default)"
+        elif f.name == "prompt_cache_ttl" and value not in CACHE_TTLS:
+            problem = f"use one of {', '.join(CACHE_TTLS)} (or None to send no prompt_cache_options)"
         elif f.name == "display" and value not in _DISPLAYS:
             problem = f"use one of {', '.join(_DISPLAYS)}"
+        elif f.name == "replay" and value not in _REPLAYS:
+            problem = f"use one of {', '.join(_REPLAYS)}"
         elif f.name == "image_max_size" and not (len(value) == 2 and all(isinstance(v, int) and v >= 1 for v in value)):
             problem = "use two positive whole numbers (width, height)"
         if problem:

@@ -2,7 +2,8 @@
 the rows engine) runs a turn through here, so they cannot drift apart.
 
 A `Turn` is the I/O-free core. It builds the message list once (the chat's trimmed history
-plus the new user message), looks up the response cache (a replay sends and bills nothing),
+plus the new user message), looks up the recording named by ``%kimi record`` and the
+response cache (a replay sends and bills nothing; see kimi_jupyter/recording.py),
 guards what it will send (the request size; the session budget, reserved under a lock so
 that concurrent turns cannot overshoot it; the per-turn cost limit; the pre-flight
 estimate), decides what to send next, folds the events that come back
@@ -28,6 +29,7 @@ from .cache import ResponseCache, request_key
 from .client.size import check_request_size
 from .conversation import assistant_message, estimate_message_tokens
 from .events import INTERRUPTED_KIND, Done, Event, Failed, Notice, TextDelta, Usage, format_cost
+from .recording import Tape, provenance, tape_for
 from .response import Response
 from .secrets import key_notice_once
 from .sizes import json_bound
@@ -57,12 +59,25 @@ class TurnMeta:
     provider: str | None = None
     context_window: int | None = None
     title: str | None = None
+    effort: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (saved bundles, the sidebar); ``effort`` only when one was sent, so
+        saved outputs of turns without it stay as they were."""
+        import dataclasses
+
+        data = dataclasses.asdict(self)
+        if data["effort"] is None:
+            del data["effort"]
+        return data
 
     def headline(self, state: str | None = None) -> str:
         """'kimi-k2.5 · thinking on · answering' (no timings: the saved bundle uses it too)."""
         parts = [self.title] if self.title else []
         parts.append(self.model + (f" ({self.provider})" if self.provider else ""))
         parts.append("thinking on" if self.thinking else "thinking off")
+        if self.effort and self.thinking:
+            parts.append(f"effort {self.effort}")
         if state:
             parts.append(state)
         return " · ".join(parts)
@@ -138,8 +153,11 @@ class TurnRequest:
 
     def meta(self) -> TurnMeta:
         s = self.settings
-        return TurnMeta(model=s.model, thinking=bool(s.thinking), provider=s.provider,
-                        context_window=s.context_window)  # the model registry's window
+        info = s.model_info
+        effort = s.effort if info is not None and s.effort in info.efforts else None
+        return TurnMeta(model=s.model, thinking=bool(s.thinking) or bool(info and info.always_thinks),
+                        provider=s.provider, context_window=s.context_window,  # the model registry's window
+                        effort=effort)
 
 
 class Turn:
@@ -167,6 +185,8 @@ class Turn:
         self._ticket: int | None = None
         self._cache: ResponseCache | None = None
         self._key = ""
+        self._tape: Tape | None = None  # the recording (kimi_jupyter.recording), when one is named
+        self._tape_key = ""
         self._committed = False
 
     # -- building -----------------------------------------------------------------------
@@ -212,6 +232,15 @@ class Turn:
         """
         if not isinstance(self.renderer, NullRenderer):  # a silent turn needs no headline
             self.renderer.start(self.request.meta())
+        self._tape = tape_for(self.session, self.settings, self.request.source)
+        if self._tape is not None:  # %kimi record / Kimi.replay: the recording first
+            self._tape_key = self.cache_key(own_tools=True)
+            found = self._tape.lookup(self, self._tape_key)
+            if isinstance(found, str):  # replay only, and this turn is not recorded
+                return self._end_now(Failed(found, "NotRecordedError"))
+            if found is not None:
+                return self._replay(found.turn, notice=None, origin="replayed")
+            self._recorded = []
         use_cache = self.settings.cache if self.request.cache is None else self.request.cache
         if use_cache:
             self._cache = ResponseCache(self.settings.cache_dir)
@@ -281,13 +310,28 @@ class Turn:
                 return refusal
             spent = self.session.budget.spent
             if s.budget is not None and spent >= 0.8 * s.budget:
+                balance = self._balance()
                 self._before.append(Notice(f"{spent / s.budget:.0%} of the session budget "
-                                           f"({format_cost(s.budget, currency)}) is spent.", "warning"))
+                                           f"({format_cost(s.budget, currency)}) is spent."
+                                           + (f" {balance}." if balance else ""), "warning"))
         if tokens >= s.preflight_tokens:
             priced = f", about {format_cost(prompt_cost, currency)} before the answer" if prompt_cost is not None else ""
             self._before.append(Notice(f"Pre-flight: this prompt is about {tokens:,} tokens ({estimated_by}){priced}.",
                                        "info"))
         return None
+
+    def _balance(self) -> str | None:
+        """The account balance, where the provider has ``/users/me/balance`` (account.py)."""
+        from .account import BALANCE_PROVIDERS, balance_values, describe
+
+        currency = BALANCE_PROVIDERS.get(self.settings.provider)
+        if currency is None:
+            return None
+        try:
+            values = balance_values(self.session.client(self.settings).balance())
+        except Exception:  # the notice goes out without it
+            return None
+        return describe(values, currency) if values else None
 
     def _near_a_limit(self, tokens: int) -> bool:
         """Whether the local estimate is close enough to a limit to ask the server."""
@@ -312,12 +356,19 @@ class Turn:
         guess = int(measured / max(1, total.requests - total.unreported)) if measured else EXPECTED_COMPLETION
         return min(guess, self.settings.max_tokens) if self.settings.max_tokens else guess
 
-    def cache_key(self) -> str:
-        """The response-cache key of this turn's request (everything that shapes the answer)."""
+    def cache_key(self, own_tools: bool = False) -> str:
+        """The response-cache key of this turn's request (everything that shapes the answer).
+
+        ``own_tools``: the request's own tools instead of the strategy's (the recording's
+        key: an agent offers notebook tools only where a notebook frontend answers, and
+        the mode says it is an agent turn, so a turn recorded in JupyterLab replays under
+        nbclient; asking the strategy would also open the frontend link for a replay)."""
         s = self.settings
+        tools = self.request.tools if own_tools else self.tools()
         return request_key({
             "provider": s.provider, "model": s.model, "thinking": s.thinking, "max_tokens": s.max_tokens,
-            "messages": self.base, "tools": self.tools(), "response_format": self.request.response_format,
+            **({"effort": s.effort} if s.effort else {}),
+            "messages": self.base, "tools": tools, "response_format": self.request.response_format,
             "mode": self.request.mode, **({"prefill": self.request.wire["prefill"]} if self.request.wire.get("prefill") else {}),
         })
 
@@ -412,6 +463,8 @@ class Turn:
                     self.request.strategy.close()
             finally:
                 try:
+                    response.provenance = provenance(self._tape, self.settings.model, "live", response,
+                                                     self._tape_key)
                     self.renderer.finish(response)
                 finally:
                     self._commit(response)
@@ -428,9 +481,12 @@ class Turn:
         if self.request.history:
             self._remember(response)
             conversation.compact(self.settings.history_budget)
-        if self._cache is not None and self._recorded is not None and response.error is None and response.done:
+        if self._recorded is not None and response.error is None and response.done:
             added = conversation.messages[before:] if len(conversation) >= before else []
-            self._cache.store(self._key, self._recorded, added)
+            if self._cache is not None:
+                self._cache.store(self._key, self._recorded, added)
+            if self._tape is not None:
+                self._tape.record(self, self._tape_key, response, self._recorded, added)
 
     def _remember(self, response: Response) -> None:
         conversation = self.chat.conversation
@@ -446,7 +502,8 @@ class Turn:
             conversation.extend(self.request.context)  # documents stay in memory
             conversation.add_user(self.request.content)
             # A cut turn keeps its partial text; tool calls that never ran are not stored.
-            conversation.add_assistant(response, calls=[] if response.error else None)
+            conversation.add_assistant(response, calls=[] if response.error else None,
+                                       keep_reasoning=self._keep_reasoning)
             return
         if not response.text and not steps:
             return
@@ -454,11 +511,17 @@ class Turn:
         conversation.add_user(self.request.content)
         conversation.extend(steps)
         if self.final is not None and self.final.text and self.final.error is None:
-            conversation.append(assistant_message(self.final, calls=[]))
+            conversation.append(assistant_message(self.final, calls=[], keep_reasoning=self._keep_reasoning))
         else:
             # Stopped at a limit, failed or interrupted: close the exchange plainly.
             tail = response.text[-2000:]
             conversation.append({"role": "assistant", "content": tail or "(stopped before answering)"})
+
+    @property
+    def _keep_reasoning(self) -> bool:
+        """Whether answers keep their reasoning in the history (``thinking.keep = "all"``)."""
+        info = self.settings.model_info
+        return bool(info and info.keep_reasoning)
 
     def _end_now(self, event: Event) -> Response:
         self.total = Response(model=self.settings.model)
@@ -474,18 +537,21 @@ class Turn:
                 self.chat.last = self.total
         return self.total
 
-    def _replay(self, hit: Any) -> Response:
+    def _replay(self, hit: Any, notice: Notice | None = REPLAYED, origin: str = "cache") -> Response:
+        """Show a cached entry (with the `REPLAYED` notice) or a recorded one (exactly as it
+        was shown when recorded, so the output is the same); nothing is sent or billed."""
         self.session.budget.settle(self._ticket)
         self._ticket = None
         response = Response(model=self.settings.model)
         feed = response.feed
         shown = None if type(self.renderer) is NullRenderer else self.renderer.handle
-        for event in (REPLAYED, *hit.events):
+        for event in ((notice, *hit.events) if notice is not None else hit.events):
             feed(event)
             if shown is not None:
                 shown(event)
         self._committed = True
         try:
+            response.provenance = provenance(self._tape, self.settings.model, origin, response, self._tape_key)
             self.renderer.finish(response)
         finally:
             if self.request.history:
@@ -493,6 +559,9 @@ class Turn:
             self.session.ledger.add("replayed", Usage.not_reported())
             if not self.request.silent:
                 self.chat.last = response
+            if origin == "cache" and self._tape is not None:  # the recording misses no turn; it
+                # keeps what was shown (the cache's notice too), so a replay shows the same
+                self._tape.record(self, self._tape_key, response, list(response.events), hit.conversation)
         return response
 
 

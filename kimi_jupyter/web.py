@@ -6,7 +6,10 @@ Facts (Moonshot's docs): the tool is declared as ``{"type": "builtin_function", 
 search is billed: the call's arguments report ``usage.total_tokens``, the tokens of search
 results that enter the next request's prompt (so they are also in that request's
 ``prompt_tokens``). On kimi-k2.5/k2.6 a request that offers ``$web_search`` must have thinking
-switched off.
+switched off. A model that always thinks (kimi-k2.7-code, kimi-k3, kimi-k3.1-pro) therefore
+cannot use it, and Moonshot's docs (checked December 2026, see ``docs/models.md``) name no
+other web-search tool for K3 in chat completions: ``--web`` on those models is refused with
+a line that says so, before anything is sent.
 
 So: :func:`web_settings` switches thinking off for a turn that offers the search (and the
 notebook says so, and that searches are billed); :func:`search_notice` reads the reported
@@ -36,6 +39,13 @@ def web_settings(settings: Any) -> tuple[Any, list[Notice]]:
     """The settings for a turn that offers ``$web_search`` (thinking off), and what to tell the user."""
     import dataclasses
 
+    info = settings.model_info
+    if info is not None and info.always_thinks and not info.web_search:
+        from .errors import ConfigError
+
+        raise ConfigError(f"--web: {settings.model} always thinks, and Moonshot's builtin $web_search needs thinking "
+                          "off; Moonshot documents no other web-search tool for it. Use -m kimi-k2.6 (or kimi-k2.5) "
+                          "for web search. Nothing was sent.")
     return dataclasses.replace(settings, thinking=False), [THINKING_OFF]
 
 

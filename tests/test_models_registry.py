@@ -27,7 +27,7 @@ def settings_for(sim: KimiSimulator, **extra):
 
 @pytest.fixture
 def sim():
-    with KimiSimulator(api_key=KEY, models=["kimi-k2.5", "kimi-k2.6", "kimi-k2.7-code", "moonshot-v1-8k"]) as s:
+    with KimiSimulator(api_key=KEY, models=["kimi-k2.5", "kimi-k2.6", "kimi-k2.9-preview", "moonshot-v1-8k"]) as s:
         yield s
 
 
@@ -76,8 +76,8 @@ def test_bad_overrides_are_refused_with_the_setting_named():
 def test_models_list_extends_the_registry_and_the_gauge_uses_the_model_window(sim):
     with KimiClient(settings_for(sim)) as client:
         entries = client.model_entries()
-    assert {e["id"] for e in entries} == {"kimi-k2.5", "kimi-k2.6", "kimi-k2.7-code", "moonshot-v1-8k"}
-    learned = registry().get("kimi-k2.7-code")
+    assert {e["id"] for e in entries} == {"kimi-k2.5", "kimi-k2.6", "kimi-k2.9-preview", "moonshot-v1-8k"}
+    learned = registry().get("kimi-k2.9-preview")
     assert learned is not None and learned.source == "server" and learned.context_window == 262_144
     assert settings_for(sim, model="moonshot-v1-8k").context_window == 8192
     from kimi_jupyter.turn import TurnRequest
@@ -93,7 +93,7 @@ def test_a_retired_model_404_names_the_available_kimi_models(sim):
     (failure,) = failed
     assert failure.kind == "ModelNotFoundError"
     assert "kimi-k2-0905-preview has been retired" in failure.error
-    assert "Available Kimi models here: kimi-k2.7-code, kimi-k2.6, kimi-k2.5" in failure.error
+    assert "Available Kimi models here: kimi-k2.9-preview, kimi-k2.6, kimi-k2.5" in failure.error
 
 
 def test_percent_kimi_models_shows_window_price_modalities_and_current(kimi_sim_env, capsys):

@@ -16,12 +16,14 @@ from kimi_jupyter.rows.schema import RowSchema
 from kimi_jupyter.rows.template import RowTemplate
 
 
-def test_a_dict_schema_coerces_each_field_and_keeps_missing_ones_as_none():
+def test_a_dict_schema_coerces_each_field_and_a_missing_one_fails_validation():
     schema = RowSchema({"name": str, "total": "float", "count": int, "paid": bool})
     parsed, problem = schema.parse('```json\n{"name": "Acme", "total": "12.5", "count": 3.0, "paid": "yes"}\n```')
     assert problem is None
     assert parsed == {"name": "Acme", "total": 12.5, "count": 3, "paid": True}
-    assert schema.parse('{"name": "x"}')[0] == {"name": "x", "total": None, "count": None, "paid": None}
+    # Every field of the short form is required: a missing one is a validation error (jsonschema).
+    parsed, problem = schema.parse('{"name": "x"}')
+    assert parsed is None and "'total' is a required property" in problem
 
 
 def test_a_json_schema_is_used_as_given_and_bad_answers_say_why():

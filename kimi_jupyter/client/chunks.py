@@ -39,17 +39,34 @@ def parse_usage(raw: dict[str, Any], prices: Prices | None, price_note: str | No
     if cached is None:
         details = raw.get("prompt_tokens_details") or {}
         cached = as_int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    written = _cache_write_tokens(raw, as_int)
     details = raw.get("completion_tokens_details") or {}
     reasoning = as_int(details.get("reasoning_tokens")) if isinstance(details, dict) else None
     if reasoning is None:
         reasoning = as_int(raw.get("reasoning_tokens"))
     cost = currency = None
     if prices is not None and prompt is not None and completion is not None:
-        cost = prices.cost(prompt, completion, cached or 0)
+        cost = prices.cost(prompt, completion, cached or 0, written or 0)
         currency = prices.currency
     return Usage(prompt=prompt, completion=completion, cached=cached, reasoning=reasoning,
                  total=total, cost=cost, currency=currency, reported=True,
-                 note=price_note if cost is None else None)
+                 note=price_note if cost is None else None, cache_write=written)
+
+
+# Where servers report prompt tokens written to the prompt cache (Moonshot bills cache writes
+# as their own item since its 5m / 1h TTL options; the field name is taken in every form seen).
+_CACHE_WRITE_KEYS = ("cache_write_tokens", "cache_creation_input_tokens", "cache_creation_tokens")
+
+
+def _cache_write_tokens(raw: dict[str, Any], as_int: Any) -> int | None:
+    details = raw.get("prompt_tokens_details")
+    for source in (raw, details if isinstance(details, dict) else {}):
+        for key in _CACHE_WRITE_KEYS:
+            if key in source:
+                value = as_int(source[key])
+                if value is not None and value >= 0:
+                    return value
+    return None
 
 
 def _reasoning_text(source: dict[str, Any]) -> str | None:

@@ -1,6 +1,7 @@
 """Request shaping: one settings object and a message list in, one JSON body out.
 
-The preset decides how thinking is switched, whether to ask for usage in the stream, whether
+The preset decides how thinking is switched (the model registry, through `model_rules`,
+adds effort, ``keep`` and what else depends on the model), whether to ask for usage in the stream, whether
 a prefill goes out as a partial-mode message, and which sampling parameters must be dropped
 because the model fixes them (kimi-k2.5 answers any other value with a 400). Dropped
 parameters are reported as notices, never silently. The whole request is sized before its
@@ -27,6 +28,7 @@ from ..models import fixes_sampling
 from ..partial import partial_message
 from ..providers import FIXED_SAMPLING
 from ..settings import Settings
+from .model_rules import apply_model_rules
 from .request_size import check_request_size
 
 __all__ = ["auth_headers", "build_payload", "encode_body", "json_headers", "SentBody", "AsyncSentBody"]
@@ -54,7 +56,6 @@ def build_payload(
                               "mode (moonshot, moonshot-intl and cloudsway do).", "warning"))
     check_request_size(messages, tools, known=known_size)
     payload: dict[str, Any] = {"model": settings.model, "messages": messages, "stream": stream}
-    payload.update(preset.thinking_fields(settings.thinking))
     if settings.max_tokens:
         payload["max_tokens"] = int(settings.max_tokens)
     if tools:
@@ -68,6 +69,8 @@ def build_payload(
             notices.append(Notice(f"{key}={value!r} was not sent: {settings.model} fixes it itself.", "warning"))
             continue
         payload[key] = value
+    # thinking (effort, keep), prompt cache, tool_choice, response_format, image sources
+    apply_model_rules(settings, payload, messages[known_size[0]:], notices)
     return payload, notices
 
 

@@ -430,6 +430,10 @@ class KimiClient(_Base):
         except KimiError:
             return None
 
+    def balance(self) -> Any:
+        """The account balance body of ``GET /users/me/balance`` (Moonshot's platforms)."""
+        return self._get("/users/me/balance")
+
     def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
         body = self._post("/tokenizers/estimate-token-count", {"model": self.settings.model, "messages": messages})
         return int((body.get("data") or {}).get("total_tokens") or 0)

@@ -99,6 +99,10 @@ class SessionUploads:
         self._clients: dict[tuple[str, str], FilesClient] = {}
         self.uploads_sent = 0  # how many uploads actually went over the wire
         self.cleared: set[str] = set()  # ids `%kimi files clear` deleted
+        # The notebook's recording (kimi_jupyter.recording), when one is named: it answers
+        # uploads it holds (``find_upload``, by content hash; replay needs no key) and keeps
+        # new ones (``keep_upload``), so a replayed request names the same files.
+        self.recorded: Any = None
 
     # -- plumbing ----------------------------------------------------------------------
     def files_client(self, settings: Settings) -> FilesClient:
@@ -132,10 +136,17 @@ class SessionUploads:
             known = self._by_hash.get(key)
         if known is not None:
             return known
-        client = self.files_client(settings)
-        file = client.upload(source, purpose, filename=name, progress=progress)
-        self.uploads_sent += 1
-        uploaded = Uploaded(file, sha, purpose, name, settings.api_base)
+        recorded = self.recorded
+        found = recorded.find_upload(settings, sha, purpose, name) if recorded is not None else None
+        if found is not None:
+            uploaded = Uploaded(found[0], sha, purpose, name, settings.api_base, extracted=found[1])
+        else:
+            client = self.files_client(settings)
+            file = client.upload(source, purpose, filename=name, progress=progress)
+            self.uploads_sent += 1
+            uploaded = Uploaded(file, sha, purpose, name, settings.api_base)
+            if recorded is not None and purpose != "file-extract":  # a document is kept with its text
+                recorded.keep_upload(settings, uploaded)
         with self._lock:
             self._by_hash[key] = uploaded  # registered only once the server gave an id
         return uploaded
@@ -149,6 +160,8 @@ class SessionUploads:
             data, name = read_document(path)
             pages, unit = page_count(data, name)
             uploaded.extracted = Extracted(text, pages, unit)
+            if self.recorded is not None:
+                self.recorded.keep_upload(settings, uploaded)
         return uploaded
 
     def listing(self, settings: Settings | None = None) -> list[Uploaded]:

@@ -37,7 +37,7 @@ from ..untrusted import GrowingMarkdown
 from .base import TurnMeta
 from .coalesce import Coalescer, paced_interval
 from .fmt import approx_tokens, note_for, preview, reasoning_title, seconds, usage_line
-from .static import final_bundle
+from .static import final_bundle, final_metadata
 
 __all__ = ["LiveView", "copy_buttons"]
 
@@ -51,19 +51,19 @@ _COPY_JS = (
     "() => {this.textContent = 'Copied'; setTimeout(() => {this.textContent = this.dataset.label}, 1500)})"
 )
 
-Publish = Callable[[dict[str, Any], str], None]
+Publish = Callable[..., None]  # (bundle, display_id, metadata=...)
 
 
-def _display(bundle: dict[str, Any], display_id: str) -> None:
+def _display(bundle: dict[str, Any], display_id: str, **metadata: Any) -> None:
     from IPython.display import display
 
-    display(bundle, raw=True, display_id=display_id)
+    display(bundle, raw=True, display_id=display_id, **metadata)
 
 
-def _update(bundle: dict[str, Any], display_id: str) -> None:
+def _update(bundle: dict[str, Any], display_id: str, **metadata: Any) -> None:
     from IPython.display import update_display
 
-    update_display(bundle, raw=True, display_id=display_id)
+    update_display(bundle, raw=True, display_id=display_id, **metadata)
 
 
 def copy_buttons(blocks: list[CodeBlock]) -> str:
@@ -141,10 +141,12 @@ class LiveView:
 
     def finish(self, response: Response) -> None:
         bundle = final_bundle(response, self._meta)
+        metadata = final_metadata(response)  # where the output came from (saved with it)
+        extra = {"metadata": metadata} if metadata else {}
         if self._display_id is None:  # never started: just show the result
-            self._publish(bundle, uuid.uuid4().hex)
+            self._publish(bundle, uuid.uuid4().hex, **extra)
             return
-        self._replace(bundle, self._display_id)
+        self._replace(bundle, self._display_id, **extra)
         self._close()
 
     @property

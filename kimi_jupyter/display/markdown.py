@@ -19,7 +19,7 @@ from ..untrusted import GrowingMarkdown, markdown_text, safe_markdown
 from .base import TurnMeta
 from .coalesce import Coalescer, paced_interval
 from .fmt import note_for, reasoning_title, seconds, step_summary, usage_line
-from .static import final_bundle
+from .static import final_bundle, final_metadata
 
 __all__ = ["MarkdownRenderer", "live_markdown"]
 
@@ -91,7 +91,9 @@ class MarkdownRenderer:
 
     def finish(self, response: Response) -> None:
         if self._handle is not None:
-            self._handle.update(final_bundle(response, self._meta), raw=True)
+            metadata = final_metadata(response)  # where the output came from (saved with it)
+            self._handle.update(final_bundle(response, self._meta), raw=True,
+                                **({"metadata": metadata} if metadata else {}))
 
     def _bundle(self, c: Coalescer) -> dict[str, str]:
         markdown = live_markdown(c.response, self._meta, c.phase, c.elapsed(), self._note, self._answer)

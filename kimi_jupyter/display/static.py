@@ -13,7 +13,6 @@ Model text is always escaped: an answer or reasoning trace is data, never markup
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import re
 from typing import Any
@@ -23,7 +22,7 @@ from ..untrusted import markdown_text, markdown_to_html, safe_markdown
 from .base import TurnMeta
 from .fmt import final_state, preview, reasoning_title, step_summary, turn_usage_line, usage_cells
 
-__all__ = ["final_bundle", "html_bundle", "markdown_bundle", "plain_text"]
+__all__ = ["final_bundle", "final_metadata", "html_bundle", "markdown_bundle", "plain_text"]
 
 _MUTED = "opacity:.75;font-size:88%"
 _BOX = "border-left:3px solid rgba(127,127,127,.45);padding:2px 0 2px 10px;margin:4px 0"
@@ -50,11 +49,20 @@ def final_bundle(response: Response, meta: TurnMeta) -> dict[str, Any]:
     richly. None of them carries timings or ids, so saved notebooks compare stably.
     """
     return {
-        RESPONSE_MIME: {**response.summary(timings=False), "meta": dataclasses.asdict(meta)},
+        RESPONSE_MIME: {**response.summary(timings=False), "meta": meta.to_json()},
         "text/html": html_bundle(response, meta),
         "text/markdown": markdown_bundle(response, meta),
         "text/plain": plain_text(response, meta),
     }
+
+
+def final_metadata(response: Response) -> dict[str, Any]:
+    """The display metadata of a turn's final output: where it came from (model, live or
+    replayed, the recording entry, cost; `kimi_jupyter.recording.Provenance`) under the
+    ``kimi_jupyter`` key, which nbformat saves with the output (no frontend needed). Empty
+    for a response that did not come from a turn."""
+    provenance = getattr(response, "provenance", None)
+    return provenance.metadata() if provenance is not None else {}
 
 
 def _ending(response: Response) -> tuple[str, str] | None:

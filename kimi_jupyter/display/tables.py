@@ -97,6 +97,10 @@ def usage_table(
     notes = [f"{unreported} request(s) had no usage reported by the server"] if unreported else []
     if any(v[5] == NOT_REPORTED for v in values):
         notes.append(_REASONING_NOTE)
+    written = [row for row in table if row.usage.reported and row.usage.cache_write]
+    if written:  # only where the server reports them: the table's columns stay as they were
+        notes.append(f"{written[-1].usage.cache_write:,} prompt tokens written to the prompt cache "
+                     "(in prompt, priced at the cache-write price)")
     note = "; ".join(notes)
     plain = "\n".join([line(_COLUMNS), *(line(v) for v in values), *notes])
     head = "".join(f'<th style="{_CELL}">{c}</th>' for c in _COLUMNS)

@@ -39,6 +39,7 @@ FATAL_KINDS = {"AuthenticationError", "QuotaExceededError", "MissingKeyError", "
                "PermissionDeniedError", "BudgetExceeded"}
 THROTTLE_KINDS = {"RateLimitError", "OverloadedError"}
 ROW_ATTEMPTS = 6
+RETRY_NAME = "_kimi_schema_retry"  # the follow-up text of a schema retry, in the row's namespace
 SHARED_ANSWER_CHARS = 64  # answers this short are kept once per distinct text...
 SHARED_ANSWERS = 1024  # ...for the first this many distinct ones
 
@@ -204,14 +205,40 @@ class LiveRun:
             await limiter.succeeded()
         if self.schema is not None:
             parsed, problem = self.schema.parse(response.text)
+            if problem is not None:  # ask once more, with the validation error
+                parsed, problem = await self._schema_retry(fields, response.text, problem)
             if problem is not None:
-                self.errors[pos] = problem
+                self.errors[pos] = f"{problem} (after one retry)"
                 s.failed += 1
                 return
             self.answers[pos] = parsed
         else:
             self.answers[pos] = self._one_of(response.text)
         s.done += 1
+
+    async def _schema_retry(self, fields: Mapping[str, Any], answer: str,
+                            problem: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The row asked once more with the validation error (the same Turn, through run_row)."""
+        assert self.schema is not None
+        s = self.summary
+        namespace = dict(self.template.namespace(fields))
+        namespace[RETRY_NAME] = self.schema.retry_prompt(problem, answer, prompt="")
+        try:
+            again = await run_row(self.template.text + "{" + RETRY_NAME + "}", namespace, self.options,
+                                  self.use_cache)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            return None, f"{problem}; the retry failed: {type(error).__name__}: {error}"
+        if not is_replayed(again):
+            s.requests += 1 + again.retries
+            if again.usage.reported:
+                s.prompt_tokens += again.usage.prompt or 0
+                s.completion_tokens += again.usage.completion or 0
+                s.cost += again.usage.cost or 0.0
+        if again.error is not None:
+            return None, f"{problem}; the retry failed: {again.error}"
+        return self.schema.parse(again.text)
 
     def _one_of(self, text: str) -> str:
         """``text``, or the equal answer kept before: a classification run's 10,000 answers

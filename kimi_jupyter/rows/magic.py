@@ -34,7 +34,8 @@ def run_each(shell: Any, args: Any, template: str) -> None:
             print(f"--schema {args.schema}: there is no such variable. Nothing was sent.", file=sys.stderr)
             return
     options = {k: v for k, v in {"model": args.model, "thinking": args.thinking, "max_tokens": args.max_tokens,
-                                 "system": args.system}.items() if v is not None}
+                                 "system": args.system, "effort": getattr(args, "effort", None)}.items()
+               if v is not None}
     data = ns[name]
     try:
         out = map_rows(template, data, engine="batch" if args.batch else "live", into=into, schema=schema,

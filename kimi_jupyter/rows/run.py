@@ -131,8 +131,9 @@ def _plan(template: str, data: Any, schema: Mapping[str, Any] | None, engine: st
     if row_schema is not None:
         system = options.get("system")
         options["system"] = f"{system}\n\n{row_schema.instruction()}" if system else row_schema.instruction()
-        options["response_format"] = row_schema.response_format
     settings = get_session().settings(**{k: v for k, v in options.items() if k != "response_format"})
+    if row_schema is not None:  # json_schema where the model supports it, else JSON mode
+        options["response_format"] = row_schema.response_format(settings.model_info)
     return Plan(source, row_template, row_schema, options, settings)
 
 

@@ -1,11 +1,11 @@
 """Structured output per row: a JSON schema (or ``{field: type}``) in, one column per field out.
 
-The schema goes to the model twice: as JSON mode (``response_format: {"type":
-"json_object"}``, which Moonshot supports) and as a short system instruction naming the
-fields, because JSON mode alone does not say which fields. Answers are parsed leniently (a
-fenced ```json block is accepted) and each field is coerced to its declared type; an answer
-that is not a JSON object gives the row an error that quotes its start, so the row is
-marked, not dropped.
+The schema is a `kimi_jupyter.structured.Schema`: the request carries ``response_format``
+``json_schema`` where the model supports it (else JSON mode, ``json_object``) and a short
+system instruction naming the fields. Answers are parsed within bounds (size and nesting
+depth, so a hostile answer cannot raise out of ``map()``), validated with ``jsonschema``,
+and each field is coerced to its declared type; an answer that still fails after the one
+retry (rows/live.py) gives the row an error that says why, so the row is marked, not dropped.
 """
 
 from __future__ import annotations
@@ -14,61 +14,33 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..structured import Schema, SchemaError, loads_bounded
 from .data import RowsError
 
 __all__ = ["RowSchema"]
 
-_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array",
-                          dict: "object"}
-_NAMES = {"str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
-          "number": "number", "bool": "boolean", "boolean": "boolean", "list": "array", "array": "array",
-          "dict": "object", "object": "object"}
 
-
-class RowSchema:
+class RowSchema(Schema):
     def __init__(self, schema: Mapping[str, Any]):
-        if not isinstance(schema, Mapping) or not schema:
-            raise RowsError("schema= needs a JSON schema or a dict such as {'name': str, 'total': float}.")
-        if schema.get("type") == "object" and isinstance(schema.get("properties"), Mapping):
-            props = {str(k): dict(v) if isinstance(v, Mapping) else {} for k, v in schema["properties"].items()}
-            self.json_schema: dict[str, Any] = dict(schema)
-        else:
-            props = {}
-            for name, kind in schema.items():
-                json_type = _TYPES.get(kind) or (_NAMES.get(kind.lower()) if isinstance(kind, str) else None)
-                if json_type is None:
-                    raise RowsError(f"schema field {name!r}: unknown type {kind!r}; use str, int, float, bool, "
-                                    "list or dict (or a JSON schema).")
-                props[str(name)] = {"type": json_type}
-            self.json_schema = {"type": "object", "properties": props, "required": list(props)}
-        if not props:
-            raise RowsError("schema= names no fields.")
-        self.fields = list(props)
-        self.types = {name: str(spec.get("type", "")) for name, spec in props.items()}
-
-    @property
-    def response_format(self) -> dict[str, Any]:
-        return {"type": "json_object"}
-
-    def instruction(self) -> str:
-        return ("Answer with one JSON object and nothing else. It must match this JSON schema: "
-                + json.dumps(self.json_schema, ensure_ascii=False, separators=(",", ":")))
+        try:
+            super().__init__(schema, name="row")
+        except SchemaError as error:
+            raise RowsError(str(error)) from None
 
     def parse(self, text: str) -> tuple[dict[str, Any] | None, str | None]:
-        """``(fields, None)`` or ``(None, error)`` for one answer."""
-        body = text.strip()
-        if body.startswith("```"):
-            body = body.split("\n", 1)[1] if "\n" in body else ""
-            body = body.rsplit("```", 1)[0]
-        try:
-            value = json.loads(body)
-        except ValueError:
-            return None, f"the answer is not JSON: {_snippet(text)}"
+        """``(fields, None)`` or ``(None, error)`` for one answer: each field coerced to its
+        declared type (``"12.5"`` is a number), then the whole checked against the schema."""
+        value, problem = loads_bounded(text)
+        if problem is not None:
+            return None, problem
         if not isinstance(value, dict):
             return None, f"the answer is not a JSON object: {_snippet(text)}"
-        out: dict[str, Any] = {}
-        for name in self.fields:
-            out[name] = _coerce(value.get(name), self.types.get(name, ""))
+        out = {name: _coerce(value.get(name), self.types.get(name, "")) for name in self.fields}
+        candidate = {k: v for k, v in value.items() if k not in out}
+        candidate.update({k: v for k, v in out.items() if v is not None})
+        problem = self.problem(candidate)
+        if problem is not None:
+            return None, f"the answer does not match the schema: {problem}"
         return out, None
 
 

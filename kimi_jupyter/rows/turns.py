@@ -28,8 +28,10 @@ AASK_DRIVES_TURN = True
 
 
 def is_replayed(response: Response) -> bool:
-    """Whether the Turn answered from the response cache (nothing sent, nothing billed)."""
-    return REPLAYED.text in response.notices
+    """Whether the Turn answered from the response cache or the recording (nothing sent,
+    nothing billed)."""
+    origin = getattr(response.provenance, "origin", None)
+    return REPLAYED.text in response.notices or origin in ("replayed", "cache")
 
 
 async def run_row(template: str, namespace: Mapping[str, Any], options: Mapping[str, Any],

@@ -91,9 +91,11 @@ class _UsageJSON(TypedDict):
 class UsageJSON(_UsageJSON, total=False):
     """``events.Usage`` as JSON. Counts are None when not reported; ``cost`` is None when
     unknown or when the turn's requests were priced in two currencies (see ``costs``);
-    ``note`` ("price unknown: set Kimi.prices") only when there is one."""
+    ``note`` ("price unknown: set Kimi.prices") and ``cache_write`` (prompt tokens written to
+    the provider's prompt cache) only when there is one."""
 
     note: str
+    cache_write: int
 
 
 class ToolStepJSON(TypedDict):
@@ -110,14 +112,19 @@ class ToolStepJSON(TypedDict):
     reasoning: str  # what the model reasoned in the request that asked for this call
 
 
-class TurnMetaJSON(TypedDict):
-    """``display.base.TurnMeta`` as JSON: what a view shows before any event arrives."""
-
+class _TurnMetaJSON(TypedDict):
     model: str
     thinking: bool
     provider: str | None
     context_window: int | None
     title: str | None
+
+
+class TurnMetaJSON(_TurnMetaJSON, total=False):
+    """``display.base.TurnMeta`` as JSON: what a view shows before any event arrives;
+    ``effort`` only when a thinking effort was sent."""
+
+    effort: str
 
 
 class ResponseSummary(TypedDict):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from ..display.coalesce import DeltaBatcher
@@ -36,7 +35,7 @@ class CommRenderer:
         self._batcher = DeltaBatcher(self._event, interval, clock)
 
     def start(self, meta: Any) -> None:
-        self.meta = asdict(meta) if meta is not None else {}
+        self.meta = meta.to_json() if meta is not None else {}
         self._send({"type": "start", "request_id": self.request_id, "meta": self.meta})
 
     def handle(self, event: Event) -> None:

@@ -19,6 +19,7 @@ import { ToolbarButton } from '@jupyterlab/ui-components';
 import { setNotebookTracker } from './codeactions';
 import { activateFixButtons } from './fix';
 import { activateNotebookLink } from './proposals';
+import { activateProvenance } from './provenance';
 import { kimiIcon } from './icon';
 import { registryMarkdown } from './markdown';
 import { KimiSidebar } from './panel';
@@ -43,6 +44,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     setNotebookTracker(tracker);
     const markdown = registryMarkdown(rendermime);
     activateNotebookLink(tracker, markdown); // the kernel's notebook tools and proposals
+    activateProvenance(tracker); // AI outputs' provenance copied into their cells' metadata
     const pickFiles = documents
       ? async (): Promise<string[]> => {
           const result = await FileDialog.getOpenFiles({

@@ -32,6 +32,8 @@ export interface IUsageJSON {
   currency: string | null;
   reported: boolean;
   note?: string;
+  /** Prompt tokens written to the provider's prompt cache (only when reported). */
+  cache_write?: number;
 }
 
 /** `response.ToolStep` as JSON (`seconds` is left out of saved bundles). */
@@ -55,6 +57,8 @@ export interface ITurnMetaJSON {
   provider: string | null;
   context_window: number | null;
   title: string | null;
+  /** Thinking effort sent (models with effort levels); absent otherwise. */
+  effort?: string;
 }
 
 /** `Response.summary()`: the final snapshot of a turn. */
@@ -139,6 +143,7 @@ export interface IUsageEvent {
   currency?: string | null;
   reported?: boolean;
   note?: string;
+  cache_write?: number;
 }
 
 export interface IRetryingEvent {

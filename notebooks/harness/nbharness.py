@@ -37,7 +37,7 @@ NOTEBOOKS = HERE.parent
 SCRIPT = HERE / "replies.json"
 TEST_KEY = "sk-test-simulator"
 #: Variables a developer may have set that would change what the notebooks do or show.
-CLEARED = ("KIMI_API_KEY", "KIMI_MODEL", "KIMI_ENDPOINT", "LOCAL_KIMI_URL")
+CLEARED = ("KIMI_API_KEY", "KIMI_MODEL", "KIMI_ENDPOINT", "LOCAL_KIMI_URL", "KIMI_REPLAY")
 CELL_TIMEOUT = 120
 
 
