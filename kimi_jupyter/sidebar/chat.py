@@ -131,8 +131,6 @@ class SidebarChat:
         self.running = True
         try:
             self._ask(data, renderer, comm_id)
-            if self.gauge_parts is not None:
-                send(self.gauge())
         except KeyboardInterrupt:
             # The Turn already reported "Interrupted" and finished; an interrupt that came
             # before the turn started still needs an ending.
@@ -234,6 +232,8 @@ def handle_message(data: Any, send: Send, sidebar: SidebarChat | None = None, co
               "message": "A chat turn is already running in this kernel: answer it or press Stop first."})
     elif action == "hello":
         send(sidebar.hello())
+    elif action == "gauge":  # asked after each done: the ledger has counted the turn by then
+        send(sidebar.gauge())
     elif action == "models":
         # A network request: off the shell, so a slow or unreachable provider never holds up
         # the user's cells (the reply goes out from that thread; iopub sends are thread-safe).

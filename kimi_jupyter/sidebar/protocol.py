@@ -7,6 +7,7 @@ kernel. Every message is a JSON object: the frontend's carry ``action``, the ker
     frontend                                   kernel
     {"action": "hello"}                   ->   HelloReply
     {"action": "models"}                  ->   ModelsReply          (fetched off the shell)
+    {"action": "gauge"}                   ->   GaugeMessage         (after each done)
     {"action": "ask", "request_id", ...}  ->   StartMessage
                                           ->   EventMessage ...     (any number)
     {"action": "approve", "id", ...}           (answers an ApprovalRequested event)
@@ -60,6 +61,7 @@ __all__ = [
     "GaugeMessage",
     "GaugeCost",
     "ModelsRequest",
+    "GaugeRequest",
     "ResetReply",
     "ResetRequest",
     "ResponseSummary",
@@ -164,6 +166,12 @@ class ModelsRequest(TypedDict):
     action: Literal["models"]
 
 
+class GaugeRequest(TypedDict):
+    """The context gauge, asked after each ``done`` (the usage ledger has the turn by then)."""
+
+    action: Literal["gauge"]
+
+
 class ResetRequest(TypedDict):
     action: Literal["reset"]
 
@@ -241,7 +249,8 @@ class ExportRequest(TypedDict):
     format: str  # "md" or "ipynb"
 
 
-FrontendMessage = Union[HelloRequest, ModelsRequest, ResetRequest, AskRequest, ApproveRequest, ExportRequest]
+FrontendMessage = Union[HelloRequest, ModelsRequest, GaugeRequest, ResetRequest, AskRequest, ApproveRequest,
+                        ExportRequest]
 
 
 # -- kernel -> frontend -------------------------------------------------------------------

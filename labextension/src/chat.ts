@@ -210,6 +210,8 @@ export class ChatView extends Widget {
         if (this.running === message.request_id) {
           this.running = null;
         }
+        // The gauge: handled once this turn's handler returns, so the ledger counts it.
+        void this.bridge.send({ action: 'gauge' }).catch(() => undefined);
         break;
       case 'error':
         turn.state.feed({ type: 'Failed', error: message.message });

@@ -197,6 +197,11 @@ export interface IModelsRequest {
   action: 'models';
 }
 
+/** The context gauge, asked after each done (the usage ledger has the turn by then). */
+export interface IGaugeRequest {
+  action: 'gauge';
+}
+
 export interface IResetRequest {
   action: 'reset';
 }
@@ -261,6 +266,7 @@ export interface IApproveRequest {
 export type FrontendMessage =
   | IHelloRequest
   | IModelsRequest
+  | IGaugeRequest
   | IResetRequest
   | IAskRequest
   | IApproveRequest
