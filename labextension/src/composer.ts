@@ -186,13 +186,15 @@ export class Composer {
     this.effort.hidden = true;
     this.effort.addEventListener('change', () => {
       this.effortTouched = true;
+      this.wantedEffort = this.effort.value;
       this.save();
     });
     const newChat = iconButton(addIcon, 'New chat', 'New chat: forget this chat (the notebook and %%kimi are untouched)', () =>
       options.onReset()
     );
     newChat.classList.add('jp-kimi-new-chat');
-    tools.append(this.model, this.effort, newChat, switches);
+    switches.append(newChat); // on the switches' row, at its end
+    tools.append(this.model, this.effort, switches);
     row.append(this.sendButton, this.stopButton);
     this.node.append(tools, this.chips, this.hint, this.input, this.prefill, row);
     this.restore();

@@ -51,12 +51,14 @@ export class Gauge {
     this.node.title = `${message.model}: tokens used by the last request, as the server reported them. ` +
       'Costs are the same totals as %kimi usage (sidebar row, and the session total).';
     this.node.hidden = false;
+    this.node.dataset.updates = String(++this.updates); // how many turns it has counted
   }
 
   clear(): void {
     this.node.hidden = true;
   }
 
+  private updates = 0;
   private bar = document.createElement('div');
   private fill = document.createElement('div');
   private text = document.createElement('div');

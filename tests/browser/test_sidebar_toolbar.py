@@ -46,10 +46,16 @@ def test_toolbar_controls_reach_the_request_and_are_remembered_per_notebook(page
         expect(model).to_be_visible()
         page.wait_for_function(
             "() => document.querySelectorAll('#kimi-jupyter-sidebar select.jp-kimi-model option').length > 1")
-        options = model.locator("option").all_text_contents()
-        picked = options[1]
+        k3 = width == 1400  # one size picks a model with effort levels, the other turns thinking off
+        picked = "kimi-k3" if k3 else "kimi-k2.5"
         model.select_option(picked)
-        toolbar.get_by_label("Think").uncheck()
+        effort = toolbar.get_by_label("Effort")
+        if k3:
+            expect(effort).to_be_visible()  # the registry gives kimi-k3 effort levels
+            effort.select_option("high")
+        else:
+            expect(effort).to_be_hidden()
+            toolbar.get_by_label("Think").uncheck()
         toolbar.get_by_label("Let Kimi run code (asks first)").check()
         shot(page, f"t1-toolbar-{width}x{height}")
         sim.reset()
@@ -58,7 +64,10 @@ def test_toolbar_controls_reach_the_request_and_are_remembered_per_notebook(page
         expect(turn).to_have_attribute("data-phase", "done", timeout=30_000)
         body = sim.chat_requests[-1].json
         assert body["model"] == picked
-        assert body.get("thinking") == {"type": "disabled"}, body.get("thinking")
+        if k3:
+            assert body["thinking"]["type"] == "enabled" and body["thinking"]["effort"] == "high", body["thinking"]
+        else:
+            assert body.get("thinking") == {"type": "disabled"}, body.get("thinking")
         assert {t["function"]["name"] for t in body.get("tools", [])} >= {"run_python"}
         # The gauge: the last request's tokens of the model's window, and the costs.
         gauge = sidebar.locator(".jp-kimi-gauge")
@@ -72,7 +81,10 @@ def test_toolbar_controls_reach_the_request_and_are_remembered_per_notebook(page
         sidebar = open_sidebar(page)
         toolbar = sidebar.get_by_role("toolbar", name="Chat tools")
         expect(toolbar.get_by_label("Model")).to_have_value(picked)
-        expect(toolbar.get_by_label("Think")).not_to_be_checked()
+        if k3:
+            expect(toolbar.get_by_label("Effort")).to_have_value("high")
+        else:
+            expect(toolbar.get_by_label("Think")).not_to_be_checked()
         expect(toolbar.get_by_label("Let Kimi run code (asks first)")).to_be_checked()
 
 
@@ -83,8 +95,8 @@ def test_the_gauge_agrees_with_kimi_usage(page, lab, sim, shot):
     sim.queue(Reply(text="One."), Reply(text="Two."))
     for prompt in ("Say one.", "Say two."):
         expect(send(sidebar, prompt)).to_have_attribute("data-phase", "done", timeout=30_000)
-    gauge = sidebar.locator(".jp-kimi-gauge-text")
-    text = gauge.text_content()
+    expect(sidebar.locator(".jp-kimi-gauge")).to_have_attribute("data-updates", "2")  # both turns counted
+    text = sidebar.locator(".jp-kimi-gauge-text").text_content()
     chat_cost = re.search(r"this chat (\S+)", text).group(1)
     session_cost = re.search(r"session (\S+)", text).group(1)
     assert chat_cost.startswith("¥"), text
