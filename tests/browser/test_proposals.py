@@ -232,7 +232,8 @@ def test_kimi_fix_typed_in_a_cell_proposes_the_fix_of_the_cell_that_failed(page,
         run_cell(page, 0)
         run_cell(page, 1)
         sim.reset()
-        sim.queue(Reply(text="`word` should be **`words`**: the list is named `words`.\n\n"
+        sim.queue(Reply(text="`word` should be **`words`**: the list is named `words`. "
+                             "<img src=x onerror=\"window.kimiPwned=1\">\n\n"
                              "```python\nprint(len(words))\n```"))
         run_cell(page, 2, timeout=60_000)  # returns: the cell ends while the proposal waits
         expect(output_area(page, 2)).to_contain_text("Fix for cell 2: shown at the cell")
@@ -243,6 +244,10 @@ def test_kimi_fix_typed_in_a_cell_proposes_the_fix_of_the_cell_that_failed(page,
         explanation = card.locator(".jp-kimi-proposal-explanation")
         expect(explanation.locator("strong code")).to_have_text("words")
         expect(explanation).not_to_contain_text("**")
+        # Model HTML stays text: no live element, no handler ran.
+        expect(explanation).to_contain_text("<img src=x")
+        expect(explanation.locator("img")).to_have_count(0)
+        assert page.evaluate("() => window.kimiPwned") is None
         # In the notebook's flow: the card is below the failing cell's input, not over it.
         source_box = failing.locator(".jp-Cell-inputWrapper").bounding_box()
         card_box = card.bounding_box()
