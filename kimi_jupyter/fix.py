@@ -13,7 +13,10 @@ interrupt and the usage ledger all apply, and the turn is part of the cells' con
 
 Kimi answers with one sentence and the corrected cell; the code becomes an **edit proposal**
 of the failing cell. In JupyterLab (or Notebook 7) with the extension, the proposal shows as a
-diff with Accept / Reject over the notebook, and Accept offers to run the cell again.
+diff with Accept / Reject at the failing cell, and Accept offers to run the cell again. The
+proposal does not hold the kernel: the cell (or the button's request) ends as soon as the
+proposal is shown, other cells run meanwhile, and the decision arrives later through the
+notebook comm (:meth:`~kimi_jupyter.agent.frontend.NotebookFrontend.show`).
 Elsewhere (nbclient, VS Code, the terminal) the diff is printed and the code stays in
 ``_kimi.code``. Which cell failed: the cell named by the button, else the cell of the last
 exception (``sys.last_value``), found in the notebook by its source.
@@ -281,16 +284,22 @@ def run_fix(shell: Any, *, cell_id: str | None = None, display: str | None = Non
         if proposal.old == proposal.new:
             _tell(frontend, "Kimi's fix is the same as the cell's source: " + explanation)
             return response
-        frontend.propose(ProposalSet([proposal]), title="Fix with Kimi")
-        add_to_last_turn(session.notebook, proposal.record())
-        print(f"Fix for cell {proposal.index}: {proposal.status}"
-              + (" (run the cell again with the Run cell button)" if proposal.status == "accepted" else ""))
+        record = proposal.record()
+        add_to_last_turn(session.notebook, record)
+
+        def decided(_proposals: Any) -> None:  # later, in the idle kernel: the transcript keeps the outcome
+            record.update(proposal.record())
+
+        # The proposal does not hold the kernel: shown at its cell, it is decided later.
+        frontend.show(ProposalSet([proposal]), title="Fix with Kimi", on_decided=decided)
+        print(f"Fix for cell {proposal.index}: shown at the cell. Accept or Reject it there "
+              "(the kernel is free meanwhile; after Accept, Run cell runs it again).")
         return response
     except KimiError as error:
         _tell(frontend, str(error))
         return None
     finally:
-        if frontend is not None:
+        if frontend is not None and not frontend.showing:
             frontend.close()
 
 

@@ -153,6 +153,7 @@ def test_every_message_the_kernel_sends_in_a_turn_conforms(kimi_sim_env):
                     {"action": "export", "request_id": "e1", "format": "md"}, {"action": "reset"},
                     {"action": "dance"}):
         handle_message(message, sent.append, sidebar)
+    handle_message({"action": "gauge"}, sent.append, sidebar)
     handle_message({"action": "models"}, sent.append, sidebar)
     deadline = time.monotonic() + 5
     while sent[-1]["type"] != "models" and time.monotonic() < deadline:  # models come from a thread

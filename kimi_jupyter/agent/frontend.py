@@ -21,8 +21,16 @@ Protocol (JSON; kernel -> frontend carry ``action``, frontend -> kernel ``type``
       <- {"type": "changed", "id", "pid", "current"}     (the cell changed meanwhile)
       -> {"action": "update", "id", "proposal"}          (the new diff; decide again)
     {"action": "end", "id", "reason"}                     (the turn stopped: no more decisions)
+    {"action": "propose", ..., "wait": false}             (:meth:`NotebookFrontend.show`)
 
-The kernel is busy with the turn while it waits, so the answers are read by a
+A single-step proposal (``%kimi fix``, Fix with Kimi) does not hold the kernel:
+:meth:`NotebookFrontend.show` sends it with ``"wait": false`` and returns, the cell ends,
+and the comm stays open. The decision arrives later as an ordinary comm message, handled
+by the idle kernel like any other; the frontend has already applied an accepted edit, the
+kernel records the outcome (``on_decided``) and closes the comm once every proposal is
+decided (a restart or a closed notebook closes it too).
+
+While an agent loop waits, the kernel is busy with the turn while it waits, so the answers are read by a
 :class:`~kimi_jupyter.agent.ui_poll.ShellPump` watching this comm only (every other shell
 message is held until the wait ends), exactly like the approval buttons. Every wait is
 bounded: ``hello`` and ``snapshot`` by a few seconds, a proposal by the user (Stop, an
@@ -89,6 +97,7 @@ class NotebookFrontend:
         self.comm = comm
         self.path = _str(hello.get("path"), 1000)
         self._inbox: list[dict[str, Any]] = []
+        self._shown: tuple[ProposalSet, Any] | None = None
         self.closed = False
         comm.on_msg(self._received)
         comm.on_close(self._on_close)
@@ -97,11 +106,36 @@ class NotebookFrontend:
 
     def _received(self, msg: dict[str, Any]) -> None:
         data = (msg.get("content") or {}).get("data")
-        if isinstance(data, dict) and len(self._inbox) < 1000:
+        if not isinstance(data, dict):
+            return
+        if self._shown is not None:  # a proposal shown without waiting: decide it now
+            self._decided_later(data)
+        elif len(self._inbox) < 1000:
             self._inbox.append(data)
+
+    def _decided_later(self, data: dict[str, Any]) -> None:
+        proposals, on_decided = self._shown  # type: ignore[misc]
+        if data.get("id") != proposals.request_id:
+            return
+        self._apply(proposals, data)
+        if proposals.done:
+            self._shown = None
+            try:
+                on_decided(proposals)
+            except Exception:
+                log.debug("recording a decided proposal failed", exc_info=True)
+            self.close()
 
     def _on_close(self, msg: Any = None) -> None:
         self.closed = True
+        if self._shown is not None:  # closed notebook, restart: nothing more can be decided
+            proposals, on_decided = self._shown
+            self._shown = None
+            proposals.expire()
+            try:
+                on_decided(proposals)
+            except Exception:
+                log.debug("recording an expired proposal failed", exc_info=True)
 
     def _send(self, message: dict[str, Any]) -> None:
         if self.closed:
@@ -176,6 +210,21 @@ class NotebookFrontend:
                 except Exception:
                     log.debug("could not tell the notebook the proposals ended", exc_info=True)
         return proposals
+
+    def show(self, proposals: ProposalSet, title: str = "", on_decided: Any = None) -> None:
+        """Show the proposals and return at once: the cell ends, the kernel is free.
+
+        The user decides whenever they like; the frontend applies what is accepted, and
+        ``on_decided(proposals)`` runs in the kernel (idle by then) when all are decided.
+        The comm stays open until then: do not :meth:`close` this frontend after ``show``."""
+        self._shown = (proposals, on_decided or (lambda _proposals: None))
+        self._send({"action": "propose", "id": proposals.request_id, "title": title[:200], "auto": False,
+                    "wait": False, "proposals": [p.to_json() for p in proposals]})
+
+    @property
+    def showing(self) -> bool:
+        """A proposal shown by :meth:`show` still waits for its decision."""
+        return self._shown is not None and not self.closed
 
     def _apply(self, proposals: ProposalSet, message: dict[str, Any]) -> None:
         try:

@@ -52,6 +52,8 @@ class SidebarChat:
         self.approvals: dict[str, tuple[bool, str]] = {}
         self.pending_approval: str | None = None  # the one request an "approve" may answer
         self.running = False
+        self.gauge_parts: dict[str, int] | None = None  # the last turn's estimate, for the gauge
+        self.gauge_model: str | None = None
 
     @property
     def conversation(self) -> Conversation:
@@ -103,7 +105,26 @@ class SidebarChat:
             listed = []
         current = reply["current"]
         reply["models"] = ([current] if current else []) + [m for m in listed if m != current]
+        reply["efforts"] = _efforts(reply["models"])
         return reply
+
+    def gauge(self) -> dict[str, Any]:
+        """The context gauge after a turn: the window, what the last request used (as the server
+        reported it) with an estimated breakdown, and the costs as ``%kimi usage`` counts them
+        (this chat: the ledger's ``sidebar`` row; the session: its total)."""
+        from ..models import registry
+
+        last = self.last
+        usage = last.usage if last is not None else None
+        used = None
+        if usage is not None and usage.reported and usage.prompt is not None:
+            used = usage.prompt + (usage.completion or 0)  # the next request carries both
+        ledger = self.session.ledger
+        row = ledger.rows.get(SOURCE)
+        return {"type": "gauge", "model": self.gauge_model or "",
+                "window": registry().window(self.gauge_model) if self.gauge_model else None,
+                "used": used, "parts": dict(self.gauge_parts or {}),
+                "chat_cost": _cost(row.usage if row else None), "session_cost": _cost(ledger.total.usage)}
 
     def ask(self, data: dict[str, Any], send: Send, comm_id: str | None = None) -> None:
         renderer = CommRenderer(send, str(data.get("request_id") or ""))
@@ -131,7 +152,8 @@ class SidebarChat:
         options = data.get("options") or {}
         if not isinstance(options, dict):
             options = {}
-        settings = self.session.settings(model=options.get("model") or None, thinking=options.get("thinking"))
+        settings = self.session.settings(model=options.get("model") or None, thinking=options.get("thinking"),
+                                         **_effort_option(options.get("effort")))
         settings.require_key()
         prompt = str(data.get("prompt") or "")
         attachments = data.get("attachments") or []
@@ -154,6 +176,8 @@ class SidebarChat:
                 self, comm_id, shell, auto=bool(settings.auto_approve)))
         from ..partial import prefill_options
 
+        self.gauge_model = settings.model
+        self.gauge_parts = _parts(settings, self.conversation.messages, before, prompt)
         prefill = options.get("prefill") if isinstance(options.get("prefill"), str) else None
         request = TurnRequest(content=content, settings=settings, source=SOURCE, chat=self.memory,
                               mode={"agent": True, "web": False} if strategy else {}, strategy=strategy,
@@ -208,6 +232,8 @@ def handle_message(data: Any, send: Send, sidebar: SidebarChat | None = None, co
               "message": "A chat turn is already running in this kernel: answer it or press Stop first."})
     elif action == "hello":
         send(sidebar.hello())
+    elif action == "gauge":  # asked after each done: the ledger has counted the turn by then
+        send(sidebar.gauge())
     elif action == "models":
         # A network request: off the shell, so a slow or unreachable provider never holds up
         # the user's cells (the reply goes out from that thread; iopub sends are thread-safe).
@@ -246,3 +272,46 @@ def on_open(comm: Any, open_msg: dict[str, Any]) -> None:
     data = open_msg.get("content", {}).get("data")
     if isinstance(data, dict) and data.get("action"):
         handle_message(data, send, comm_id=comm_id)
+
+
+def _efforts(models: list[str]) -> dict[str, list[str]]:
+    """The effort levels of each listed model that has them (the registry's ``efforts``)."""
+    from ..models import registry
+
+    found: dict[str, list[str]] = {}
+    for model in models:
+        levels = getattr(registry().get(model), "efforts", ()) or ()
+        if levels:
+            found[model] = [str(level) for level in levels]
+    return found
+
+
+def _effort_option(value: Any) -> dict[str, Any]:
+    """The toolbar's effort as a setting, once the settings know effort (else nothing)."""
+    import dataclasses
+
+    from ..settings import Settings
+
+    if not isinstance(value, str) or not value or "effort" not in {f.name for f in dataclasses.fields(Settings)}:
+        return {}
+    return {"effort": value[:20]}
+
+
+def _parts(settings: Any, history: list[dict[str, Any]], before: Any, prompt: str) -> dict[str, int]:
+    """An estimate of what one sidebar request carries, in tokens (the same estimate as the
+    budget's pre-flight): the system prompt, the chat so far, the attachments, the message."""
+    from ..conversation import estimate_message_tokens, estimate_tokens
+
+    attached = [p for p in before if isinstance(p, dict)] if isinstance(before, list) else []
+    return {
+        "system": estimate_tokens(settings.system or ""),
+        "history": sum(estimate_message_tokens(m) for m in history),
+        "attachments": estimate_message_tokens({"content": attached}) - 4 if attached else 0,
+        "message": estimate_tokens(prompt),
+    }
+
+
+def _cost(usage: Any) -> dict[str, Any]:
+    if usage is None or usage.cost is None:
+        return {"cost": None, "currency": None}
+    return {"cost": float(usage.cost), "currency": usage.currency}

@@ -7,6 +7,7 @@ kernel. Every message is a JSON object: the frontend's carry ``action``, the ker
     frontend                                   kernel
     {"action": "hello"}                   ->   HelloReply
     {"action": "models"}                  ->   ModelsReply          (fetched off the shell)
+    {"action": "gauge"}                   ->   GaugeMessage         (after each done)
     {"action": "ask", "request_id", ...}  ->   StartMessage
                                           ->   EventMessage ...     (any number)
     {"action": "approve", "id", ...}           (answers an ApprovalRequested event)
@@ -57,7 +58,10 @@ __all__ = [
     "ImageAttachment",
     "KernelMessage",
     "ModelsReply",
+    "GaugeMessage",
+    "GaugeCost",
     "ModelsRequest",
+    "GaugeRequest",
     "ResetReply",
     "ResetRequest",
     "ResponseSummary",
@@ -162,6 +166,12 @@ class ModelsRequest(TypedDict):
     action: Literal["models"]
 
 
+class GaugeRequest(TypedDict):
+    """The context gauge, asked after each ``done`` (the usage ledger has the turn by then)."""
+
+    action: Literal["gauge"]
+
+
 class ResetRequest(TypedDict):
     action: Literal["reset"]
 
@@ -204,6 +214,7 @@ class FileAttachment(_FileAttachment, total=False):
 
 class AskOptions(TypedDict, total=False):
     model: str
+    effort: str  # thinking effort (low / high / max) for a model that has effort levels
     thinking: bool
     agent: bool
     prefill: str  # partial mode: the answer starts with this text
@@ -238,7 +249,8 @@ class ExportRequest(TypedDict):
     format: str  # "md" or "ipynb"
 
 
-FrontendMessage = Union[HelloRequest, ModelsRequest, ResetRequest, AskRequest, ApproveRequest, ExportRequest]
+FrontendMessage = Union[HelloRequest, ModelsRequest, GaugeRequest, ResetRequest, AskRequest, ApproveRequest,
+                        ExportRequest]
 
 
 # -- kernel -> frontend -------------------------------------------------------------------
@@ -302,13 +314,37 @@ class DoneMessage(_DoneMessage, total=False):
     rate_limits: RateLimits | None
 
 
-class ModelsReply(TypedDict):
-    """The provider's models, the current one first; on failure only the current one."""
+class GaugeCost(TypedDict):
+    cost: float | None
+    currency: str | None
 
+
+class GaugeMessage(TypedDict):
+    """After each turn: the context window, the tokens the last request used (reported) with
+    an estimated breakdown (system, history, attachments, message), and the chat's and the
+    session's costs as ``%kimi usage`` counts them."""
+
+    type: Literal["gauge"]
+    model: str
+    window: int | None
+    used: int | None
+    parts: dict[str, int]
+    chat_cost: GaugeCost
+    session_cost: GaugeCost
+
+
+class _ModelsReply(TypedDict):
     type: Literal["models"]
     models: list[str]
     current: str | None
     error: str | None
+
+
+class ModelsReply(_ModelsReply, total=False):
+    """The provider's models, the current one first; on failure only the current one.
+    ``efforts``: the effort levels of the models that have them (the model registry)."""
+
+    efforts: dict[str, list[str]]
 
 
 class ResetReply(TypedDict):
@@ -337,5 +373,5 @@ class ExportReply(TypedDict):
     error: str | None
 
 
-KernelMessage = Union[HelloReply, StartMessage, EventMessage, DoneMessage, ModelsReply, ResetReply, ExportReply,
-                      ErrorMessage]
+KernelMessage = Union[HelloReply, StartMessage, EventMessage, DoneMessage, GaugeMessage, ModelsReply, ResetReply,
+                      ExportReply, ErrorMessage]

@@ -15,6 +15,7 @@ import { codeActions } from './codeactions';
 import { exportBar } from './export';
 import { registerChatComm } from './proposals';
 import { Composer, ISendOptions } from './composer';
+import { Gauge } from './gauge';
 import { Attachment, IRateLimits, KernelMessage, KimiEvent } from './protocol';
 import { TurnState } from './turn';
 import { button, MarkdownRenderer, TurnView } from './view';
@@ -61,14 +62,29 @@ export class ChatView extends Widget {
         );
       },
       onAttachFile: pickFiles ? () => fileAttachments(this.panel, pickFiles) : null,
-      onReset: () => void this.reset()
+      onReset: () => void this.reset(),
+      storageKey: () => this.panel.context.path
     });
     this.banner.className = 'jp-kimi-banner';
     this.messages.className = 'jp-kimi-messages';
     this.showEmpty();
     registerChatComm(panel, () => this.bridge.commId);
-    this.node.append(this.banner, this.messages, exportBar(this.bridge), this.composer.node);
+    this.node.append(this.banner, this.messages, exportBar(this.bridge), this.gauge.node, this.composer.node);
     this.refreshBanner();
+  }
+
+  /** "Ask Kimi about this output": the cell's image (a plot) or its text outputs, attached. */
+  askAboutOutput(cellId: string): void {
+    const cell = this.panel.content.widgets.find(widget => widget.model.id === cellId);
+    if (!cell) {
+      this.composer.say('That cell is not in the notebook any more.');
+      return;
+    }
+    const image = imageAttachment(cell);
+    this.composer.attachWith(
+      image ?? cellAttachment(cell),
+      image ? 'What does this plot show?' : 'What does this output show?'
+    );
   }
 
   focusInput(): void {
@@ -105,6 +121,7 @@ export class ChatView extends Widget {
         ...(options.agent ? { agent: true } : {}),
         ...(options.thinking !== undefined ? { thinking: options.thinking } : {}),
         ...(options.model !== undefined ? { model: options.model } : {}),
+        ...(options.effort !== undefined ? { effort: options.effort } : {}),
         ...(options.prefill !== undefined ? { prefill: options.prefill } : {})
       }
     });
@@ -148,6 +165,7 @@ export class ChatView extends Widget {
 
   private onMessage(_: KernelBridge, message: KernelMessage): void {
     if (message.type === 'reset') {
+      this.gauge.clear();
       this.turns.clear();
       this.messages.replaceChildren();
       this.showEmpty();
@@ -156,8 +174,12 @@ export class ChatView extends Widget {
     if (message.type === 'hello') {
       return; // the banner follows the bridge's status
     }
+    if (message.type === 'gauge') {
+      this.gauge.update(message);
+      return;
+    }
     if (message.type === 'models') {
-      this.composer.setModels(message.current, message.models, message.error);
+      this.composer.setModels(message.current, message.models, message.error, message.efforts ?? null);
       return;
     }
     const turn = message.request_id ? this.turns.get(message.request_id) : undefined;
@@ -188,6 +210,8 @@ export class ChatView extends Widget {
         if (this.running === message.request_id) {
           this.running = null;
         }
+        // The gauge: handled once this turn's handler returns, so the ledger counts it.
+        void this.bridge.send({ action: 'gauge' }).catch(() => undefined);
         break;
       case 'error':
         turn.state.feed({ type: 'Failed', error: message.message });
@@ -356,4 +380,5 @@ export class ChatView extends Widget {
   private turns = new Map<string, ITurn>();
   private running: string | null = null;
   private modelsAsked = false;
+  private gauge = new Gauge();
 }

@@ -1,15 +1,61 @@
 /**
- * The input area: attachment chips, context buttons, the prompt box (Enter
- * sends, Shift+Enter is a newline), the Think and agent switches, the start
- * of the answer (partial mode), the model picker, Send and Stop.
+ * The input area: a toolbar (icons to attach the active cell, its output or a
+ * file; the model, effort and thinking pickers; the permission switch; New
+ * chat), attachment chips, the prompt box (Enter sends, Shift+Enter is a
+ * newline), the start of the answer (partial mode), Send and Stop.
+ *
+ * The toolbar's values are remembered per notebook (the browser's
+ * localStorage, keyed by the notebook's path) and each reaches the request:
+ * `model`, `effort` (only for a model the registry gives effort levels),
+ * `thinking` and `agent` in the ask options.
  */
+import { LabIcon, addIcon, codeIcon, fileIcon, imageIcon } from '@jupyterlab/ui-components';
+
 import { Attachment } from './protocol';
 import { button } from './view';
+
+const STORE = 'kimi-jupyter:chat-options:';
+
+/** What the toolbar remembers for one notebook. */
+export interface IRemembered {
+  model?: string;
+  effort?: string;
+  thinking?: boolean;
+  agent?: boolean;
+}
+
+function recall(key: string): IRemembered {
+  try {
+    const value = JSON.parse(window.localStorage.getItem(STORE + key) ?? '{}');
+    return value && typeof value === 'object' ? (value as IRemembered) : {};
+  } catch {
+    return {};
+  }
+}
+
+function remember(key: string, value: IRemembered): void {
+  try {
+    window.localStorage.setItem(STORE + key, JSON.stringify(value));
+  } catch {
+    // storage full or disabled: the values last for this page only
+  }
+}
+
+/** A toolbar button that shows an icon; its name (for screen readers and tests) is ``label``. */
+function iconButton(icon: LabIcon, label: string, title: string, onClick: () => void): HTMLButtonElement {
+  const node = button('', title, onClick);
+  node.classList.add('jp-kimi-icon-button');
+  node.setAttribute('aria-label', label);
+  node.append(icon.element({ tag: 'span', className: 'jp-kimi-icon', elementPosition: 'center' }));
+  return node;
+}
 
 export interface ISendOptions {
   agent?: boolean;
   /** Only set once the user has picked a model: the kernel's Kimi.model rules until then. */
   model?: string;
+  /** Thinking effort, for a model that has effort levels (unset: the server's default). */
+  effort?: string;
   /** Only set once the user has changed the Think box: the kernel's setting rules until then. */
   thinking?: boolean;
   /** Partial mode: the answer starts with this text (one message; the field empties on Send). */
@@ -24,6 +70,8 @@ export interface IComposerOptions {
   /** Pick files in a file-browser dialog (null: no file manager in this JupyterLab). */
   onAttachFile: (() => Promise<Attachment[] | string>) | null;
   onReset: () => void;
+  /** The notebook the toolbar's values are remembered for (its path). */
+  storageKey?: () => string;
 }
 
 /** ``input`` as a checkbox inside a label that reads ``text``. */
@@ -42,26 +90,26 @@ export class Composer {
   constructor(private options: IComposerOptions) {
     this.node.className = 'jp-kimi-composer';
     const tools = document.createElement('div');
-    tools.className = 'jp-kimi-tools';
+    tools.className = 'jp-kimi-tools jp-kimi-toolbar';
+    tools.setAttribute('role', 'toolbar');
+    tools.setAttribute('aria-label', 'Chat tools');
     tools.append(
-      button('Attach active cell', 'Send the active cell (source and text outputs) with your message', () =>
+      iconButton(codeIcon, 'Attach active cell', 'Attach the active cell (source and text outputs)', () =>
         this.attach(options.onAttachCell())
       ),
-      button('Attach output / plot', 'Send the image or plot the active cell displayed', () =>
+      iconButton(imageIcon, 'Attach output / plot', 'Attach the image or plot the active cell displayed', () =>
         this.attach(options.onAttachImage())
       ),
       ...(options.onAttachFile
         ? [
-            button(
+            iconButton(
+              fileIcon,
               'Attach file',
-              'Pick a document (pdf, docx, xlsx, pptx, txt, md), image or video in the file browser',
+              'Attach a document (pdf, docx, xlsx, pptx, txt, md), image or video from the file browser',
               () => void this.attachFiles(options.onAttachFile)
             )
           ]
-        : []),
-      button('New chat', 'Forget this chat (the notebook and %%kimi are untouched)', () =>
-        options.onReset()
-      )
+        : [])
     );
     this.chips.className = 'jp-kimi-chips';
     this.hint.className = 'jp-kimi-hint';
@@ -85,7 +133,7 @@ export class Composer {
       'jp-kimi-agent',
       'Let Kimi run code (asks first)',
       'Agent mode: Kimi may call run_python, get_variable and list_variables in this kernel. ' +
-        'Code runs only after you click Approve.'
+        'Code runs only after you click Run it.'
     );
     this.sendButton = button('Send', 'Send (Enter)', () => this.send());
     this.sendButton.classList.add('jp-mod-accept');
@@ -102,7 +150,11 @@ export class Composer {
         "cheaper answers without reasoning. Starts as the kernel's Kimi.thinking setting."
     );
     this.thinking.checked = true;
-    this.thinking.addEventListener('change', () => (this.thinkingTouched = true));
+    this.thinking.addEventListener('change', () => {
+      this.thinkingTouched = true;
+      this.save();
+    });
+    this.agent.addEventListener('change', () => this.save());
     const switches = document.createElement('div');
     switches.className = 'jp-kimi-switches';
     switches.append(think, agent);
@@ -123,13 +175,98 @@ export class Composer {
     this.model.className = 'jp-kimi-model';
     this.model.setAttribute('aria-label', 'Model');
     this.model.hidden = true;
-    this.model.addEventListener('change', () => (this.modelTouched = true));
-    row.append(this.model, this.sendButton, this.stopButton);
-    this.node.append(tools, this.chips, this.hint, this.input, switches, this.prefill, row);
+    this.model.addEventListener('change', () => {
+      this.modelTouched = true;
+      this.showEfforts();
+      this.save();
+    });
+    this.effort.className = 'jp-kimi-effort';
+    this.effort.setAttribute('aria-label', 'Effort');
+    this.effort.title = 'Thinking effort for this model (low is quicker and cheaper; max thinks longest)';
+    this.effort.hidden = true;
+    this.effort.addEventListener('change', () => {
+      this.effortTouched = true;
+      this.wantedEffort = this.effort.value;
+      this.save();
+    });
+    const newChat = iconButton(addIcon, 'New chat', 'New chat: forget this chat (the notebook and %%kimi are untouched)', () =>
+      options.onReset()
+    );
+    newChat.classList.add('jp-kimi-new-chat');
+    switches.append(newChat); // on the switches' row, at its end
+    tools.append(this.model, this.effort, switches);
+    row.append(this.sendButton, this.stopButton);
+    this.node.append(tools, this.chips, this.hint, this.input, this.prefill, row);
+    this.restore();
+  }
+
+  /** The values remembered for this notebook (picked models stay picked). */
+  private restore(): void {
+    const key = this.options.storageKey?.();
+    if (!key) {
+      return;
+    }
+    const saved = recall(key);
+    if (typeof saved.model === 'string' && saved.model) {
+      this.modelTouched = true;
+      this.setModels(saved.model, [], null);
+    }
+    if (typeof saved.effort === 'string' && saved.effort) {
+      this.effortTouched = true;
+      this.wantedEffort = saved.effort;
+    }
+    if (typeof saved.thinking === 'boolean') {
+      this.thinkingTouched = true;
+      this.thinking.checked = saved.thinking;
+    }
+    if (typeof saved.agent === 'boolean') {
+      this.agent.checked = saved.agent;
+    }
+  }
+
+  private save(): void {
+    const key = this.options.storageKey?.();
+    if (!key) {
+      return;
+    }
+    remember(key, {
+      ...(this.modelTouched && this.model.value ? { model: this.model.value } : {}),
+      ...(this.effortTouched && this.effort.value ? { effort: this.effort.value } : {}),
+      ...(this.thinkingTouched ? { thinking: this.thinking.checked } : {}),
+      agent: this.agent.checked
+    });
+  }
+
+  /** The effort picker: shown for a model with effort levels, with that model's levels. */
+  private showEfforts(): void {
+    const levels = this.efforts[this.model.value] ?? [];
+    const keep = this.effortTouched ? this.effort.value || this.wantedEffort : '';
+    this.effort.replaceChildren(
+      ...['', ...levels].map(level => {
+        const option = document.createElement('option');
+        option.value = level;
+        option.textContent = level ? `effort: ${level}` : 'effort: default';
+        return option;
+      })
+    );
+    if (keep && levels.includes(keep)) {
+      this.effort.value = keep;
+    }
+    this.effort.hidden = levels.length === 0;
   }
 
   focus(): void {
     this.input.focus();
+  }
+
+  /** Attach something picked outside the composer (an output action), with a starting question. */
+  attachWith(result: Attachment | string, question: string): void {
+    this.attach(result);
+    if (typeof result !== 'string' && !this.input.value.trim()) {
+      this.input.value = question;
+    }
+    this.input.focus();
+    this.input.select();
   }
 
   setRunning(running: boolean): void {
@@ -141,7 +278,15 @@ export class Composer {
    * user picked stays picked; ``error`` (the list could not be had) goes in the
    * tooltip, and the picker then holds just the current model.
    */
-  setModels(current: string | null, models: string[], error: string | null): void {
+  setModels(
+    current: string | null,
+    models: string[],
+    error: string | null,
+    efforts: { [model: string]: string[] } | null = null
+  ): void {
+    if (efforts) {
+      this.efforts = efforts;
+    }
     const keep = this.modelTouched ? this.model.value : current;
     const ids = models.length ? [...models] : current ? [current] : [];
     if (keep && !ids.includes(keep)) {
@@ -160,6 +305,7 @@ export class Composer {
     }
     this.model.title = error ?? 'Model for your next messages (starts as the kernel\'s Kimi.model)';
     this.model.hidden = ids.length === 0;
+    this.showEfforts();
   }
 
   /** The kernel's thinking setting; shown until the user picks otherwise. */
@@ -241,6 +387,7 @@ export class Composer {
       agent: this.agent.checked,
       thinking: this.thinkingTouched ? this.thinking.checked : undefined,
       model: this.modelTouched && this.model.value ? this.model.value : undefined,
+      effort: !this.effort.hidden && this.effort.value ? this.effort.value : undefined,
       prefill: prefill.trim() ? prefill : undefined
     });
   }
@@ -252,6 +399,10 @@ export class Composer {
   private thinking = document.createElement('input');
   private prefill = document.createElement('input');
   private model = document.createElement('select');
+  private effort = document.createElement('select');
+  private efforts: { [model: string]: string[] } = {};
+  private effortTouched = false;
+  private wantedEffort = '';
   private modelTouched = false;
   private thinkingTouched = false;
   private sendButton: HTMLButtonElement;

@@ -1,4 +1,8 @@
 /**
+ * Output actions: under every code cell with an output, "Ask Kimi about this
+ * output" (the sidebar opens with the cell's plot, or its text outputs,
+ * attached), and "Fix with Kimi" beside it when the output is an error.
+ *
  * "Fix with Kimi": a button under every code cell that shows an error.
  *
  * A click runs `kimi_jupyter.fix.fix_from_frontend(<cell id>)` in the kernel
@@ -11,6 +15,23 @@
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 
 const BAR = 'jp-kimi-fix-bar';
+const KIMI_MIME = 'application/vnd.kimi.response+json';
+
+/** Ask about an output: open the chat of ``panel`` with cell ``cellId``'s output attached. */
+export type AskAboutOutput = (panel: NotebookPanel, cellId: string) => void;
+
+/** True when the cell shows something besides Kimi's own answers. */
+function hasOutput(model: any): boolean {
+  const outputs = model?.outputs;
+  for (let i = 0; outputs && i < outputs.length; i++) {
+    const output = outputs.get(i);
+    const data = output.data ?? {};
+    if (output.type !== 'display_data' || !(KIMI_MIME in data)) {
+      return true;
+    }
+  }
+  return false;
+}
 
 function hasError(model: any): boolean {
   const outputs = model?.outputs;
@@ -62,7 +83,7 @@ async function fix(panel: NotebookPanel, cellId: string, button: HTMLButtonEleme
   }
 }
 
-function scan(panel: NotebookPanel): void {
+function scan(panel: NotebookPanel, ask: AskAboutOutput | null): void {
   for (const cell of panel.content.widgets) {
     if (cell.model.type !== 'code') {
       continue;
@@ -70,6 +91,25 @@ function scan(panel: NotebookPanel): void {
     const wrapper = cell.node.querySelector('.jp-Cell-outputWrapper');
     const bar = cell.node.querySelector(`.${BAR}`);
     const error = hasError(cell.model);
+    const shown = ask !== null && hasOutput(cell.model);
+    const askBar = cell.node.querySelector('.jp-kimi-output-actions');
+    if (!shown && askBar) {
+      askBar.remove();
+    } else if (shown && !askBar && wrapper && ask) {
+      const node = document.createElement('div');
+      node.className = 'jp-kimi-output-actions';
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'jp-kimi-button jp-kimi-ask-output';
+      button.textContent = 'Ask Kimi about this output';
+      button.title = 'Open the Kimi chat with this output attached (a plot as an image, text and tables as text)';
+      button.addEventListener('click', event => {
+        event.preventDefault();
+        ask(panel, cell.model.id);
+      });
+      node.append(button);
+      wrapper.appendChild(node);
+    }
     if (!error && bar) {
       bar.remove();
     } else if (error && !bar && wrapper) {
@@ -93,7 +133,7 @@ function scan(panel: NotebookPanel): void {
 }
 
 /** Watch every notebook and keep a Fix with Kimi button under each error output. */
-export function activateFixButtons(tracker: INotebookTracker): void {
+export function activateFixButtons(tracker: INotebookTracker, ask: AskAboutOutput | null = null): void {
   const watch = (panel: NotebookPanel) => {
     let queued = false;
     const schedule = () => {
@@ -102,7 +142,7 @@ export function activateFixButtons(tracker: INotebookTracker): void {
         requestAnimationFrame(() => {
           queued = false;
           if (!panel.isDisposed) {
-            scan(panel);
+            scan(panel, ask);
           }
         });
       }

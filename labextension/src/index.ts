@@ -42,8 +42,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     documents: IDocumentManager | null
   ) => {
     setNotebookTracker(tracker);
-    activateNotebookLink(tracker); // the kernel's notebook tools and proposals
-    activateFixButtons(tracker); // Fix with Kimi under error outputs
+    const markdown = registryMarkdown(rendermime);
+    activateNotebookLink(tracker, markdown); // the kernel's notebook tools and proposals
     activateProvenance(tracker); // AI outputs' provenance copied into their cells' metadata
     const pickFiles = documents
       ? async (): Promise<string[]> => {
@@ -54,11 +54,16 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
           return (result.value ?? []).filter(model => model.type !== 'directory').map(model => model.path);
         }
       : null;
-    const sidebar = new KimiSidebar(tracker, registryMarkdown(rendermime), pickFiles);
+    const sidebar = new KimiSidebar(tracker, markdown, pickFiles);
     sidebar.id = 'kimi-jupyter-sidebar';
     sidebar.title.icon = kimiIcon;
     sidebar.title.caption = 'Kimi chat (Ctrl/Cmd Alt K)';
     app.shell.add(sidebar, 'right', { rank: 650 });
+    // Output actions: Ask Kimi about this output (every output), Fix with Kimi (errors).
+    activateFixButtons(tracker, (panel, cellId) => {
+      app.shell.activateById(sidebar.id);
+      sidebar.askAboutOutput(panel, cellId);
+    });
     restorer?.add(sidebar, 'kimi-jupyter-sidebar');
 
     app.commands.addCommand(OPEN_CHAT, {

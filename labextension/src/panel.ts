@@ -36,6 +36,12 @@ export class KimiSidebar extends Panel {
     this.bind(tracker.currentWidget);
   }
 
+  /** Show the chat of ``panel`` with the output of cell ``cellId`` attached. */
+  askAboutOutput(panel: NotebookPanel, cellId: string): void {
+    this.bind(panel);
+    this.current?.askAboutOutput(cellId);
+  }
+
   focusInput(): void {
     this.current?.focusInput();
   }

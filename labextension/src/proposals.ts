@@ -8,10 +8,18 @@
  * or `%kimi fix` starts; only the notebook that holds the running cell, or
  * whose sidebar chat runs the turn, answers.
  *
- * A proposal card floats over the notebook: the target cell named, the diff
- * (added and removed lines highlighted, drawn as text: model text never
- * becomes HTML), Accept / Reject with an optional note for Kimi, and Accept
- * all / Reject all for several. Accepting re-reads the cell: if its source
+ * A proposal card sits at its cell: attached under the target cell (the cell
+ * it edits, or the one a new cell goes after), scrolled into view, in the
+ * notebook's flow so it never covers a cell. It names the target, shows the
+ * explanation as Markdown through the same untrusted renderer as the chat
+ * (never live model HTML), the diff (added and removed lines highlighted,
+ * drawn as text), Accept / Reject with an optional note for Kimi (keys: A
+ * accepts, R rejects while the card has the focus), and Accept all / Reject
+ * all for several.
+ *
+ * A single-step proposal (`%kimi fix`, Fix with Kimi) arrives with
+ * `wait: false`: the kernel is not waiting, the cell that asked has already
+ * ended; the decision goes back on the same comm whenever the user makes it. Accepting re-reads the cell: if its source
  * changed since the proposal, the kernel sends a fresh diff instead of the
  * edit overwriting the change. Everything accepted by one click is applied in
  * one notebook transaction, so one Undo Cell Operation (Z in command mode)
@@ -22,6 +30,7 @@ import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { JSONObject } from '@lumino/coreutils';
 
 import { keepOnMainShell } from './bridge';
+import { MarkdownRenderer } from './view';
 
 export const NOTEBOOK_TARGET = 'kimi_jupyter.notebook';
 const OUTPUT_CHARS = 20000;
@@ -55,9 +64,11 @@ export function registerChatComm(panel: NotebookPanel, commId: () => string | nu
 }
 
 const registered = new WeakSet<Kernel.IKernelConnection>();
+let renderMarkdown: MarkdownRenderer | null = null;
 
 /** Register the comm target on every notebook's kernel, now and after kernel changes. */
-export function activateNotebookLink(tracker: INotebookTracker): void {
+export function activateNotebookLink(tracker: INotebookTracker, markdown: MarkdownRenderer | null = null): void {
+  renderMarkdown = markdown;
   const watch = (panel: NotebookPanel) => {
     const register = () => {
       const kernel = panel.sessionContext.session?.kernel;
@@ -154,6 +165,8 @@ class NotebookLink {
         this.cards.set(id, card);
         if (data.auto === true) {
           card.applyWithoutAsking(); // the user's Kimi.auto_apply_edits
+        } else {
+          card.focus();
         }
         break;
       }
@@ -270,7 +283,14 @@ export class ProposalCard {
     }
     const explanation = proposals.find(p => p.explanation)?.explanation;
     if (explanation) {
-      this.node.append(el('div', 'jp-kimi-proposal-explanation', explanation));
+      const host = el('div', 'jp-kimi-proposal-explanation', explanation);
+      if (renderMarkdown) {
+        host.classList.add('jp-kimi-markdown');
+        void renderMarkdown(host, explanation).catch(() => {
+          host.textContent = explanation; // the plain text is shown when rendering fails
+        });
+      }
+      this.node.append(host);
     }
     for (const proposal of proposals) {
       const item: IItem = { proposal, node: el('div', 'jp-kimi-proposal'), note: el('textarea', 'jp-kimi-proposal-note'), state: 'pending' };
@@ -287,14 +307,66 @@ export class ProposalCard {
       );
       this.node.append(this.bulk);
     }
-    panel.node.appendChild(this.node);
-    const first = proposals[0];
-    if (first) {
-      const index = cellIndex(panel, first.cell_id);
-      const widget = index >= 0 ? panel.content.widgets[index] : undefined;
-      if (widget) {
-        void panel.content.scrollToCell(widget).catch(() => undefined);
+    // Keys for the card itself, not the notebook's command-mode shortcuts.
+    this.node.tabIndex = 0;
+    this.node.setAttribute('data-lm-suppress-shortcuts', 'true');
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', title || 'Kimi proposes a change');
+    this.node.addEventListener('keydown', event => this.key(event));
+    this.place(proposals[0]);
+  }
+
+  /** Under the target cell (in the notebook's flow), else at the top of the notebook. */
+  private place(first: IProposal | undefined): void {
+    const notebook = this.panel.content;
+    if (!first) {
+      this.panel.node.appendChild(this.node); // a one-line outcome: over the notebook, closable
+      return;
+    }
+    const index = cellIndex(this.panel, first.cell_id);
+    const widget = index >= 0 ? notebook.widgets[index] : undefined;
+    if (widget) {
+      this.node.classList.add('jp-kimi-proposals-at-cell');
+      widget.node.appendChild(this.node);
+      void notebook
+        .scrollToCell(widget)
+        .then(() => this.node.scrollIntoView({ block: 'nearest' }))
+        .catch(() => undefined);
+    } else {
+      const top = notebook.widgets[0];
+      if (top) {
+        this.node.classList.add('jp-kimi-proposals-at-cell');
+        top.node.parentElement?.insertBefore(this.node, top.node);
+      } else {
+        this.panel.node.appendChild(this.node);
       }
+    }
+  }
+
+  /** A accepts, R rejects the first pending change (not while typing a note). */
+  private key(event: KeyboardEvent): void {
+    if (event.target instanceof HTMLTextAreaElement || event.ctrlKey || event.metaKey || event.altKey) {
+      return;
+    }
+    const first = this.pending()[0];
+    const key = event.key.toLowerCase();
+    if (first && (key === 'a' || key === 'r')) {
+      event.preventDefault();
+      event.stopPropagation();
+      if (key === 'a') {
+        this.accept([first]);
+      } else {
+        this.reject([first]);
+      }
+    }
+  }
+
+  /** Give the card the keyboard, unless the user is typing somewhere. */
+  focus(): void {
+    const active = document.activeElement as HTMLElement | null;
+    const typing = !!active && (active.isContentEditable || active instanceof HTMLTextAreaElement || active instanceof HTMLInputElement);
+    if (!typing) {
+      this.node.focus({ preventScroll: true });
     }
   }
 
@@ -347,8 +419,8 @@ export class ProposalCard {
     if (item.state === 'pending') {
       const buttons = el('div', 'jp-kimi-proposal-buttons');
       buttons.append(
-        actionButton('Accept', 'Apply this change to the notebook', () => this.accept([item]), 'jp-mod-accept'),
-        actionButton('Reject', 'Leave the notebook as it is; the note goes to Kimi', () => this.reject([item]), 'jp-mod-reject')
+        actionButton('Accept', 'Apply this change to the notebook (A)', () => this.accept([item]), 'jp-mod-accept'),
+        actionButton('Reject', 'Leave the notebook as it is; the note goes to Kimi (R)', () => this.reject([item]), 'jp-mod-reject')
       );
       parts.push(item.note, buttons);
     } else {

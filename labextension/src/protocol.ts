@@ -208,6 +208,11 @@ export interface IModelsRequest {
   action: 'models';
 }
 
+/** The context gauge, asked after each done (the usage ledger has the turn by then). */
+export interface IGaugeRequest {
+  action: 'gauge';
+}
+
 export interface IResetRequest {
   action: 'reset';
 }
@@ -247,6 +252,8 @@ export type Attachment = ICellAttachment | IImageAttachment | IFileAttachment;
 
 export interface IAskOptions {
   model?: string;
+  /** Thinking effort (low / high / max) for a model that has effort levels. */
+  effort?: string;
   thinking?: boolean;
   agent?: boolean;
   /** Partial mode: the answer starts with this text. */
@@ -270,6 +277,7 @@ export interface IApproveRequest {
 export type FrontendMessage =
   | IHelloRequest
   | IModelsRequest
+  | IGaugeRequest
   | IResetRequest
   | IAskRequest
   | IApproveRequest
@@ -324,6 +332,8 @@ export interface IModelsReply {
   models: string[];
   current: string | null;
   error: string | null;
+  /** The effort levels of the models that have them (the model registry). */
+  efforts?: { [model: string]: string[] };
 }
 
 export interface IResetReply {
@@ -346,11 +356,29 @@ export interface IExportReply {
   error: string | null;
 }
 
+export interface IGaugeCost {
+  cost: number | null;
+  currency: string | null;
+}
+
+/** After each turn: the context window, what the last request used, and the costs. */
+export interface IGaugeMessage {
+  type: 'gauge';
+  model: string;
+  window: number | null;
+  used: number | null;
+  /** Estimated tokens: system, history, attachments, message. */
+  parts: { [part: string]: number };
+  chat_cost: IGaugeCost;
+  session_cost: IGaugeCost;
+}
+
 export type KernelMessage =
   | IHelloReply
   | IStartMessage
   | IEventMessage
   | IDoneMessage
+  | IGaugeMessage
   | IModelsReply
   | IResetReply
   | IExportReply

@@ -1,6 +1,6 @@
 /**
  * The view of one turn: header, note, reasoning (collapsible, streams), tool
- * steps (with Approve/Deny while one waits), the answer as Markdown with
+ * steps (with Run it / Don't run while one waits), the answer as Markdown with
  * buttons on its code blocks, an alert line and the usage line.
  *
  * The chat sidebar and the MIME renderer both use it, so a live answer and a
@@ -26,7 +26,7 @@ export interface ITurnViewOptions {
   renderMarkdown: MarkdownRenderer;
   /** Buttons on each code block besides Copy (Insert below, Run, ...). */
   codeActions?: ICodeAction[];
-  /** Approve/Deny a tool call that waits; without it no buttons are shown. */
+  /** Run it / Don't run for a tool call that waits; without it no buttons are shown. */
   onApprove?: (id: string, approved: boolean) => void;
 }
 
@@ -166,12 +166,13 @@ export class TurnView {
           bar.querySelectorAll('button').forEach(b => (b.disabled = true));
           approve(step.id, approved);
         };
-        const yes = button('Approve', 'Let the model run this code in the kernel', () => decide(true));
+        // The same words as the approval in cells (kimi_jupyter/agent/approval.py).
+        const yes = button("Run it", 'Let the model run this code in the kernel', () => decide(true));
         yes.classList.add('jp-mod-accept');
         bar.append(
           el('span', 'jp-kimi-label', 'Run this in the kernel?'),
           yes,
-          button('Deny', 'Do not run it', () => decide(false))
+          button("Don't run", 'Do not run it; Kimi is told you declined', () => decide(false))
         );
         body.push(bar);
         node.open = true;

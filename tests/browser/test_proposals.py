@@ -207,32 +207,67 @@ def test_run_cell_asks_like_run_python_and_returns_the_output(page, lab, sim, sh
     step = turn.locator(".jp-kimi-step").first
     expect(step).to_have_attribute("data-state", "awaiting approval", timeout=30_000)
     expect(step.locator(".jp-kimi-pre").first).to_contain_text("print(6 * 7)")  # the cell's source is shown
-    step.get_by_role("button", name="Approve").click()
+    step.get_by_role("button", name="Run it").click()
     expect(turn).to_have_attribute("data-phase", "done", timeout=30_000)
     texts = [m["content"] for m in _tool_messages(sim.chat_requests[-1])]
     assert texts == ["stdout:\n42\n"], texts
 
 
 def test_kimi_fix_typed_in_a_cell_proposes_the_fix_of_the_cell_that_failed(page, lab, sim, shot):
+    """The proposal does not hold the kernel: the %kimi fix cell ends once the diff shows at the
+    failing cell, another cell runs, and Accept (from the keyboard) applies the edit later."""
     lab.write_notebook("fix_magic.ipynb", [
         {"cell_type": "code", "source": "%load_ext kimi_jupyter\nwords = ['a', 'b']"},
         {"cell_type": "code", "source": "print(len(word))"},
         {"cell_type": "code", "source": "%kimi fix"},
+        {"cell_type": "code", "source": "print('another cell ran', 6 * 7)"},
+        {"cell_type": "code", "source": (
+            "from kimi_jupyter.session import get_session\nfrom kimi_jupyter.transcript import transcript_for\n"
+            "print('recorded:', transcript_for(get_session().notebook).turns[-1].proposals[-1]['status'])")},
     ])
-    open_notebook(page, lab.notebook_url("fix_magic.ipynb"))
-    run_cell(page, 0)
-    run_cell(page, 1)
-    sim.reset()
-    sim.queue(Reply(text="`word` should be `words`.\n\n```python\nprint(len(words))\n```"))
-    page.evaluate(
-        """() => { const app = window.jupyterapp; const panel = app.shell.currentWidget;
-                   panel.content.activeCellIndex = 2; panel.content.deselectAll();
-                   void app.commands.execute('notebook:run-cell'); }""")
-    card = page.locator(".jp-kimi-proposals")
-    expect(card.locator(".jp-kimi-proposal-target")).to_have_text("Edit cell 2", timeout=30_000)
-    card.get_by_role("button", name="Accept").click()
-    expect(output_area(page, 2)).to_contain_text("Fix for cell 2: accepted", timeout=30_000)
-    assert cell_sources(page)[1] == "print(len(words))"
+    for width, height in ((1400, 900), (1024, 768)):
+        page.set_viewport_size({"width": width, "height": height})
+        open_notebook(page, lab.notebook_url("fix_magic.ipynb"))
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+        run_cell(page, 0)
+        run_cell(page, 1)
+        sim.reset()
+        sim.queue(Reply(text="`word` should be **`words`**: the list is named `words`. "
+                             "<img src=x onerror=\"window.kimiPwned=1\">\n\n"
+                             "```python\nprint(len(words))\n```"))
+        run_cell(page, 2, timeout=60_000)  # returns: the cell ends while the proposal waits
+        expect(output_area(page, 2)).to_contain_text("Fix for cell 2: shown at the cell")
+        failing = page.locator(".jp-NotebookPanel .jp-Cell").nth(1)
+        card = failing.locator(".jp-kimi-proposals")  # attached to the cell it changes
+        expect(card.locator(".jp-kimi-proposal-target")).to_have_text("Edit cell 2")
+        # Markdown rendered by the safe renderer: bold and code, no raw ** or backticks.
+        explanation = card.locator(".jp-kimi-proposal-explanation")
+        expect(explanation.locator("strong code")).to_have_text("words")
+        expect(explanation).not_to_contain_text("**")
+        # Model HTML stays text: no live element, no handler ran.
+        expect(explanation).to_contain_text("<img src=x")
+        expect(explanation.locator("img")).to_have_count(0)
+        assert page.evaluate("() => window.kimiPwned") is None
+        # In the notebook's flow: the card is below the failing cell's input, not over it.
+        source_box = failing.locator(".jp-Cell-inputWrapper").bounding_box()
+        card_box = card.bounding_box()
+        assert card_box["y"] >= source_box["y"] + source_box["height"] - 1, (source_box, card_box)
+        assert card_box["y"] < height, card_box  # scrolled into view
+        shot(page, f"p8-fix-at-its-cell-{width}x{height}")
+        # The kernel is free: another cell runs while the proposal waits.
+        run_cell(page, 3)
+        expect(output_area(page, 3)).to_contain_text("another cell ran 42")
+        expect(card.get_by_role("button", name="Accept")).to_be_visible()
+        card.focus()
+        page.keyboard.press("a")  # keyboard Accept
+        expect(card.locator(".jp-kimi-proposal-outcome")).to_contain_text("Accepted")
+        assert cell_sources(page)[1] == "print(len(words))"
+        # The decision reached the idle kernel through the notebook comm and is recorded.
+        run_cell(page, 4)
+        expect(output_area(page, 4)).to_contain_text("recorded: accepted")
+        shot(page, f"p9-fix-accepted-{width}x{height}")
+        page.evaluate("async () => { const c = window.jupyterapp.shell.currentWidget.context; "
+                      "await c.revert(); }")
 
 
 def test_fix_with_kimi_in_notebook_7(page, lab, sim, shot):

@@ -191,18 +191,27 @@ def test_stop_interrupts_the_kernel_and_keeps_the_partial_answer(page, lab, sim,
 
 def test_agent_tool_step_waits_for_approve_then_runs(page, lab, sim, shot):
     sidebar = ready_sidebar(page, lab, "agent.ipynb", "numbers = [1, 2, 3]", run=True)
+    code = ("total = sum(numbers) * 7  # the numbers the notebook defined, times seven, as asked\n"
+            "print(total)")
     sim.queue(
         Reply(reasoning="I should compute it in the kernel.",
-              tool_calls=[ToolCall("run_python", {"code": "print(sum(numbers) * 7)"})]),
+              tool_calls=[ToolCall("run_python", {"code": code})]),
         Reply(text="The sum times seven is **42**."),
     )
     sidebar.get_by_label("Let Kimi run code (asks first)").check()
     turn = send(sidebar, "What is sum(numbers) * 7? Compute it.")
     step = turn.locator(".jp-kimi-step").first
     expect(step).to_have_attribute("data-state", "awaiting approval", timeout=20_000)
-    expect(step.locator(".jp-kimi-pre").first).to_contain_text("print(sum(numbers) * 7)")
+    pre = step.locator(".jp-kimi-pre").first
+    expect(pre).to_contain_text("print(total)")
+    # The code keeps its two lines: a long line scrolls sideways instead of wrapping.
+    lines = pre.evaluate("p => ({height: p.clientHeight, line: parseFloat(getComputedStyle(p).lineHeight),"
+                         " scroll: p.scrollWidth > p.clientWidth, ws: getComputedStyle(p).whiteSpace})")
+    assert lines["ws"] == "pre" and lines["scroll"], lines
+    assert lines["height"] < 4 * lines["line"], lines
+    expect(step.get_by_role("button", name="Don't run")).to_be_visible()
     shot(page, "s6-agent-awaiting-approval")
-    step.get_by_role("button", name="Approve").click()
+    step.get_by_role("button", name="Run it").click()
     expect(turn).to_have_attribute("data-phase", "done", timeout=20_000)
     expect(step).to_have_attribute("data-state", "done")
     expect(step).to_contain_text("42")
