@@ -97,7 +97,7 @@ def load_ipython_extension(ipython: Any) -> None:
     register(ipython)  # the JupyterLab sidebar's comm target; a no-op outside a kernel
     from .warmup import start as warm_up
 
-    warm_up(ipython)  # the first %%kimi cell finds httpx, ipywidgets and the engine loaded
+    warm_up(ipython)  # the first %%kimi cell finds httpx and the engine loaded
 
 
 def unload_ipython_extension(ipython: Any) -> None:
