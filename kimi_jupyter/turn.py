@@ -313,7 +313,7 @@ class Turn:
         where = key_notice_once(self.settings)  # said once, right before the key first goes there
         if where:
             self._before.insert(0, Notice(where, "warning"))
-        if self.request.strategy is not None:
+        if self.request.strategy is not None and self.total is None:
             self.total = Response(model=self.settings.model)
         if self.settings.tracing:  # OpenTelemetry spans (kimi_jupyter.tracing)
             from .tracing import turn_trace
@@ -332,8 +332,12 @@ class Turn:
         s = self.settings
         run = self.request.run_budget
         new_tokens = estimate_message_tokens(self.user)
-        tokens = self.history_tokens + new_tokens + self._tools_tokens()
+        tokens = self.history_tokens + new_tokens
         guarded = s.budget is not None or s.max_turn_cost is not None or s.budget_tokens is not None or run is not None
+        if guarded:  # the tool schemas go with every request: part of the prompt held
+            if self.request.strategy is not None and self.total is None:
+                self.total = Response(model=s.model)  # gathering the agent's tools may say something
+            tokens += self._tools_tokens()
         if not guarded and tokens < s.preflight_tokens:
             return None  # nothing to guard and nothing to say (the common case, and every unbudgeted row)
         price = s.price()
@@ -691,6 +695,8 @@ class Turn:
         finally:
             self.session.budget.settle(self._ticket)
             self.session.budget.settle(self._carry)
+            if self.request.strategy is not None:  # its tools may be gathered (the budget counts them)
+                self.request.strategy.close()
             if not self.request.silent:
                 self.chat.last = self.total
         return self.total
