@@ -199,7 +199,6 @@ class Turn:
         self._carry: int | None = None  # holds the finished agent steps' spend until the turn commits
         self._held = 0.0  # what the request in flight reserved
         self._charged = 0.0  # what the finished steps charged a run's budget
-        self._settled: Response | None = None  # the last step settled by `reserve_step`
         self.search_tokens = 0  # $web_search result tokens the next request's prompt will carry
         self._max_tokens: int | None = None  # lowered so the budget is not passed (ledger.py)
         self._cache: ResponseCache | None = None
@@ -536,13 +535,10 @@ class Turn:
             self.search_tokens = 0
             return True
         assert self.total is not None
-        step_cost = None
-        if self._settled is not step:  # asked again after WAIT: the step is settled already
-            self._settled = step
-            usage = step.usage if isinstance(step.usage, Usage) else Usage.not_reported()
-            cost = usage.cost if usage.reported and usage.cost is not None else None
-            step_cost = cost if cost is not None else self._held  # unreported: what was held stays spent
-            self._charged += step_cost
+        usage = step.usage if isinstance(step.usage, Usage) else Usage.not_reported()
+        cost = usage.cost if usage.reported and usage.cost is not None else None
+        step_cost = cost if cost is not None else self._held  # unreported: what was held stays spent
+        self._charged += step_cost
         whole = self.total.usage if isinstance(self.total.usage, Usage) else Usage.not_reported()
         done_money = max(whole.cost or 0.0, self._charged)
         done_tokens = (whole.prompt or 0) + (whole.completion or 0) if whole.reported else 0
