@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from lab_ui import cell_sources, open_notebook, output_area, run_cell, wait_kernel_idle
 from playwright.sync_api import expect
 from test_sidebar import open_sidebar, send
