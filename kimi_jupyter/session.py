@@ -129,31 +129,11 @@ class Budget:
         if ticket is None:
             return
         with self._lock:
-            self._release(ticket, cost)
-
-    def _release(self, ticket: int | None, cost: float | None) -> None:
-        held = self._reserved.pop(ticket, None) if ticket is not None else None
-        if held is not None and held[2] is not None:
-            money, _, run = held
-            run.reserved -= money
-            run.spent += money if cost is None else cost
-
-    def next_step(self, ticket: int | None, cost: float | None, carry: int | None, done: tuple[float, int],
-                  decide: Callable[[Budget], Any], run: Any = None) -> tuple[int | None, int, Any]:
-        """The next request of a turn that sends several (agent steps), under one lock: settle
-        the last request's ``ticket`` (a run is charged ``cost``), hold what the turn's finished
-        requests spent (``done``: money, tokens; in the ledger only when the turn ends) in place
-        of ``carry``, then ``decide`` as `reserve_spend`. (step ticket, carry ticket, decision)."""
-        from .ledger import Spend
-
-        with self._lock:
-            self._release(ticket, cost)
-            self._release(carry, None)
-            carried = self._hold(done[0], done[1], None)
-            decision = decide(self)
-            if not isinstance(decision, Spend):
-                return None, carried, decision
-            return self._hold(decision.money, decision.tokens, run), carried, decision
+            held = self._reserved.pop(ticket, None)
+            if held is not None and held[2] is not None:
+                money, _, run = held
+                run.reserved -= money
+                run.spent += money if cost is None else cost
 
 
 class Chat:

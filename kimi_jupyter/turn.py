@@ -196,10 +196,6 @@ class Turn:
         self._recorded: list[Event] | None = None  # events kept for the cache
         self._notices: set[Notice] = set()
         self._ticket: int | None = None
-        self._carry: int | None = None  # holds the finished agent steps' spend until the turn commits
-        self._held = 0.0  # what the request in flight reserved
-        self._charged = 0.0  # what the finished steps charged a run's budget
-        self.search_tokens = 0  # $web_search result tokens the next request's prompt will carry
         self._max_tokens: int | None = None  # lowered so the budget is not passed (ledger.py)
         self._cache: ResponseCache | None = None
         self._key = ""
@@ -313,7 +309,7 @@ class Turn:
         where = key_notice_once(self.settings)  # said once, right before the key first goes there
         if where:
             self._before.insert(0, Notice(where, "warning"))
-        if self.request.strategy is not None and self.total is None:
+        if self.request.strategy is not None:
             self.total = Response(model=self.settings.model)
         if self.settings.tracing:  # OpenTelemetry spans (kimi_jupyter.tracing)
             from .tracing import turn_trace
@@ -334,10 +330,6 @@ class Turn:
         new_tokens = estimate_message_tokens(self.user)
         tokens = self.history_tokens + new_tokens
         guarded = s.budget is not None or s.max_turn_cost is not None or s.budget_tokens is not None or run is not None
-        if guarded:  # the tool schemas go with every request: part of the prompt held
-            if self.request.strategy is not None and self.total is None:
-                self.total = Response(model=s.model)  # gathering the agent's tools may say something
-            tokens += self._tools_tokens()
         if not guarded and tokens < s.preflight_tokens:
             return None  # nothing to guard and nothing to say (the common case, and every unbudgeted row)
         price = s.price()
@@ -366,7 +358,6 @@ class Turn:
             self._ticket, decision = self.session.budget.reserve_spend(decide, run)
             if decision is WAIT or isinstance(decision, str):
                 return decision
-            self._held = decision.money
             if decision.max_tokens is not None:
                 self._max_tokens = decision.max_tokens
                 self._before.append(Notice(decision.notice or "", "warning"))
@@ -513,71 +504,7 @@ class Turn:
         strategy = self.request.strategy
         if strategy is None or step.error is not None or not step.tool_calls:
             return False
-        return strategy.after_step(self, step) and self.reserve_step(step)
-
-    def _tools_tokens(self) -> int:
-        """The tool schemas an agent turn sends with every request (part of each prompt)."""
-        if self.request.strategy is None and not self.request.tools:
-            return 0
-        import json
-
-        return estimate_message_tokens({"role": "system", "content": json.dumps(self.tools() or [])})
-
-    def reserve_step(self, step: Response, give_up: bool = False) -> Any:
-        """Before the next request of the turn (an agent step): settle ``step`` and reserve the
-        next one's worst case (prompt, search results included, plus ``max_tokens``) in the one
-        ledger, ``max_tokens`` clamped as for a turn. True (send), False (it does not fit: the
-        turn ends with the ledger's line, finished steps kept), or `ledger.WAIT` (ask again)."""
-        from .ledger import WAIT, plan_spend, worst_answer
-
-        s, run = self.settings, self.request.run_budget
-        if s.budget is None and s.max_turn_cost is None and s.budget_tokens is None and run is None:
-            self.search_tokens = 0
-            return True
-        assert self.total is not None
-        usage = step.usage if isinstance(step.usage, Usage) else Usage.not_reported()
-        cost = usage.cost if usage.reported and usage.cost is not None else None
-        step_cost = cost if cost is not None else self._held  # unreported: what was held stays spent
-        self._charged += step_cost
-        whole = self.total.usage if isinstance(self.total.usage, Usage) else Usage.not_reported()
-        done_money = max(whole.cost or 0.0, self._charged)
-        done_tokens = (whole.prompt or 0) + (whole.completion or 0) if whole.reported else 0
-        tokens = (self.history_tokens + estimate_message_tokens(self.user) + self._tools_tokens()
-                  + sum(estimate_message_tokens(m) for m in self.added) + self.search_tokens)
-        price = s.price()
-        worst = worst_answer(s.max_tokens, s.context_window, tokens)
-        left_per_turn = None if s.max_turn_cost is None else s.max_turn_cost - done_money
-
-        def decide(ledger: Any) -> Any:  # the turn's finished steps count as spent (held by the carry)
-            return plan_spend(prompt_tokens=int(tokens * 1.1) + 16, worst=worst, price=price,
-                              currency=price.currency if price else None, model=s.model, provider=s.provider,
-                              budget=s.budget, spent=ledger.spent + done_money,
-                              in_flight=ledger.in_flight - done_money, budget_tokens=s.budget_tokens,
-                              spent_tokens=ledger.spent_tokens + done_tokens,
-                              in_flight_tokens=ledger.in_flight_tokens - done_tokens, run=run,
-                              max_turn_cost=left_per_turn)
-
-        self._ticket, self._carry, decision = self.session.budget.next_step(
-            self._ticket, step_cost, self._carry, (done_money, done_tokens), decide, run)
-        if decision is WAIT and give_up:
-            decision = ("Refused: requests still in flight hold the rest of the budget after waiting "
-                        f"{s.timeout_read:g} s for them.")
-        if decision is WAIT:
-            return WAIT
-        if isinstance(decision, str):
-            self._held = 0.0
-            line = decision.replace("Nothing was sent.", "").rstrip()
-            self.emit(Notice(f"{line} The agent stopped before its next step; the finished steps are kept.",
-                             "warning"))
-            self.emit(Done("limit"))
-            self.final = None
-            return False
-        self.search_tokens = 0
-        self._held = decision.money
-        self._max_tokens = decision.max_tokens
-        if decision.notice:
-            self._before.append(Notice(decision.notice, "warning"))
-        return True
+        return strategy.after_step(self, step)
 
     def interrupted(self) -> None:
         """Stopped by the user: end with the partial answer kept."""
@@ -629,10 +556,7 @@ class Turn:
         usage = response.usage if isinstance(response.usage, Usage) else Usage.not_reported()
         self.session.ledger.add(self.request.source, usage, self.requests)
         cost = usage.cost if usage.reported else (None if response.text else 0.0)
-        if cost is not None:  # a run's budget was charged each finished step already
-            cost = max(0.0, cost - self._charged)
         self.session.budget.settle(self._ticket, cost)
-        self.session.budget.settle(self._carry)  # the ledger holds the whole turn now
         if not self.request.silent:
             self.chat.last = response
         conversation = self.chat.conversation
@@ -694,9 +618,6 @@ class Turn:
             self.renderer.finish(self.total)
         finally:
             self.session.budget.settle(self._ticket)
-            self.session.budget.settle(self._carry)
-            if self.request.strategy is not None:  # its tools may be gathered (the budget counts them)
-                self.request.strategy.close()
             if not self.request.silent:
                 self.chat.last = self.total
         return self.total
@@ -770,10 +691,6 @@ def run_turn(session: Session, request: TurnRequest, renderer: Renderer) -> Resp
                 finally:
                     stream.close()  # closes the HTTP response now, not at garbage collection
                 more = turn.step_done(stream.response)
-                waited = time.monotonic() + request.settings.timeout_read
-                while more is WAIT:  # the next step fits once the requests in flight settle
-                    time.sleep(0.02)
-                    more = turn.reserve_step(stream.response, give_up=time.monotonic() > waited)
     except KeyboardInterrupt:
         interrupted = True
         turn.interrupted()
@@ -821,10 +738,6 @@ async def arun_turn(session: Session, request: TurnRequest, renderer: Renderer) 
             finally:
                 await stream.aclose()
             more = turn.step_done(stream.response)
-            waited = time.monotonic() + request.settings.timeout_read
-            while more is WAIT:  # the next step fits once the requests in flight settle
-                await asyncio.sleep(0.02)
-                more = turn.reserve_step(stream.response, give_up=time.monotonic() > waited)
     except (asyncio.CancelledError, KeyboardInterrupt):
         turn.interrupted()
         raise

@@ -13,9 +13,7 @@ a line that says so, before anything is sent.
 
 So: :func:`web_settings` switches thinking off for a turn that offers the search (and the
 notebook says so, and that searches are billed); :func:`search_notice` reads the reported
-cost of each search and keeps a per-session count that ``%kimi usage`` shows;
-:func:`search_fee_tokens` is the fee the Turn reserves (as prompt tokens of the request that
-carries the results) before that request goes, settled on its reported usage.
+cost of each search and keeps a per-session count that ``%kimi usage`` shows.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from typing import Any
 
 from .events import Notice
 
-__all__ = ["WebSearches", "search_fee_tokens", "search_notice", "searches_for", "web_settings"]
+__all__ = ["WebSearches", "search_notice", "searches_for", "web_settings"]
 
 THINKING_OFF = Notice(
     "Web search: thinking is switched off for this turn (Kimi requires it with $web_search); each search "
@@ -88,18 +86,6 @@ def reported_tokens(arguments: str) -> int | None:
     usage = data.get("usage") if isinstance(data, dict) else None
     tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
     return tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None
-
-
-#: The result tokens held for a search whose arguments report no cost (a conservative guess:
-#: Moonshot documents no upper bound; reported searches hold exactly what they report).
-UNREPORTED_SEARCH_TOKENS = 8_000
-
-
-def search_fee_tokens(arguments: str) -> int:
-    """The tokens the search's results add to the next request's prompt (its fee), to reserve
-    in the one ledger before that request: as reported, else `UNREPORTED_SEARCH_TOKENS`."""
-    tokens = reported_tokens(arguments)
-    return UNREPORTED_SEARCH_TOKENS if tokens is None else tokens
 
 
 def search_notice(session: Any, arguments: str) -> Notice:

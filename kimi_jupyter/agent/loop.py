@@ -119,10 +119,9 @@ class AgentStrategy:
         emit, settings = turn.emit, turn.settings
         if call.name == "$web_search":
             # Moonshot runs the search itself: echo the arguments back unchanged.
-            from ..web import search_fee_tokens, search_notice  # count the search's reported cost
+            from ..web import search_notice  # count the search's reported cost
 
             emit(search_notice(turn.session, call.arguments))
-            turn.search_tokens += search_fee_tokens(call.arguments)  # reserved before the results come
             emit(ToolCallStarted(call.id, call.name, call.arguments))
             emit(ToolCallFinished(call.id, "(search run by the provider)", None, 0.0))
             return ToolResult(call.arguments)

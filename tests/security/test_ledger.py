@@ -14,7 +14,7 @@ import pytest
 import kimi_jupyter
 from kimi_jupyter.rows.data import RowsError
 from kimi_jupyter.session import get_session
-from kimi_jupyter.testing import Reply, ToolCall
+from kimi_jupyter.testing import Reply
 
 from ..kernels import run, running_kernel, text_of
 
@@ -118,77 +118,3 @@ def test_the_cell_says_when_max_tokens_is_lowered(kimi_sim_env, tmp_path):
         assert reply["status"] == "ok" and "max_tokens lowered to" in shown, shown
         sent = kimi_sim_env.chat_requests[-1].json["max_tokens"]
         assert 16 <= sent < 100 and f"{sent:,}" in shown
-
-
-def _agent_turn(sim, prompt: str, *steps: Reply):
-    from IPython.testing.globalipapp import start_ipython
-
-    start_ipython()
-    sim.queue(*steps)
-    return kimi_jupyter.ask(prompt, agent=True, display="none", use_cache=False)
-
-
-def _notices(response) -> list[str]:
-    from kimi_jupyter.events import Notice
-
-    return [e.text for e in response.events if isinstance(e, Notice)]
-
-
-LOOK = Reply(reasoning="Look first.", tool_calls=[ToolCall("list_variables", {})])
-
-
-@pytest.mark.parametrize(("limit", "value"), [("budget_tokens", 3000), ("budget", 0.010)])
-def test_each_agent_step_reserves_and_a_three_step_turn_never_passes_the_budget(kimi_sim_env, limit, value):
-    get_session().config[limit] = value
-    prompt = "Look around, then answer. " + "context " * 400  # each step sends about 1,100 prompt tokens
-    response = _agent_turn(kimi_sim_env, prompt, LOOK, LOOK, Reply(text="the last step's answer"))
-    budget = get_session().budget
-    spent = budget.spent_tokens if limit == "budget_tokens" else budget.spent
-    assert spent <= value and budget.in_flight == 0 and budget.in_flight_tokens == 0
-    assert len(kimi_sim_env.chat_requests) == 2  # the third step did not fit: it was not sent
-    stopped = [n for n in _notices(response) if "finished steps are kept" in n]
-    assert len(stopped) == 1 and stopped[0].startswith("Refused: ") and "\n" not in stopped[0], _notices(response)
-    assert [s.name for s in response.tool_steps] == ["list_variables", "list_variables"]
-    # Every step that went was clamped to what its own reservation afforded, the second below the first.
-    first, second = (request.json["max_tokens"] for request in kimi_sim_env.chat_requests)
-    assert 16 <= second < first
-
-
-def test_a_three_step_agent_turn_under_a_roomy_budget_finishes(kimi_sim_env):
-    get_session().config["budget_tokens"] = 20_000
-    response = _agent_turn(kimi_sim_env, "Look around twice.", LOOK, LOOK, Reply(text="all done"))
-    assert response.error is None and response.text.endswith("all done")
-    assert len(kimi_sim_env.chat_requests) == 3
-    assert get_session().budget.spent_tokens <= 20_000 and get_session().budget.in_flight_tokens == 0
-
-
-def _search(tokens: int) -> Reply:
-    return Reply(tool_calls=[ToolCall("$web_search", {"search_result": {"search_id": "s-1"},
-                                                      "usage": {"total_tokens": tokens}})])
-
-
-def test_a_web_search_fee_is_reserved_before_its_results_are_fetched(kimi_sim_env):
-    get_session().config["budget_tokens"] = 3000
-    from IPython.testing.globalipapp import start_ipython
-
-    start_ipython()
-    kimi_sim_env.queue(_search(1234), Reply(text="It rained in Paris."))
-    response = kimi_jupyter.ask("news from Paris?", agent=True, web=True, display="none", use_cache=False)
-    assert response.error is None and response.text == "It rained in Paris.", _notices(response)
-    second = kimi_sim_env.chat_requests[-1]
-    # The request that brings the results back holds their 1,234 tokens: its answer room and the fee
-    # together stay inside the budget (without the fee held it would be clamped to about 2,300).
-    assert 16 <= second.json["max_tokens"] < 3000 - 1234
-    assert get_session().budget.spent_tokens <= 3000 and get_session().budget.in_flight_tokens == 0
-
-
-def test_a_web_search_whose_fee_does_not_fit_stops_before_the_results_request(kimi_sim_env):
-    get_session().config["budget_tokens"] = 2000
-    from IPython.testing.globalipapp import start_ipython
-
-    start_ipython()
-    kimi_sim_env.queue(_search(5000), Reply(text="never sent"))
-    response = kimi_jupyter.ask("news from Paris?", agent=True, web=True, display="none", use_cache=False)
-    assert len(kimi_sim_env.chat_requests) == 1 and "never sent" not in response.text
-    assert any("Kimi.budget_tokens" in n and "finished steps are kept" in n for n in _notices(response))
-    assert get_session().budget.spent_tokens <= 2000 and get_session().budget.in_flight_tokens == 0
